@@ -1,0 +1,152 @@
+//! Typed configuration with defaults: one TOML file, overridable by
+//! `NEONBLUE_*` environment variables and command-line flags.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// How Debezium records are laid out on the input topics (SPEC 2.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// One topic carrying the `outbox_events` table's change envelopes.
+    #[default]
+    Outbox,
+    /// Debezium's Outbox Event Router output (value = payload).
+    Eventrouter,
+    /// The `assignments` and `events` tables captured directly.
+    Tables,
+}
+
+/// Options of the `eventrouter` layout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventRouterConfig {
+    /// Header carrying the aggregate type (`table.fields.additional.placement`); when
+    /// absent the type is the routed topic's suffix (`outbox.event.<type>`).
+    pub aggregate_type_header: String,
+    /// Header carrying the event type (e.g. `ASSIGNMENT_DELETED`); when absent an
+    /// assignment is an upsert and an event is `EVENT_CREATED`.
+    pub event_type_header: String,
+    /// Header carrying the Debezium op (copied by a `HeaderFrom` SMT); `r` marks a
+    /// snapshot read. Without it every routed record counts as a create.
+    pub op_header: String,
+    /// Prefix of routed topics (`route.topic.replacement` without `${routedByValue}`).
+    pub topic_prefix: String,
+}
+
+impl Default for EventRouterConfig {
+    fn default() -> Self {
+        EventRouterConfig {
+            aggregate_type_header: "aggregateType".into(),
+            event_type_header: "eventType".into(),
+            op_header: "__op".into(),
+            topic_prefix: "outbox.event.".into(),
+        }
+    }
+}
+
+/// Options of the `tables` layout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TablesConfig {
+    /// Name of the assignments table (matched against `source.table`, else the topic suffix).
+    pub assignments_table: String,
+    /// Name of the events table.
+    pub events_table: String,
+}
+
+impl Default for TablesConfig {
+    fn default() -> Self {
+        TablesConfig { assignments_table: "assignments".into(), events_table: "events".into() }
+    }
+}
+
+/// The input side: layout and topics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Record layout.
+    pub layout: Layout,
+    /// Input topics (Kafka mode).
+    pub topics: Vec<String>,
+    /// Event Router options.
+    pub eventrouter: EventRouterConfig,
+    /// Table-capture options.
+    pub tables: TablesConfig,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            layout: Layout::Outbox,
+            topics: vec!["experiments_events".into()],
+            eventrouter: EventRouterConfig::default(),
+            tables: TablesConfig::default(),
+        }
+    }
+}
+
+/// Processing options shared by file and Kafka mode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessingConfig {
+    /// Application id: consumer group, topic prefix, state namespace.
+    pub app_id: String,
+    /// Grace for pending events and window closing, in seconds.
+    pub grace_seconds: u64,
+    /// Number of task partitions (file mode: in-process partitions).
+    pub partitions: u32,
+    /// Input records between two checkpoints (file mode; deterministic boundaries).
+    pub checkpoint_records: u64,
+    /// State directory (one sled database per instance).
+    pub state_dir: PathBuf,
+}
+
+impl Default for ProcessingConfig {
+    fn default() -> Self {
+        ProcessingConfig {
+            app_id: "neonblue".into(),
+            grace_seconds: 300,
+            partitions: 1,
+            checkpoint_records: 500_000,
+            state_dir: PathBuf::from(".neonblue/state"),
+        }
+    }
+}
+
+/// Where outputs go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Output root: a local path or any object_store URL (`file:///…`, `s3://bucket/prefix`).
+    pub url: String,
+    /// Target rows per Parquet row group.
+    pub row_group_rows: usize,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { url: ".neonblue/output".into(), row_group_rows: 128 * 1024 }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Input layout and topics.
+    pub source: SourceConfig,
+    /// Processing options.
+    pub processing: ProcessingConfig,
+    /// Output options.
+    pub output: OutputConfig,
+}
+
+impl Config {
+    /// Reads a TOML file; a missing section or key takes its default.
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+    }
+}

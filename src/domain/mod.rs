@@ -1,0 +1,5 @@
+//! The experiment domain: records, validity join, windows, rollups.
+
+pub mod records;
+
+pub use records::*;

@@ -1,0 +1,19 @@
+//! Binary encoding of keys and values (bincode over serde).
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// A value that could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("state codec: {0}")]
+pub struct CodecError(#[from] bincode::Error);
+
+/// Encodes a value.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    // Serialising plain data into a Vec cannot fail.
+    bincode::serialize(value).expect("bincode serialisation of plain data")
+}
+
+/// Decodes a value.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    Ok(bincode::deserialize(bytes)?)
+}

@@ -1,0 +1,25 @@
+//! A small Kafka-Streams-style topology library.
+//!
+//! - [`partitioner`]: Kafka's murmur2 key partitioner, for re-keying into a
+//!   repartition topic exactly as a Java producer would.
+//! - [`stream_time`]: per-task stream time with snapshot hold-back, and
+//!   punctuation of due deadlines on stream time.
+//! - [`offsets`]: the offsets a task has applied, per origin partition, used to
+//!   drop re-deliveries after a crash or a producer retry.
+//! - [`task`]: the processor trait a per-partition task implements.
+//! - [`commit`]: the commit protocol — sinks first (behind an intent log), then
+//!   state and offsets atomically.
+//! - [`lines`]: a resumable, chunked line source for files.
+
+pub mod commit;
+pub mod lines;
+pub mod offsets;
+pub mod partitioner;
+pub mod stream_time;
+pub mod task;
+
+pub use commit::{CommitProtocol, Intent, SegmentSink};
+pub use offsets::AppliedOffsets;
+pub use partitioner::{murmur2, partition_for_key};
+pub use stream_time::{Deadlines, StreamTime};
+pub use task::{Processor, Task};

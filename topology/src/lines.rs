@@ -1,0 +1,138 @@
+//! A resumable line source: reads a file in chunks of whole lines, tracking
+//! each line's index and the byte position to resume from.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// A chunk of whole lines.
+pub struct LineChunk {
+    /// The bytes of the lines (each ends with `\n`, except possibly the file's last).
+    pub bytes: Vec<u8>,
+    /// Index (0-based) of the chunk's first line in the file.
+    pub first_line: u64,
+    /// Byte position in the file just after the chunk.
+    pub end_pos: u64,
+}
+
+impl LineChunk {
+    /// The lines of the chunk, without their terminators.
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        let body = self.bytes.strip_suffix(b"\n").unwrap_or(&self.bytes);
+        body.split(|b| *b == b'\n')
+    }
+}
+
+/// Reads a file as chunks of lines, starting at a checkpointed position.
+pub struct LineSource {
+    file: File,
+    pos: u64,
+    next_line: u64,
+    carry: Vec<u8>,
+    eof: bool,
+    len: u64,
+}
+
+impl LineSource {
+    /// Opens `path` positioned at byte `pos`, whose line index is `line`.
+    pub fn open(path: &Path, pos: u64, line: u64) -> io::Result<LineSource> {
+        let mut file = File::open(path)?;
+        let len = file.metadata()?.len();
+        file.seek(SeekFrom::Start(pos))?;
+        Ok(LineSource { file, pos, next_line: line, carry: Vec::new(), eof: false, len })
+    }
+
+    /// File length in bytes (for progress reporting).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for an empty file.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads the next chunk of at most `max_lines` lines (about `target_bytes`
+    /// bytes); `None` at end of file.
+    pub fn next_chunk(&mut self, max_lines: usize, target_bytes: usize) -> io::Result<Option<LineChunk>> {
+        let mut buf = std::mem::take(&mut self.carry);
+        let mut lines = buf.iter().filter(|b| **b == b'\n').count();
+        let mut scan_from = buf.len();
+        while lines < max_lines && !self.eof && buf.len() < target_bytes {
+            let old = buf.len();
+            buf.resize(old + (1 << 20), 0);
+            let n = self.file.read(&mut buf[old..])?;
+            buf.truncate(old + n);
+            if n == 0 {
+                self.eof = true;
+            }
+            lines += buf[scan_from..].iter().filter(|b| **b == b'\n').count();
+            scan_from = buf.len();
+        }
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        // Cut after the `max_lines`-th newline, or after the last newline
+        // (keep a partial last line for the next chunk unless at EOF).
+        let mut cut = None;
+        let mut seen = 0;
+        for (i, b) in buf.iter().enumerate() {
+            if *b == b'\n' {
+                seen += 1;
+                cut = Some(i + 1);
+                if seen == max_lines {
+                    break;
+                }
+            }
+        }
+        let cut = match cut {
+            Some(c) if !(self.eof && seen < max_lines) => c,
+            _ if self.eof => buf.len(),
+            Some(c) => c,
+            None => buf.len(),
+        };
+        self.carry = buf.split_off(cut);
+        let count = {
+            let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            body.split(|b| *b == b'\n').count() as u64
+        };
+        let chunk = LineChunk { first_line: self.next_line, end_pos: self.pos + buf.len() as u64, bytes: buf };
+        self.pos = chunk.end_pos;
+        self.next_line += count;
+        Ok(Some(chunk))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn chunks_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.jsonl");
+        let mut f = File::create(&p).unwrap();
+        for i in 0..10 {
+            writeln!(f, "line{i}").unwrap();
+        }
+        write!(f, "last").unwrap();
+        drop(f);
+        let mut src = LineSource::open(&p, 0, 0).unwrap();
+        let mut all = Vec::new();
+        let mut resume = (0, 0);
+        while let Some(c) = src.next_chunk(3, 1 << 20).unwrap() {
+            let lines: Vec<String> = c.lines().map(|l| String::from_utf8(l.to_vec()).unwrap()).collect();
+            if c.first_line == 3 {
+                resume = (c.end_pos, c.first_line + lines.len() as u64);
+            }
+            all.extend(lines);
+        }
+        assert_eq!(all.len(), 11);
+        assert_eq!(all[10], "last");
+        let mut src = LineSource::open(&p, resume.0, resume.1).unwrap();
+        let c = src.next_chunk(100, 1 << 20).unwrap().unwrap();
+        assert_eq!(c.first_line, 6);
+        assert_eq!(c.lines().next().unwrap(), b"line6");
+    }
+}
