@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints-as-errors build, every Rust test.
+# Installs what the tests need on a fresh machine (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== toolchain"
+cargo --version
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo test (workspace)"
+cargo test --workspace --all-targets 2>&1 | tee /tmp/neonblue-test.log
+grep -E "^test result:" /tmp/neonblue-test.log | awk '{p+=$4; f+=$6; s+=$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}'

@@ -1,0 +1,220 @@
+//! Command-line interface (clap): `run`, `generate`, `demo`.
+
+pub mod demo;
+pub mod progress;
+
+use crate::config::{Config, Layout};
+use crate::domain::Micros;
+use crate::parse::timestamp::parse_timestamp_str;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// neonblue: A/B-testing analytics from Debezium outbox envelopes.
+#[derive(Debug, Parser)]
+#[command(name = "neonblue", version, about)]
+pub struct Cli {
+    /// TOML configuration file (every setting has a default).
+    #[arg(long, global = true, env = "NEONBLUE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `neonblue=debug`.
+    #[arg(long, global = true, env = "NEONBLUE_LOG", default_value = "info")]
+    pub log: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true, env = "NEONBLUE_LOG_JSON")]
+    pub log_json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Process envelopes: from a JSONL file (`--input`) to the outputs.
+    Run(RunArgs),
+    /// Write deterministic synthetic outbox envelopes (JSONL).
+    Generate(GenerateArgs),
+    /// Generate a data set, run it embedded, print the variant table.
+    Demo(demo::DemoArgs),
+    /// Benchmark helper: parse every envelope and payload of a file, print the count.
+    #[command(hide = true)]
+    BenchParse {
+        /// JSONL file.
+        file: PathBuf,
+    },
+}
+
+/// Settings shared by `run` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct ProcessingArgs {
+    /// Output root: a directory or an object_store URL (file:///…, s3://bucket/prefix).
+    #[arg(long, env = "NEONBLUE_OUTPUT")]
+    pub output: Option<String>,
+    /// State directory (sled).
+    #[arg(long, env = "NEONBLUE_STATE")]
+    pub state: Option<PathBuf>,
+    /// Task partitions (in file mode: worker threads).
+    #[arg(long, env = "NEONBLUE_PARTITIONS")]
+    pub partitions: Option<u32>,
+    /// Grace for pending events and windows, e.g. `300`, `300s`, `5m`, `1h`.
+    #[arg(long, env = "NEONBLUE_GRACE")]
+    pub grace: Option<String>,
+    /// Input layout.
+    #[arg(long, value_enum, env = "NEONBLUE_LAYOUT")]
+    pub layout: Option<Layout>,
+    /// Input lines between checkpoints.
+    #[arg(long, env = "NEONBLUE_CHECKPOINT_RECORDS")]
+    pub checkpoint_records: Option<u64>,
+}
+
+/// `run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// JSONL input (SPEC 2.4). Without it, Kafka mode (not in this build yet).
+    #[arg(long, env = "NEONBLUE_INPUT")]
+    pub input: Option<PathBuf>,
+    /// Processing settings.
+    #[command(flatten)]
+    pub processing: ProcessingArgs,
+    /// Write the accounting summary as JSON to this file.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Pin the wall clock used by the "more than 24 h ahead" check (ISO-8601).
+    #[arg(long, env = "NEONBLUE_NOW")]
+    pub now: Option<String>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `generate` arguments.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output file (`-` for stdout).
+    #[arg(long, short, default_value = "-")]
+    pub output: String,
+    /// Number of envelopes.
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Random seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Number of users.
+    #[arg(long)]
+    pub users: Option<u32>,
+    /// Start from the `clean` preset (no late, unassigned, malformed, duplicate or reordered records).
+    #[arg(long)]
+    pub clean: bool,
+    /// Any other knob, as `name=value` (value in JSON, e.g. `late_events=0.01`); repeatable.
+    #[arg(long = "set", value_name = "KNOB=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Parses a duration like `300`, `300s`, `5m`, `1h`, `250ms` into seconds.
+pub fn parse_duration_secs(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        let ms: u64 = n.trim().parse().map_err(|_| anyhow!("invalid duration {s:?}"))?;
+        return Ok(ms / 1000);
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600)
+    } else if let Some(n) = s.strip_suffix('d') {
+        (n, 86400)
+    } else {
+        (s, 1)
+    };
+    let v: u64 = num.trim().parse().map_err(|_| anyhow!("invalid duration {s:?} (e.g. 300s, 5m, 1h)"))?;
+    Ok(v * mult)
+}
+
+/// Parses `--now`.
+pub fn parse_now(now: Option<&str>) -> Result<Micros> {
+    match now {
+        Some(s) => parse_timestamp_str(s).ok_or_else(|| anyhow!("invalid --now {s:?}: expected ISO-8601, e.g. 2025-10-01T00:00:00Z")),
+        None => {
+            let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("clock before 1970")?;
+            Ok(d.as_micros() as Micros)
+        }
+    }
+}
+
+/// Loads the config file (if any) and applies flag/env overrides.
+pub fn load_config(path: Option<&PathBuf>, p: &ProcessingArgs) -> Result<Config> {
+    let mut cfg = match path {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(o) = &p.output {
+        cfg.output.url = o.clone();
+    }
+    if let Some(s) = &p.state {
+        cfg.processing.state_dir = s.clone();
+    }
+    if let Some(n) = p.partitions {
+        if n == 0 {
+            bail!("--partitions must be at least 1");
+        }
+        cfg.processing.partitions = n;
+    }
+    if let Some(g) = &p.grace {
+        cfg.processing.grace_seconds = parse_duration_secs(g)?;
+    }
+    if let Some(l) = p.layout {
+        cfg.source.layout = l;
+    }
+    if let Some(c) = p.checkpoint_records {
+        if c == 0 {
+            bail!("--checkpoint-records must be at least 1");
+        }
+        cfg.processing.checkpoint_records = c;
+    }
+    Ok(cfg)
+}
+
+/// Builds generator options from the flags.
+pub fn generate_options(a: &GenerateArgs) -> Result<crate::generate::GenerateOptions> {
+    let mut opts = if a.clean { crate::generate::GenerateOptions::clean() } else { Default::default() };
+    if let Some(r) = a.records {
+        opts.records = r;
+    }
+    if let Some(s) = a.seed {
+        opts.seed = s;
+    }
+    if let Some(u) = a.users {
+        opts.users = u;
+    }
+    if !a.set.is_empty() {
+        let mut v = serde_json::to_value(&opts)?;
+        for kv in &a.set {
+            let (k, val) = kv.split_once('=').ok_or_else(|| anyhow!("--set expects KNOB=VALUE, got {kv:?}"))?;
+            let obj = v.as_object_mut().ok_or_else(|| anyhow!("generator options are not an object"))?;
+            if !obj.contains_key(k) {
+                let known: Vec<&String> = obj.keys().collect();
+                bail!("unknown generator knob {k:?}; known: {known:?}");
+            }
+            let parsed = serde_json::from_str(val).unwrap_or_else(|_| serde_json::Value::String(val.to_string()));
+            obj.insert(k.to_string(), parsed);
+        }
+        opts = serde_json::from_value(v).context("invalid --set value")?;
+    }
+    Ok(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("300").unwrap(), 300);
+        assert_eq!(parse_duration_secs("5m").unwrap(), 300);
+        assert_eq!(parse_duration_secs("1h").unwrap(), 3600);
+        assert_eq!(parse_duration_secs("30s").unwrap(), 30);
+        assert!(parse_duration_secs("abc").is_err());
+    }
+}

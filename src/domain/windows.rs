@@ -1,0 +1,206 @@
+//! Tumbling hourly/daily aggregates and per-user daily rollups (SPEC 5, 6.2, 6.3).
+
+use super::outputs::{AggRow, EventRow, UserDailyRow, WindowKind};
+use super::records::Micros;
+use neonblue_state::{StateDb, StateError, Store, StoreTree, WindowStore};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Grouping key of an aggregate row within a window:
+/// (experiment_id, variant_id, variant_key, event_type).
+pub type GroupKey = (u32, u32, Option<String>, String);
+
+/// Running sums of one aggregate group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AggState {
+    /// Valid non-late events.
+    pub events: u64,
+    /// Distinct users (maintained with the window's user set).
+    pub users: u64,
+    /// Events with a value.
+    pub value_count: u64,
+    /// Σ value.
+    pub value_sum: f64,
+    /// Σ value².
+    pub value_sum_sq: f64,
+}
+
+/// Key of a per-user daily rollup within a day: (experiment_id, variant_id, user_id).
+pub type UserDayKey = (u32, u32, String);
+
+/// Running state of one user's day in one variant.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rollup {
+    /// Events counted.
+    pub events: u64,
+    /// (timestamp, event_id, event_type) of every counted event.
+    pub journey: Vec<(Micros, String, String)>,
+    /// Variant key of the first event in journey order, with its order key.
+    pub first: Option<(Micros, String, Option<String>)>,
+    /// Σ value.
+    pub value_sum: f64,
+    /// Distinct non-null session ids.
+    pub sessions: BTreeSet<String>,
+    /// Any exposure.
+    pub exposed: bool,
+    /// Any conversion.
+    pub converted: bool,
+}
+
+/// The window stores of one task.
+pub struct WindowStores {
+    hourly: WindowStore<GroupKey, AggState>,
+    daily: WindowStore<GroupKey, AggState>,
+    hourly_users: WindowStore<(GroupKey, String), ()>,
+    daily_users: WindowStore<(GroupKey, String), ()>,
+    user_daily: WindowStore<UserDayKey, Rollup>,
+    trees: Vec<StoreTree>,
+}
+
+const STORE_NAMES: [&str; 5] = ["agg-hourly", "agg-daily", "users-hourly", "users-daily", "user-daily"];
+
+impl WindowStores {
+    /// Loads (or creates) the window stores of namespace `ns`.
+    pub fn load(db: &StateDb, ns: &str) -> Result<Self, StateError> {
+        let trees: Vec<StoreTree> =
+            STORE_NAMES.iter().map(|s| db.tree(ns, s)).collect::<Result<_, _>>()?;
+        Ok(WindowStores {
+            hourly: WindowStore::load(STORE_NAMES[0], &trees[0])?,
+            daily: WindowStore::load(STORE_NAMES[1], &trees[1])?,
+            hourly_users: WindowStore::load(STORE_NAMES[2], &trees[2])?,
+            daily_users: WindowStore::load(STORE_NAMES[3], &trees[3])?,
+            user_daily: WindowStore::load(STORE_NAMES[4], &trees[4])?,
+            trees,
+        })
+    }
+
+    /// The stores with their trees, for a commit.
+    pub fn stores_mut(&mut self) -> Vec<(&StoreTree, &mut dyn Store)> {
+        let t = &self.trees;
+        vec![
+            (&t[0], &mut self.hourly as &mut dyn Store),
+            (&t[1], &mut self.daily),
+            (&t[2], &mut self.hourly_users),
+            (&t[3], &mut self.daily_users),
+            (&t[4], &mut self.user_daily),
+        ]
+    }
+
+    /// Counts a valid, non-late event in its hourly and daily windows and its user's day.
+    pub fn add(&mut self, row: &EventRow) {
+        let ev = &row.event;
+        let (Some(variant_id), true) = (row.variant_id, row.is_valid) else {
+            return;
+        };
+        let group: GroupKey =
+            (ev.experiment_id, variant_id, row.variant_key.clone(), ev.event_type.clone());
+        for kind in [WindowKind::Hourly, WindowKind::Daily] {
+            let start = kind.start_of(ev.timestamp);
+            let (aggs, users) = match kind {
+                WindowKind::Hourly => (&mut self.hourly, &mut self.hourly_users),
+                WindowKind::Daily => (&mut self.daily, &mut self.daily_users),
+            };
+            let new_user = users.insert_if_absent(start, (group.clone(), ev.user_id.clone()), ());
+            let agg = aggs.upsert_with(start, &group, AggState::default);
+            agg.events += 1;
+            if new_user {
+                agg.users += 1;
+            }
+            if let Some(v) = ev.value {
+                agg.value_count += 1;
+                agg.value_sum += v;
+                agg.value_sum_sq += v * v;
+            }
+        }
+        let day = WindowKind::Daily.start_of(ev.timestamp);
+        let key: UserDayKey = (ev.experiment_id, variant_id, ev.user_id.clone());
+        let r = self.user_daily.upsert_with(day, &key, Rollup::default);
+        r.events += 1;
+        r.journey.push((ev.timestamp, ev.event_id.clone(), ev.event_type.clone()));
+        let earlier = match &r.first {
+            None => true,
+            Some((ts, id, _)) => (ev.timestamp, ev.event_id.as_str()) < (*ts, id.as_str()),
+        };
+        if earlier {
+            r.first = Some((ev.timestamp, ev.event_id.clone(), row.variant_key.clone()));
+        }
+        if let Some(v) = ev.value {
+            r.value_sum += v;
+        }
+        if let Some(s) = &ev.session_id {
+            r.sessions.insert(s.clone());
+        }
+        r.exposed |= ev.event_type == "exposure";
+        r.converted |= ev.event_type == "conversion";
+    }
+
+    /// Closes every window with `end + grace <= now` (all windows when `now` is
+    /// `None`), appending final rows in (window, key) order.
+    pub fn close(
+        &mut self,
+        now: Option<Micros>,
+        grace: Micros,
+        partition: i32,
+        aggs: &mut Vec<AggRow>,
+        user_daily: &mut Vec<UserDailyRow>,
+    ) {
+        for kind in [WindowKind::Hourly, WindowKind::Daily] {
+            let before = now.map_or(i64::MAX, |t| t.saturating_sub(kind.len_micros() + grace) + 1);
+            let (store, users) = match kind {
+                WindowKind::Hourly => (&mut self.hourly, &mut self.hourly_users),
+                WindowKind::Daily => (&mut self.daily, &mut self.daily_users),
+            };
+            while let Some((start, groups)) = store.pop_before(before) {
+                for ((experiment_id, variant_id, variant_key, event_type), a) in groups {
+                    aggs.push(AggRow {
+                        kind,
+                        window_start: start,
+                        window_end: start + kind.len_micros(),
+                        experiment_id,
+                        variant_id,
+                        variant_key,
+                        event_type,
+                        events: a.events,
+                        users: a.users,
+                        value_count: a.value_count,
+                        value_sum: a.value_sum,
+                        value_sum_sq: a.value_sum_sq,
+                        partition,
+                    });
+                }
+            }
+            while users.pop_before(before).is_some() {}
+        }
+        let before = now.map_or(i64::MAX, |t| {
+            t.saturating_sub(WindowKind::Daily.len_micros() + grace) + 1
+        });
+        while let Some((day, rollups)) = self.user_daily.pop_before(before) {
+            for ((experiment_id, variant_id, user_id), mut r) in rollups {
+                r.journey.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+                let first_ts = r.journey.first().map_or(day, |j| j.0);
+                let last_ts = r.journey.last().map_or(day, |j| j.0);
+                user_daily.push(UserDailyRow {
+                    date: day,
+                    experiment_id,
+                    variant_id,
+                    user_id,
+                    variant_key: r.first.and_then(|f| f.2),
+                    events: r.events,
+                    journey: r.journey.into_iter().map(|j| j.2).collect(),
+                    value_sum: r.value_sum,
+                    sessions: r.sessions.len() as u64,
+                    exposed: r.exposed,
+                    converted: r.converted,
+                    first_ts,
+                    last_ts,
+                    partition,
+                });
+            }
+        }
+    }
+
+    /// Open windows (hourly + daily).
+    pub fn open_windows(&self) -> usize {
+        self.hourly.window_count() + self.daily.window_count()
+    }
+}

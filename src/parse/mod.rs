@@ -1,0 +1,26 @@
+//! Debezium envelope parsing (SPEC 2): every JsonConverter form and layout.
+
+pub mod raw;
+
+pub mod bench;
+pub mod build;
+pub mod envelope;
+pub mod eventrouter;
+pub mod fields;
+pub mod file_line;
+pub mod headers;
+pub mod json;
+pub mod line_parse;
+pub mod outbox;
+pub mod tables;
+pub mod timestamp;
+
+#[cfg(test)]
+mod envelope_tests;
+#[cfg(test)]
+mod layout_tests;
+
+pub use envelope::{parse_record, ParseContext};
+pub use file_line::{decode_line, dlq_line, invalid_line_dead_letter, LineDecode};
+pub use line_parse::{parse_line, ParsedLine};
+pub use raw::{Headers, RawRecord};

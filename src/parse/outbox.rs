@@ -1,0 +1,155 @@
+//! `outbox` layout (SPEC 2.2): change envelopes of the `outbox_events` table.
+//!
+//! Only `c`/`r` rows are domain messages (`r` = snapshot); `u`, `d`, `t`, `m`
+//! are skipped as `outbox_update`, `outbox_delete`, `truncate`, `message`.
+//! `after.aggregate_type` selects assignment/event, `after.event_type` the
+//! action, `after.payload` (JSON text or an object) carries the fields. The
+//! event id falls back to `after.aggregate_id`.
+
+use super::build::{self};
+use super::envelope::{
+    action_of, aggregate_of, dead, finish, read_op, read_top, reason, stage, type_str, Op,
+    ParseContext, Stop, Top, Wrapped,
+};
+use super::fields::{self, FieldError};
+use super::json::{FromMap, KeySeed, Row, Shape, Val, Wrapper};
+use super::raw::RawRecord;
+use crate::domain::{Parsed, SkipReason};
+use serde::de::{IgnoredAny, MapAccess};
+use serde_json::value::RawValue;
+
+/// The outbox row (`after`) fields the parser reads.
+#[derive(Debug, Default)]
+pub(crate) struct OutboxRow<'a> {
+    aggregate_type: Val<'a>,
+    event_type: Val<'a>,
+    aggregate_id: Val<'a>,
+    payload: Shape<'a, Box<Row<'a>>>,
+}
+
+const ROW_KEYS: &[&str] = &["aggregate_type", "event_type", "aggregate_id", "payload"];
+
+impl<'de> FromMap<'de> for OutboxRow<'de> {
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut r = OutboxRow::default();
+        while let Some(k) = map.next_key_seed(KeySeed(ROW_KEYS))? {
+            match k {
+                0 => r.aggregate_type = map.next_value()?,
+                1 => r.event_type = map.next_value()?,
+                2 => r.aggregate_id = map.next_value()?,
+                3 => r.payload = Shape::from_raw(map.next_value::<&'de RawValue>()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// The envelope fields of the outbox layout (`before`, `source` skipped).
+#[derive(Debug, Default)]
+pub(crate) struct OutboxEnvelope<'a> {
+    op: Val<'a>,
+    after: Shape<'a, OutboxRow<'a>>,
+    wrapper: Wrapper<'a>,
+}
+
+const ENV_KEYS: &[&str] = &["op", "after", "schema", "payload"];
+
+impl<'de> FromMap<'de> for OutboxEnvelope<'de> {
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut e = OutboxEnvelope::default();
+        while let Some(k) = map.next_key_seed(KeySeed(ENV_KEYS))? {
+            e.wrapper.n_keys += 1;
+            match k {
+                0 => e.op = map.next_value()?,
+                1 => e.after = map.next_value()?,
+                2 => {
+                    e.wrapper.schema = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                3 => e.wrapper.payload = Some(map.next_value::<&'de RawValue>()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(e)
+    }
+}
+
+impl<'a> Wrapped<'a> for OutboxEnvelope<'a> {
+    fn wrapper(&self) -> &Wrapper<'a> {
+        &self.wrapper
+    }
+}
+
+/// Parses a record of the `outbox` layout.
+pub(crate) fn parse(ctx: &ParseContext, rec: &RawRecord) -> Parsed {
+    finish(interpret(ctx, rec, read_top(rec.value)))
+}
+
+/// Interprets an already read value (`rec.value` is not looked at again).
+pub(crate) fn parse_top<'a>(
+    ctx: &ParseContext,
+    rec: &RawRecord,
+    top: Top<'a, OutboxEnvelope<'a>>,
+) -> Parsed {
+    finish(interpret(ctx, rec, top))
+}
+
+fn interpret<'a>(
+    ctx: &ParseContext,
+    _rec: &RawRecord,
+    top: Top<'a, OutboxEnvelope<'a>>,
+) -> Result<Parsed, Stop> {
+    // tombstone → envelope
+    let env = match top {
+        Top::Tombstone => return Ok(Parsed::Skip(SkipReason::Tombstone)),
+        Top::InvalidJson => return Err(dead(stage::ENVELOPE, reason::INVALID_JSON)),
+        Top::Value(Shape::Object(e)) => e,
+        Top::Value(_) => return Err(dead(stage::ENVELOPE, reason::INVALID_ENVELOPE)),
+    };
+    // op
+    let snapshot = match read_op(&env.op)? {
+        Op::Create => false,
+        Op::Read => true,
+        Op::Update => return Ok(Parsed::Skip(SkipReason::OutboxUpdate)),
+        Op::Delete => return Ok(Parsed::Skip(SkipReason::OutboxDelete)),
+        Op::Truncate => return Ok(Parsed::Skip(SkipReason::Truncate)),
+        Op::Message => return Ok(Parsed::Skip(SkipReason::Message)),
+    };
+    let Shape::Object(after) = &env.after else {
+        return Err(dead(stage::ENVELOPE, reason::INVALID_ENVELOPE));
+    };
+    // aggregate type → event type
+    let agg = aggregate_of(type_str(
+        &after.aggregate_type,
+        stage::AGGREGATE_TYPE,
+        "aggregate_type",
+    )?)?;
+    let action = action_of(
+        agg,
+        type_str(&after.event_type, stage::EVENT_TYPE, "event_type")?,
+    )?;
+    // payload
+    let parsed_text;
+    let row: &Row = match &after.payload {
+        Shape::Object(row) => row,
+        Shape::Str(text) => {
+            parsed_text = super::json::from_str::<Shape<Row>>(text);
+            match &parsed_text {
+                Ok(Shape::Object(row)) => row,
+                _ => return Err(dead(stage::PAYLOAD, reason::INVALID_PAYLOAD)),
+            }
+        }
+        _ => return Err(dead(stage::PAYLOAD, reason::INVALID_PAYLOAD)),
+    };
+    // fields
+    let fallback = || match &after.aggregate_id {
+        Val::Absent | Val::Null => Err(FieldError::Missing),
+        v => fields::text_id(v),
+    };
+    Ok(build::build(action, row, fallback, snapshot, ctx.now))
+}

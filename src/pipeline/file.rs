@@ -1,0 +1,310 @@
+//! File mode: the whole topology in one process on a JSONL file (SPEC 2.4, 3).
+//!
+//! Work proceeds in chunks of lines: parse in parallel (one worker per
+//! partition), route sequentially in file order, then run every task on its
+//! share in parallel. Every `checkpoint_records` lines (a deterministic
+//! boundary) the segment's outputs are published and then state, counters and
+//! the file position are committed atomically; a restart resumes there.
+
+use crate::config::Config;
+use crate::domain::task::{ExperimentTask, TaskMeta};
+use crate::domain::{DeadLetterRow, Micros, Origin, OutputBatch, Parsed, Routed};
+use crate::parse::file_line::{decode_line, dlq_line, LineDecode};
+use crate::parse::{parse_record, ParseContext};
+use crate::pipeline::router::{Router, RouterCounters};
+use crate::pipeline::summary::Summary;
+use crate::pipeline::publish::ObjectSink;
+use crate::sink::parquet::{ParquetSink, ParquetSinkOptions};
+use anyhow::{bail, Context, Result};
+use neonblue_state::{decode, encode, CommitBatch, StateDb};
+use neonblue_topology::lines::LineSource;
+use neonblue_topology::{AppliedOffsets, CommitProtocol, Processor, Task};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Lines parsed per step (bounded memory; a checkpoint boundary may cut a step short).
+const STEP_LINES: usize = 32 * 1024;
+
+/// What a file run needs.
+#[derive(Clone, Debug)]
+pub struct FileRun {
+    /// JSONL input.
+    pub input: PathBuf,
+    /// Configuration (processing, source layout, output).
+    pub config: Config,
+    /// Wall clock for the "more than 24 h ahead" check.
+    pub now: Micros,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Identity of a job, stored in the state so a state directory is not reused
+/// for another input or incompatible settings by accident.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct JobFingerprint {
+    input: String,
+    layout: String,
+    partitions: u32,
+    grace_seconds: u64,
+    checkpoint_records: u64,
+}
+
+/// The file position and router state at a checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct FileCheckpoint {
+    pos: u64,
+    next_line: u64,
+    done: bool,
+    router: RouterCounters,
+}
+
+/// A task's checkpoint: scalar state and applied offsets.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskCheckpoint {
+    /// Stream time and counters.
+    pub meta: TaskMeta,
+    /// Origin offsets applied.
+    pub applied: AppliedOffsets,
+}
+
+/// One parsed line, ready for the router.
+struct LineOutcome {
+    origin: Origin,
+    parsed: Parsed,
+    dead_letter: Option<String>,
+}
+
+fn task_ns(p: u32) -> String {
+    format!("task-{p:04}")
+}
+
+/// Runs the topology over `run.input` to the end, resuming from a checkpoint
+/// in the state directory if there is one. Returns the accounting summary.
+pub fn run_file(run: &FileRun) -> Result<Summary> {
+    let cfg = &run.config;
+    let partitions = cfg.processing.partitions.max(1);
+    let grace = (cfg.processing.grace_seconds as i64) * 1_000_000;
+    let checkpoint_every = cfg.processing.checkpoint_records.max(1);
+    let input = std::fs::canonicalize(&run.input)
+        .with_context(|| format!("cannot open input {}", run.input.display()))?;
+    let default_topic: Arc<str> = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().into();
+
+    let db = StateDb::open(&cfg.processing.state_dir, 64 << 20)
+        .with_context(|| format!("cannot open state directory {}", cfg.processing.state_dir.display()))?;
+    let fingerprint = JobFingerprint {
+        input: input.display().to_string(),
+        layout: format!("{:?}", cfg.source.layout).to_lowercase(),
+        partitions,
+        grace_seconds: cfg.processing.grace_seconds,
+        checkpoint_records: checkpoint_every,
+    };
+    match db.get_meta("job")? {
+        Some(bytes) => {
+            let stored: JobFingerprint = decode(&bytes)?;
+            if stored != fingerprint {
+                bail!(
+                    "state directory {} belongs to another job ({stored:?}); use a fresh --state directory or `replay --reset`",
+                    cfg.processing.state_dir.display()
+                );
+            }
+        }
+        None => db.put_meta_durable("job", Some(&encode(&fingerprint)))?,
+    }
+
+    let sink = ParquetSink::open(
+        &cfg.output.url,
+        ParquetSinkOptions { row_group_rows: cfg.output.row_group_rows, ..Default::default() },
+    )?;
+    let object_sink = ObjectSink::new(&sink)?;
+    let protocol = CommitProtocol::new(db.clone(), "intent/file");
+    let discarded = protocol.recover(&object_sink)?;
+    if discarded > 0 {
+        tracing::info!(discarded, "discarded objects of an unfinished segment");
+    }
+
+    let ckpt: FileCheckpoint = match db.get_meta("checkpoint/file")? {
+        Some(b) => decode(&b)?,
+        None => FileCheckpoint::default(),
+    };
+    let mut router = Router::load(&db, "router", partitions, ckpt.router.clone())?;
+    let mut tasks = Vec::with_capacity(partitions as usize);
+    for p in 0..partitions {
+        let tc: TaskCheckpoint = match db.get_meta(&format!("checkpoint/{}", task_ns(p)))? {
+            Some(b) => decode(&b)?,
+            None => TaskCheckpoint::default(),
+        };
+        let processor = ExperimentTask::load(&db, &task_ns(p), p as i32, grace, tc.meta)?;
+        tasks.push(Task::new(p, processor, tc.applied));
+    }
+    let summary_of = |router: &Router, tasks: &[Task<ExperimentTask>]| {
+        let mut s = Summary::default();
+        router.counters.add_to(&mut s);
+        for t in tasks {
+            let c = &t.processor.meta.counters;
+            s.events_emitted += c.events_emitted;
+            s.assignments_applied += c.assignments_applied;
+            s.add_skipped(crate::domain::SkipReason::Duplicate, c.duplicates);
+        }
+        s
+    };
+    if ckpt.done {
+        tracing::info!("input already fully processed; outputs are complete");
+        return Ok(summary_of(&router, &tasks));
+    }
+
+    let ctx = ParseContext { source: cfg.source.clone(), now: run.now };
+    let mut source = LineSource::open(&input, ckpt.pos, ckpt.next_line)?;
+    let bar = crate::cli::progress::bytes_bar(run.progress, source.len(), ckpt.pos);
+    let mut outputs: Vec<OutputBatch> = (0..partitions).map(|_| OutputBatch::default()).collect();
+    let mut dead: Vec<DeadLetterRow> = Vec::new();
+    let mut segment_start = ckpt.next_line;
+    let mut next_line = ckpt.next_line;
+    let mut pos = ckpt.pos;
+    let mut inputs: Vec<Vec<Routed>> = (0..partitions).map(|_| Vec::new()).collect();
+
+    loop {
+        let boundary = (segment_start / checkpoint_every + 1) * checkpoint_every;
+        let want = ((boundary - next_line) as usize).min(STEP_LINES);
+        let chunk = source.next_chunk(want, 64 << 20)?;
+        let at_eof = chunk.is_none();
+        if let Some(chunk) = chunk {
+            let lines: Vec<&[u8]> = chunk.lines().collect();
+            let outcomes = parse_parallel(&ctx, &lines, chunk.first_line, &default_topic, partitions as usize);
+            for o in outcomes {
+                if let Some(line) = o.dead_letter {
+                    dead.push(DeadLetterRow { line });
+                }
+                if let Some((p, routed)) = router.route(o.origin, o.parsed) {
+                    inputs[p as usize].push(routed);
+                }
+            }
+            run_tasks(&mut tasks, &mut inputs, &mut outputs);
+            next_line = chunk.first_line + lines.len() as u64;
+            pos = chunk.end_pos;
+            bar.set_position(pos);
+        }
+        if at_eof {
+            for (t, out) in tasks.iter_mut().zip(outputs.iter_mut()) {
+                t.processor.end_of_input(out);
+            }
+        }
+        if at_eof || next_line >= boundary {
+            let ckpt = FileCheckpoint { pos, next_line, done: at_eof, router: router.counters.clone() };
+            commit_segment(&db, &protocol, &sink, &object_sink, &mut router, &mut tasks, &mut outputs, &mut dead, segment_start, &ckpt)?;
+            segment_start = next_line;
+        }
+        if at_eof {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(summary_of(&router, &tasks))
+}
+
+/// Parses lines on `workers` threads, preserving order.
+fn parse_parallel(ctx: &ParseContext, lines: &[&[u8]], first_line: u64, topic: &Arc<str>, workers: usize) -> Vec<LineOutcome> {
+    if workers <= 1 || lines.len() < 1024 {
+        return parse_lines(ctx, lines, first_line, topic);
+    }
+    let per = lines.len().div_ceil(workers);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = lines
+            .chunks(per)
+            .enumerate()
+            .map(|(i, part)| s.spawn(move || parse_lines(ctx, part, first_line + (i * per) as u64, topic)))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("parse worker panicked")).collect()
+    })
+}
+
+fn parse_lines(ctx: &ParseContext, lines: &[&[u8]], first_line: u64, default_topic: &Arc<str>) -> Vec<LineOutcome> {
+    let mut out = Vec::with_capacity(lines.len());
+    let mut topic_cache: Arc<str> = default_topic.clone();
+    for (i, bytes) in lines.iter().enumerate() {
+        let index = first_line + i as u64;
+        let text = String::from_utf8_lossy(bytes);
+        match decode_line(&text, index, default_topic) {
+            LineDecode::Blank => {}
+            LineDecode::Record(rec) => {
+                if *topic_cache != *rec.topic {
+                    topic_cache = Arc::from(rec.topic);
+                }
+                let origin = Origin { topic: topic_cache.clone(), partition: rec.partition, offset: rec.offset };
+                let parsed = parse_record(ctx, &rec);
+                let dead_letter = match &parsed {
+                    Parsed::Dead(dl) => Some(dlq_line(&rec, dl)),
+                    _ => None,
+                };
+                out.push(LineOutcome { origin, parsed, dead_letter });
+            }
+            LineDecode::Invalid { record, dead } => {
+                let origin = Origin { topic: default_topic.clone(), partition: record.partition, offset: record.offset };
+                let line = dlq_line(&record, &dead);
+                out.push(LineOutcome { origin, parsed: Parsed::Dead(dead), dead_letter: Some(line) });
+            }
+        }
+    }
+    out
+}
+
+/// Runs every task over its input, in parallel when there are several.
+fn run_tasks(tasks: &mut [Task<ExperimentTask>], inputs: &mut [Vec<Routed>], outputs: &mut [OutputBatch]) {
+    let work = |task: &mut Task<ExperimentTask>, input: &mut Vec<Routed>, out: &mut OutputBatch| {
+        for r in input.drain(..) {
+            let (topic, partition, offset) = (r.origin.topic.clone(), r.origin.partition, r.origin.offset);
+            task.offer(&topic, partition, offset, r, out);
+        }
+    };
+    if tasks.len() == 1 {
+        work(&mut tasks[0], &mut inputs[0], &mut outputs[0]);
+        return;
+    }
+    std::thread::scope(|s| {
+        for ((t, i), o) in tasks.iter_mut().zip(inputs.iter_mut()).zip(outputs.iter_mut()) {
+            s.spawn(move || work(t, i, o));
+        }
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn commit_segment(
+    db: &StateDb,
+    protocol: &CommitProtocol,
+    sink: &ParquetSink,
+    object_sink: &ObjectSink,
+    router: &mut Router,
+    tasks: &mut [Task<ExperimentTask>],
+    outputs: &mut [OutputBatch],
+    dead: &mut Vec<DeadLetterRow>,
+    segment_start: u64,
+    ckpt: &FileCheckpoint,
+) -> Result<()> {
+    let _ = db;
+    let mut prepared = Vec::new();
+    for (t, out) in tasks.iter().zip(outputs.iter()) {
+        let part = format!("p{:04}", t.partition);
+        prepared.push(sink.encode(&crate::sink::parquet::Segment { part: &part, seq: segment_start, batch: out })?);
+    }
+    let dlq = OutputBatch { dead_letters: std::mem::take(dead), ..Default::default() };
+    prepared.push(sink.encode(&crate::sink::parquet::Segment { part: "router", seq: segment_start, batch: &dlq })?);
+
+    let mut batch = CommitBatch::default();
+    router.add_changes(&mut batch);
+    for t in tasks.iter_mut() {
+        t.processor.add_changes(&mut batch);
+        let tc = TaskCheckpoint { meta: t.processor.meta.clone(), applied: t.applied.clone() };
+        batch.set_meta(format!("checkpoint/{}", task_ns(t.partition)), Some(encode(&tc)));
+    }
+    batch.set_meta("checkpoint/file", Some(encode(ckpt)));
+    protocol.commit(object_sink, prepared, batch)?;
+    for out in outputs.iter_mut() {
+        *out = OutputBatch::default();
+    }
+    Ok(())
+}
+
+/// Default topic of a file: its base name.
+pub fn default_topic(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}

@@ -1,0 +1,254 @@
+//! Arrow schemas of the Parquet datasets (SPEC 6.1–6.3) and the builders
+//! that turn output rows into record batches.
+//!
+//! The Hive partition keys (`event_date`; `date`, `hour`) are not columns:
+//! they live in the object path only (see [`super::paths`]). Non-null
+//! columns are declared non-nullable; timestamps are
+//! `Timestamp(Microsecond, "UTC")`, which Parquet stores as
+//! `TIMESTAMP(isAdjustedToUTC = true, MICROS)`.
+
+use crate::domain::outputs::{AggRow, EventRow, UserDailyRow};
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch,
+    StringArray, TimestampMicrosecondArray, UInt32Array, UInt64Array, UInt8Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use std::sync::{Arc, OnceLock};
+
+/// Time zone of every timestamp column.
+pub const UTC: &str = "UTC";
+
+/// `Timestamp(Microsecond, "UTC")`.
+pub fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
+}
+
+fn f(name: &str, dt: DataType, nullable: bool) -> Field {
+    Field::new(name, dt, nullable)
+}
+
+/// The non-null utf8 item field of `user_daily.journey`.
+pub fn journey_item_field() -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::Utf8, false))
+}
+
+/// Schema of `events` (SPEC 6.1), without the `event_date` partition key.
+pub fn events_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        use DataType::*;
+        Arc::new(Schema::new(vec![
+            f("event_id", Utf8, false),
+            f("experiment_id", UInt32, false),
+            f("user_id", Utf8, false),
+            f("session_id", Utf8, true),
+            f("event_type", Utf8, false),
+            f("timestamp", ts_type(), false),
+            f("event_hour", UInt8, false),
+            f("variant_id", UInt32, true),
+            f("variant_key", Utf8, true),
+            f("assigned_at", ts_type(), true),
+            f("is_valid", Boolean, false),
+            f("invalid_reason", Utf8, true),
+            f("is_late", Boolean, false),
+            f("is_exposure", Boolean, false),
+            f("is_click", Boolean, false),
+            f("is_conversion", Boolean, false),
+            f("claimed_variant_id", UInt32, true),
+            f("variant_mismatch", Boolean, false),
+            f("page", Utf8, true),
+            f("device", Utf8, true),
+            f("browser", Utf8, true),
+            f("value", Float64, true),
+            f("score", Int64, true),
+            f("properties", Utf8, false),
+            f("source_topic", Utf8, false),
+            f("source_partition", Int32, false),
+            f("source_offset", Int64, false),
+        ]))
+    })
+    .clone()
+}
+
+/// Schema of `agg_hourly` and `agg_daily` (SPEC 6.2), without `date`/`hour`.
+pub fn agg_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        use DataType::*;
+        Arc::new(Schema::new(vec![
+            f("window_start", ts_type(), false),
+            f("window_end", ts_type(), false),
+            f("experiment_id", UInt32, false),
+            f("variant_id", UInt32, false),
+            f("variant_key", Utf8, true),
+            f("event_type", Utf8, false),
+            f("events", UInt64, false),
+            f("users", UInt64, false),
+            f("value_count", UInt64, false),
+            f("value_sum", Float64, false),
+            f("value_sum_sq", Float64, false),
+            f("partition", Int32, false),
+        ]))
+    })
+    .clone()
+}
+
+/// Schema of `user_daily` (SPEC 6.3), without the `date` partition key.
+pub fn user_daily_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        use DataType::*;
+        Arc::new(Schema::new(vec![
+            f("experiment_id", UInt32, false),
+            f("variant_id", UInt32, false),
+            f("user_id", Utf8, false),
+            f("variant_key", Utf8, true),
+            f("events", UInt64, false),
+            f("journey", List(journey_item_field()), false),
+            f("value_sum", Float64, false),
+            f("sessions", UInt64, false),
+            f("exposed", Boolean, false),
+            f("converted", Boolean, false),
+            f("first_ts", ts_type(), false),
+            f("last_ts", ts_type(), false),
+            f("partition", Int32, false),
+        ]))
+    })
+    .clone()
+}
+
+/// The file schema of a dataset.
+pub fn schema_of(ds: super::Dataset) -> SchemaRef {
+    match ds {
+        super::Dataset::Events => events_schema(),
+        super::Dataset::AggHourly | super::Dataset::AggDaily => agg_schema(),
+        super::Dataset::UserDaily => user_daily_schema(),
+    }
+}
+
+fn utf8<'a>(it: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(it))
+}
+
+fn utf8_opt<'a>(it: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(StringArray::from_iter(it))
+}
+
+fn ts(it: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter_values(it).with_timezone(UTC))
+}
+
+fn ts_opt(it: impl Iterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter(it).with_timezone(UTC))
+}
+
+fn bools(it: impl Iterator<Item = bool>) -> ArrayRef {
+    Arc::new(BooleanArray::from(it.collect::<Vec<_>>()))
+}
+
+/// Builds the `events` batch of `rows`, in the given order.
+pub fn events_batch(rows: &[&EventRow]) -> Result<RecordBatch, ArrowError> {
+    let r = || rows.iter().copied();
+    let et = |t: &'static str| bools(r().map(move |x| x.event.event_type == t));
+    let cols: Vec<ArrayRef> = vec![
+        utf8(r().map(|x| x.event.event_id.as_str())),
+        Arc::new(UInt32Array::from_iter_values(r().map(|x| x.event.experiment_id))),
+        utf8(r().map(|x| x.event.user_id.as_str())),
+        utf8_opt(r().map(|x| x.event.session_id.as_deref())),
+        utf8(r().map(|x| x.event.event_type.as_str())),
+        ts(r().map(|x| x.event.timestamp)),
+        Arc::new(UInt8Array::from_iter_values(
+            r().map(|x| (x.event.timestamp.rem_euclid(86_400_000_000) / 3_600_000_000) as u8),
+        )),
+        Arc::new(UInt32Array::from_iter(r().map(|x| x.variant_id))),
+        utf8_opt(r().map(|x| x.variant_key.as_deref())),
+        ts_opt(r().map(|x| x.assigned_at)),
+        bools(r().map(|x| x.is_valid)),
+        utf8_opt(r().map(|x| x.invalid_reason.map(|v| v.as_str()))),
+        bools(r().map(|x| x.is_late)),
+        et("exposure"),
+        et("click"),
+        et("conversion"),
+        Arc::new(UInt32Array::from_iter(r().map(|x| x.event.claimed_variant_id))),
+        bools(r().map(|x| x.variant_mismatch())),
+        utf8_opt(r().map(|x| x.event.page.as_deref())),
+        utf8_opt(r().map(|x| x.event.device.as_deref())),
+        utf8_opt(r().map(|x| x.event.browser.as_deref())),
+        Arc::new(Float64Array::from_iter(r().map(|x| x.event.value))),
+        Arc::new(Int64Array::from_iter(r().map(|x| x.event.score))),
+        utf8(r().map(|x| x.event.properties.as_str())),
+        utf8(r().map(|x| &*x.origin.topic)),
+        Arc::new(Int32Array::from_iter_values(r().map(|x| x.origin.partition))),
+        Arc::new(Int64Array::from_iter_values(r().map(|x| x.origin.offset))),
+    ];
+    RecordBatch::try_new(events_schema(), cols)
+}
+
+/// Builds the `agg_hourly` / `agg_daily` batch of `rows`, in the given order.
+pub fn agg_batch(rows: &[&AggRow]) -> Result<RecordBatch, ArrowError> {
+    let r = || rows.iter().copied();
+    let cols: Vec<ArrayRef> = vec![
+        ts(r().map(|x| x.window_start)),
+        ts(r().map(|x| x.window_end)),
+        Arc::new(UInt32Array::from_iter_values(r().map(|x| x.experiment_id))),
+        Arc::new(UInt32Array::from_iter_values(r().map(|x| x.variant_id))),
+        utf8_opt(r().map(|x| x.variant_key.as_deref())),
+        utf8(r().map(|x| x.event_type.as_str())),
+        Arc::new(UInt64Array::from_iter_values(r().map(|x| x.events))),
+        Arc::new(UInt64Array::from_iter_values(r().map(|x| x.users))),
+        Arc::new(UInt64Array::from_iter_values(r().map(|x| x.value_count))),
+        Arc::new(Float64Array::from_iter_values(r().map(|x| x.value_sum))),
+        Arc::new(Float64Array::from_iter_values(r().map(|x| x.value_sum_sq))),
+        Arc::new(Int32Array::from_iter_values(r().map(|x| x.partition))),
+    ];
+    RecordBatch::try_new(agg_schema(), cols)
+}
+
+/// Builds the `user_daily` batch of `rows`, in the given order.
+pub fn user_daily_batch(rows: &[&UserDailyRow]) -> Result<RecordBatch, ArrowError> {
+    let r = || rows.iter().copied();
+    let items = StringArray::from_iter_values(r().flat_map(|x| x.journey.iter().map(String::as_str)));
+    let offsets = OffsetBuffer::<i32>::from_lengths(r().map(|x| x.journey.len()));
+    let journey = ListArray::try_new(journey_item_field(), offsets, Arc::new(items), None)?;
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(UInt32Array::from_iter_values(r().map(|x| x.experiment_id))),
+        Arc::new(UInt32Array::from_iter_values(r().map(|x| x.variant_id))),
+        utf8(r().map(|x| x.user_id.as_str())),
+        utf8_opt(r().map(|x| x.variant_key.as_deref())),
+        Arc::new(UInt64Array::from_iter_values(r().map(|x| x.events))),
+        Arc::new(journey),
+        Arc::new(Float64Array::from_iter_values(r().map(|x| x.value_sum))),
+        Arc::new(UInt64Array::from_iter_values(r().map(|x| x.sessions))),
+        bools(r().map(|x| x.exposed)),
+        bools(r().map(|x| x.converted)),
+        ts(r().map(|x| x.first_ts)),
+        ts(r().map(|x| x.last_ts)),
+        Arc::new(Int32Array::from_iter_values(r().map(|x| x.partition))),
+    ];
+    RecordBatch::try_new(user_daily_schema(), cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_partition_keys_in_files() {
+        for s in [events_schema(), agg_schema(), user_daily_schema()] {
+            for key in ["event_date", "date", "hour"] {
+                assert!(s.field_with_name(key).is_err(), "{key} must live in the path only");
+            }
+        }
+        assert_eq!(events_schema().fields().len(), 27);
+        assert_eq!(events_schema().field(5).data_type(), &ts_type());
+    }
+
+    #[test]
+    fn empty_batches_build() {
+        assert_eq!(events_batch(&[]).unwrap().num_rows(), 0);
+        assert_eq!(agg_batch(&[]).unwrap().num_rows(), 0);
+        assert_eq!(user_daily_batch(&[]).unwrap().num_rows(), 0);
+    }
+}

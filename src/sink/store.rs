@@ -1,0 +1,163 @@
+//! The output root: a local directory or any `object_store` URL, opened as
+//! one [`ObjectStore`] whose paths are relative to the root.
+
+use super::{Result, SinkError};
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use std::fmt;
+use std::sync::Arc;
+use url::Url;
+
+/// Environment variable prefixes forwarded to `object_store` builders
+/// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, `AZURE_…`, `GOOGLE_…`).
+pub const STORE_ENV_PREFIXES: [&str; 3] = ["AWS_", "AZURE_", "GOOGLE_"];
+
+/// An opened output root. Cheap to clone.
+#[derive(Clone)]
+pub struct OutputRoot {
+    store: Arc<dyn ObjectStore>,
+    display: String,
+}
+
+impl fmt::Debug for OutputRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutputRoot")
+            .field("root", &self.display)
+            .finish()
+    }
+}
+
+impl fmt::Display for OutputRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl OutputRoot {
+    /// Opens `root` with store options taken from the environment
+    /// (variables starting with [`STORE_ENV_PREFIXES`]).
+    pub fn open(root: &str) -> Result<Self> {
+        Self::open_with(root, std::iter::empty::<(String, String)>())
+    }
+
+    /// Opens `root`: a plain relative or absolute path or a `file://` URL is a
+    /// local directory (created if missing); any other URL (`s3://bucket/prefix`,
+    /// `gs://…`, `az://…`, `memory:///`) goes through
+    /// [`object_store::parse_url_opts`] with the environment's store variables
+    /// followed by `options` (later keys win; keys as in the builders' config,
+    /// e.g. `aws_endpoint`, `aws_region`, `aws_allow_http`).
+    pub fn open_with<I, K, V>(root: &str, options: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        let invalid = |reason: String| SinkError::InvalidRoot {
+            root: root.to_string(),
+            reason,
+        };
+        if root.trim().is_empty() {
+            return Err(invalid("empty".into()));
+        }
+        let url = match Url::parse(root) {
+            // One-letter schemes are Windows drive letters (`C:\out`).
+            Ok(u) if u.scheme().len() > 1 => Some(u),
+            _ => None,
+        };
+        let Some(url) = url else {
+            return Self::local(root, std::path::Path::new(root));
+        };
+        if url.scheme() == "file" {
+            let dir = url
+                .to_file_path()
+                .map_err(|()| invalid("file URL without a local path".into()))?;
+            return Self::local(root, &dir);
+        }
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| STORE_ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .collect();
+        let opts: Vec<(String, String)> = env
+            .into_iter()
+            .chain(
+                options
+                    .into_iter()
+                    .map(|(k, v)| (k.as_ref().to_string(), v.into())),
+            )
+            .collect();
+        let (store, prefix) =
+            object_store::parse_url_opts(&url, opts).map_err(|e| invalid(e.to_string()))?;
+        let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
+            Arc::from(store)
+        } else {
+            Arc::new(PrefixStore::new(store, prefix))
+        };
+        Ok(OutputRoot {
+            store,
+            display: root.to_string(),
+        })
+    }
+
+    fn local(root: &str, dir: &std::path::Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| SinkError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| SinkError::InvalidRoot {
+            root: root.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(OutputRoot {
+            store: Arc::new(fs),
+            display: root.to_string(),
+        })
+    }
+
+    /// Wraps an existing store (tests, in-memory stores, custom clients).
+    pub fn from_store(store: Arc<dyn ObjectStore>, display: impl Into<String>) -> Self {
+        OutputRoot {
+            store,
+            display: display.into(),
+        }
+    }
+
+    /// The underlying store; paths are relative to the root.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Every object under `prefix`, sorted by path (stores list in no fixed order).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let p = Path::from(prefix);
+        let mut out: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&p))
+            .try_collect()
+            .await
+            .map_err(|source| SinkError::Store {
+                op: "list",
+                path: prefix.to_string(),
+                source,
+            })?;
+        out.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(out)
+    }
+
+    /// The whole content of one object.
+    pub async fn get(&self, path: &Path) -> Result<bytes::Bytes> {
+        let err = |source| SinkError::Store {
+            op: "get",
+            path: path.to_string(),
+            source,
+        };
+        self.store
+            .get(path)
+            .await
+            .map_err(err)?
+            .bytes()
+            .await
+            .map_err(err)
+    }
+}
