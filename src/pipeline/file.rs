@@ -9,8 +9,8 @@
 use crate::config::Config;
 use crate::domain::task::{ExperimentTask, TaskMeta};
 use crate::domain::{DeadLetterRow, Micros, Origin, OutputBatch, Parsed, Routed};
-use crate::parse::file_line::{decode_line, dlq_line, LineDecode};
-use crate::parse::{parse_record, ParseContext};
+use crate::parse::line_parse::parse_line;
+use crate::parse::ParseContext;
 use crate::pipeline::router::{Router, RouterCounters};
 use crate::pipeline::summary::Summary;
 use crate::pipeline::publish::ObjectSink;
@@ -166,7 +166,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
     loop {
         let boundary = (segment_start / checkpoint_every + 1) * checkpoint_every;
         let want = ((boundary - next_line) as usize).min(STEP_LINES);
-        let chunk = source.next_chunk(want, 64 << 20)?;
+        let chunk = source.next_chunk(want, 4 << 20)?;
         let at_eof = chunk.is_none();
         if let Some(chunk) = chunk {
             let lines: Vec<&[u8]> = chunk.lines().collect();
@@ -223,27 +223,18 @@ fn parse_lines(ctx: &ParseContext, lines: &[&[u8]], first_line: u64, default_top
     let mut topic_cache: Arc<str> = default_topic.clone();
     for (i, bytes) in lines.iter().enumerate() {
         let index = first_line + i as u64;
-        let text = String::from_utf8_lossy(bytes);
-        match decode_line(&text, index, default_topic) {
-            LineDecode::Blank => {}
-            LineDecode::Record(rec) => {
-                if *topic_cache != *rec.topic {
-                    topic_cache = Arc::from(rec.topic);
-                }
-                let origin = Origin { topic: topic_cache.clone(), partition: rec.partition, offset: rec.offset };
-                let parsed = parse_record(ctx, &rec);
-                let dead_letter = match &parsed {
-                    Parsed::Dead(dl) => Some(dlq_line(&rec, dl)),
-                    _ => None,
-                };
-                out.push(LineOutcome { origin, parsed, dead_letter });
-            }
-            LineDecode::Invalid { record, dead } => {
-                let origin = Origin { topic: default_topic.clone(), partition: record.partition, offset: record.offset };
-                let line = dlq_line(&record, &dead);
-                out.push(LineOutcome { origin, parsed: Parsed::Dead(dead), dead_letter: Some(line) });
-            }
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
+        let Some(line) = parse_line(ctx, &text, index, default_topic) else {
+            continue; // blank line: not a record
+        };
+        if *topic_cache != *line.topic {
+            topic_cache = Arc::from(line.topic);
         }
+        let origin = Origin { topic: topic_cache.clone(), partition: line.partition, offset: line.offset };
+        out.push(LineOutcome { origin, parsed: line.parsed, dead_letter: line.dlq });
     }
     out
 }

@@ -123,8 +123,14 @@ impl ParquetSink {
         paths::validate_part(seg.part)?;
         let mut groups: BTreeMap<(Dataset, HivePartition), Rows<'_>> = BTreeMap::new();
         for row in &seg.batch.events {
-            let key = (Dataset::Events, Dataset::Events.partition_of(row.event.timestamp));
-            match groups.entry(key).or_insert_with(|| Rows::Events(Vec::new())) {
+            let key = (
+                Dataset::Events,
+                Dataset::Events.partition_of(row.event.timestamp),
+            );
+            match groups
+                .entry(key)
+                .or_insert_with(|| Rows::Events(Vec::new()))
+            {
                 Rows::Events(v) => v.push(row),
                 _ => unreachable!("events key holds event rows"),
             }
@@ -138,8 +144,14 @@ impl ParquetSink {
             }
         }
         for row in &seg.batch.user_daily {
-            let key = (Dataset::UserDaily, Dataset::UserDaily.partition_of(row.date));
-            match groups.entry(key).or_insert_with(|| Rows::UserDaily(Vec::new())) {
+            let key = (
+                Dataset::UserDaily,
+                Dataset::UserDaily.partition_of(row.date),
+            );
+            match groups
+                .entry(key)
+                .or_insert_with(|| Rows::UserDaily(Vec::new()))
+            {
                 Rows::UserDaily(v) => v.push(row),
                 _ => unreachable!("user_daily key holds user_daily rows"),
             }
@@ -162,7 +174,12 @@ impl ParquetSink {
         }
 
         if !seg.batch.dead_letters.is_empty() {
-            let len = seg.batch.dead_letters.iter().map(|d| d.line.len() + 1).sum();
+            let len = seg
+                .batch
+                .dead_letters
+                .iter()
+                .map(|d| d.line.len() + 1)
+                .sum();
             let mut buf = Vec::with_capacity(len);
             for d in &seg.batch.dead_letters {
                 buf.extend_from_slice(d.line.as_bytes());

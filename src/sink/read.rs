@@ -99,12 +99,11 @@ pub async fn read_dataset(root: &OutputRoot, ds: Dataset) -> Result<Vec<RecordBa
                     Arc::new(Date32Array::from(vec![file.partition.day as i32; n]))
                 });
             }
-            let b = RecordBatch::try_new(full.clone(), cols).map_err(|source| {
-                SinkError::Arrow {
+            let b =
+                RecordBatch::try_new(full.clone(), cols).map_err(|source| SinkError::Arrow {
                     dataset: ds.name(),
                     source,
-                }
-            })?;
+                })?;
             out.push(b);
         }
     }
@@ -166,19 +165,24 @@ pub async fn read_events(root: &OutputRoot) -> Result<Vec<EventRow>> {
     let mut out = Vec::new();
     for file in read_files(root, Dataset::Events).await? {
         for b in &file.batches {
-            let c = Cols { b, path: &file.path };
+            let c = Cols {
+                b,
+                path: &file.path,
+            };
             let (event_id, experiment_id, user_id) =
                 (c.s("event_id")?, c.u32("experiment_id")?, c.s("user_id")?);
             let (session_id, event_type, timestamp) =
                 (c.s("session_id")?, c.s("event_type")?, c.ts("timestamp")?);
-            let (variant_id, variant_key, assigned_at) =
-                (c.u32("variant_id")?, c.s("variant_key")?, c.ts("assigned_at")?);
+            let (variant_id, variant_key, assigned_at) = (
+                c.u32("variant_id")?,
+                c.s("variant_key")?,
+                c.ts("assigned_at")?,
+            );
             let (is_valid, invalid_reason, is_late) =
                 (c.b("is_valid")?, c.s("invalid_reason")?, c.b("is_late")?);
             let claimed = c.u32("claimed_variant_id")?;
             let (page, device, browser) = (c.s("page")?, c.s("device")?, c.s("browser")?);
-            let (value, score, properties) =
-                (c.f64("value")?, c.i64("score")?, c.s("properties")?);
+            let (value, score, properties) = (c.f64("value")?, c.i64("score")?, c.s("properties")?);
             let (topic, partition, offset) = (
                 c.s("source_topic")?,
                 c.i32("source_partition")?,
@@ -247,7 +251,10 @@ pub async fn read_aggregates(root: &OutputRoot, kind: WindowKind) -> Result<Vec<
     let mut out = Vec::new();
     for file in read_files(root, Dataset::of_window(kind)).await? {
         for b in &file.batches {
-            let c = Cols { b, path: &file.path };
+            let c = Cols {
+                b,
+                path: &file.path,
+            };
             let (ws, we) = (c.ts("window_start")?, c.ts("window_end")?);
             let (exp, var, key) = (
                 c.u32("experiment_id")?,
@@ -289,7 +296,10 @@ pub async fn read_user_daily(root: &OutputRoot) -> Result<Vec<UserDailyRow>> {
     for file in read_files(root, Dataset::UserDaily).await? {
         let date = file.partition.day_start_micros();
         for b in &file.batches {
-            let c = Cols { b, path: &file.path };
+            let c = Cols {
+                b,
+                path: &file.path,
+            };
             let (exp, var, user, key) = (
                 c.u32("experiment_id")?,
                 c.u32("variant_id")?,
@@ -310,10 +320,12 @@ pub async fn read_user_daily(root: &OutputRoot) -> Result<Vec<UserDailyRow>> {
                 (c.ts("first_ts")?, c.ts("last_ts")?, c.i32("partition")?);
             for i in 0..b.num_rows() {
                 let items = journey.value(i);
-                let items = items.as_string_opt::<i32>().ok_or_else(|| SinkError::Decode {
-                    path: file.path.to_string(),
-                    reason: "journey items are not utf8".into(),
-                })?;
+                let items = items
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| SinkError::Decode {
+                        path: file.path.to_string(),
+                        reason: "journey items are not utf8".into(),
+                    })?;
                 out.push(UserDailyRow {
                     date,
                     experiment_id: exp.value(i),
@@ -321,7 +333,10 @@ pub async fn read_user_daily(root: &OutputRoot) -> Result<Vec<UserDailyRow>> {
                     user_id: user.value(i).to_string(),
                     variant_key: opt_s(key, i),
                     events: events.value(i),
-                    journey: items.iter().map(|s| s.unwrap_or_default().to_string()).collect(),
+                    journey: items
+                        .iter()
+                        .map(|s| s.unwrap_or_default().to_string())
+                        .collect(),
                     value_sum: value_sum.value(i),
                     sessions: sessions.value(i),
                     exposed: exposed.value(i),
@@ -340,7 +355,11 @@ pub async fn read_user_daily(root: &OutputRoot) -> Result<Vec<UserDailyRow>> {
 pub async fn read_dead_letters(root: &OutputRoot) -> Result<Vec<DeadLetterRow>> {
     let mut out = Vec::new();
     for meta in root.list(paths::DLQ_DIR).await? {
-        if !meta.location.filename().is_some_and(|f| f.ends_with(".jsonl")) {
+        if !meta
+            .location
+            .filename()
+            .is_some_and(|f| f.ends_with(".jsonl"))
+        {
             continue;
         }
         let bytes = root.get(&meta.location).await?;
@@ -348,7 +367,9 @@ pub async fn read_dead_letters(root: &OutputRoot) -> Result<Vec<DeadLetterRow>> 
             path: meta.location.to_string(),
             reason: e.to_string(),
         })?;
-        out.extend(text.lines().map(|l| DeadLetterRow { line: l.to_string() }));
+        out.extend(text.lines().map(|l| DeadLetterRow {
+            line: l.to_string(),
+        }));
     }
     Ok(out)
 }

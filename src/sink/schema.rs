@@ -154,14 +154,16 @@ pub fn events_batch(rows: &[&EventRow]) -> Result<RecordBatch, ArrowError> {
     let et = |t: &'static str| bools(r().map(move |x| x.event.event_type == t));
     let cols: Vec<ArrayRef> = vec![
         utf8(r().map(|x| x.event.event_id.as_str())),
-        Arc::new(UInt32Array::from_iter_values(r().map(|x| x.event.experiment_id))),
+        Arc::new(UInt32Array::from_iter_values(
+            r().map(|x| x.event.experiment_id),
+        )),
         utf8(r().map(|x| x.event.user_id.as_str())),
         utf8_opt(r().map(|x| x.event.session_id.as_deref())),
         utf8(r().map(|x| x.event.event_type.as_str())),
         ts(r().map(|x| x.event.timestamp)),
-        Arc::new(UInt8Array::from_iter_values(
-            r().map(|x| (x.event.timestamp.rem_euclid(86_400_000_000) / 3_600_000_000) as u8),
-        )),
+        Arc::new(UInt8Array::from_iter_values(r().map(|x| {
+            (x.event.timestamp.rem_euclid(86_400_000_000) / 3_600_000_000) as u8
+        }))),
         Arc::new(UInt32Array::from_iter(r().map(|x| x.variant_id))),
         utf8_opt(r().map(|x| x.variant_key.as_deref())),
         ts_opt(r().map(|x| x.assigned_at)),
@@ -171,7 +173,9 @@ pub fn events_batch(rows: &[&EventRow]) -> Result<RecordBatch, ArrowError> {
         et("exposure"),
         et("click"),
         et("conversion"),
-        Arc::new(UInt32Array::from_iter(r().map(|x| x.event.claimed_variant_id))),
+        Arc::new(UInt32Array::from_iter(
+            r().map(|x| x.event.claimed_variant_id),
+        )),
         bools(r().map(|x| x.variant_mismatch())),
         utf8_opt(r().map(|x| x.event.page.as_deref())),
         utf8_opt(r().map(|x| x.event.device.as_deref())),
@@ -180,7 +184,9 @@ pub fn events_batch(rows: &[&EventRow]) -> Result<RecordBatch, ArrowError> {
         Arc::new(Int64Array::from_iter(r().map(|x| x.event.score))),
         utf8(r().map(|x| x.event.properties.as_str())),
         utf8(r().map(|x| &*x.origin.topic)),
-        Arc::new(Int32Array::from_iter_values(r().map(|x| x.origin.partition))),
+        Arc::new(Int32Array::from_iter_values(
+            r().map(|x| x.origin.partition),
+        )),
         Arc::new(Int64Array::from_iter_values(r().map(|x| x.origin.offset))),
     ];
     RecordBatch::try_new(events_schema(), cols)
@@ -209,7 +215,8 @@ pub fn agg_batch(rows: &[&AggRow]) -> Result<RecordBatch, ArrowError> {
 /// Builds the `user_daily` batch of `rows`, in the given order.
 pub fn user_daily_batch(rows: &[&UserDailyRow]) -> Result<RecordBatch, ArrowError> {
     let r = || rows.iter().copied();
-    let items = StringArray::from_iter_values(r().flat_map(|x| x.journey.iter().map(String::as_str)));
+    let items =
+        StringArray::from_iter_values(r().flat_map(|x| x.journey.iter().map(String::as_str)));
     let offsets = OffsetBuffer::<i32>::from_lengths(r().map(|x| x.journey.len()));
     let journey = ListArray::try_new(journey_item_field(), offsets, Arc::new(items), None)?;
     let cols: Vec<ArrayRef> = vec![
@@ -238,7 +245,10 @@ mod tests {
     fn no_partition_keys_in_files() {
         for s in [events_schema(), agg_schema(), user_daily_schema()] {
             for key in ["event_date", "date", "hour"] {
-                assert!(s.field_with_name(key).is_err(), "{key} must live in the path only");
+                assert!(
+                    s.field_with_name(key).is_err(),
+                    "{key} must live in the path only"
+                );
             }
         }
         assert_eq!(events_schema().fields().len(), 27);

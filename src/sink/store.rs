@@ -131,16 +131,16 @@ impl OutputRoot {
     /// Every object under `prefix`, sorted by path (stores list in no fixed order).
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         let p = Path::from(prefix);
-        let mut out: Vec<ObjectMeta> = self
-            .store
-            .list(Some(&p))
-            .try_collect()
-            .await
-            .map_err(|source| SinkError::Store {
-                op: "list",
-                path: prefix.to_string(),
-                source,
-            })?;
+        let mut out: Vec<ObjectMeta> =
+            self.store
+                .list(Some(&p))
+                .try_collect()
+                .await
+                .map_err(|source| SinkError::Store {
+                    op: "list",
+                    path: prefix.to_string(),
+                    source,
+                })?;
         out.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(out)
     }

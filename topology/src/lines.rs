@@ -19,7 +19,14 @@ impl LineChunk {
     /// The lines of the chunk, without their terminators.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
         let body = self.bytes.strip_suffix(b"\n").unwrap_or(&self.bytes);
-        body.split(|b| *b == b'\n')
+        let mut start = 0;
+        let mut ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+        std::iter::from_fn(move || {
+            let end = ends.next()?;
+            let line = &body[start..end];
+            start = end + 1;
+            Some(line)
+        })
     }
 }
 
@@ -28,6 +35,7 @@ pub struct LineSource {
     file: File,
     pos: u64,
     next_line: u64,
+    /// Bytes read but not yet returned (start of the next chunk).
     carry: Vec<u8>,
     eof: bool,
     len: u64,
@@ -52,53 +60,43 @@ impl LineSource {
         self.len == 0
     }
 
-    /// Reads the next chunk of at most `max_lines` lines (about `target_bytes`
-    /// bytes); `None` at end of file.
-    pub fn next_chunk(&mut self, max_lines: usize, target_bytes: usize) -> io::Result<Option<LineChunk>> {
+    /// Reads the next chunk of at most `max_lines` lines, reading about
+    /// `read_bytes` at a time; `None` at end of file. A last line without a
+    /// terminator is returned at end of file.
+    pub fn next_chunk(&mut self, max_lines: usize, read_bytes: usize) -> io::Result<Option<LineChunk>> {
+        let max_lines = max_lines.max(1);
         let mut buf = std::mem::take(&mut self.carry);
-        let mut lines = buf.iter().filter(|b| **b == b'\n').count();
-        let mut scan_from = buf.len();
-        while lines < max_lines && !self.eof && buf.len() < target_bytes {
+        let mut lines = 0usize;
+        let mut scanned = 0usize;
+        let mut cut = None;
+        loop {
+            for nl in memchr::memchr_iter(b'\n', &buf[scanned..]) {
+                lines += 1;
+                if lines == max_lines {
+                    cut = Some(scanned + nl + 1);
+                    break;
+                }
+            }
+            if cut.is_some() || self.eof {
+                break;
+            }
+            scanned = buf.len();
             let old = buf.len();
-            buf.resize(old + (1 << 20), 0);
+            buf.resize(old + read_bytes.max(1 << 16), 0);
             let n = self.file.read(&mut buf[old..])?;
             buf.truncate(old + n);
             if n == 0 {
                 self.eof = true;
             }
-            lines += buf[scan_from..].iter().filter(|b| **b == b'\n').count();
-            scan_from = buf.len();
         }
         if buf.is_empty() {
             return Ok(None);
         }
-        // Cut after the `max_lines`-th newline, or after the last newline
-        // (keep a partial last line for the next chunk unless at EOF).
-        let mut cut = None;
-        let mut seen = 0;
-        for (i, b) in buf.iter().enumerate() {
-            if *b == b'\n' {
-                seen += 1;
-                cut = Some(i + 1);
-                if seen == max_lines {
-                    break;
-                }
-            }
-        }
-        let cut = match cut {
-            Some(c) if !(self.eof && seen < max_lines) => c,
-            _ if self.eof => buf.len(),
-            Some(c) => c,
-            None => buf.len(),
-        };
+        let cut = cut.unwrap_or(buf.len());
         self.carry = buf.split_off(cut);
-        let count = {
-            let body = buf.strip_suffix(b"\n").unwrap_or(&buf);
-            body.split(|b| *b == b'\n').count() as u64
-        };
         let chunk = LineChunk { first_line: self.next_line, end_pos: self.pos + buf.len() as u64, bytes: buf };
         self.pos = chunk.end_pos;
-        self.next_line += count;
+        self.next_line += chunk.lines().count() as u64;
         Ok(Some(chunk))
     }
 }
