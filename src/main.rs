@@ -32,6 +32,8 @@ fn run(cli: Cli) -> Result<()> {
             let Some(input) = args.input else {
                 anyhow::bail!("Kafka mode is not available in this build yet: pass --input FILE");
             };
+            let mut config = config;
+            apply_per_input_defaults(&mut config, &input);
             let run = FileRun {
                 input,
                 config,
@@ -40,6 +42,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let summary = run_file(&run)?;
             eprint!("{}", summary.render());
+            eprintln!("outputs: {}  state: {}", run.config.output.url, run.config.processing.state_dir.display());
             if let Some(path) = args.summary {
                 std::fs::write(&path, summary.to_json() + "\n").with_context(|| format!("cannot write {}", path.display()))?;
             }
@@ -65,5 +68,19 @@ fn run(cli: Cli) -> Result<()> {
             println!("{n}");
             Ok(())
         }
+    }
+}
+
+/// Without explicit `--state`/`--output` (flag, env or config file), each input
+/// file gets its own state and output directories under `.neonblue/`, so that
+/// `run --input FILE` alone works for any number of files.
+fn apply_per_input_defaults(config: &mut neonblue::config::Config, input: &std::path::Path) {
+    let defaults = neonblue::config::Config::default();
+    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
+    if config.processing.state_dir == defaults.processing.state_dir {
+        config.processing.state_dir = defaults.processing.state_dir.join(&stem);
+    }
+    if config.output.url == defaults.output.url {
+        config.output.url = format!("{}/{stem}", defaults.output.url);
     }
 }

@@ -149,6 +149,14 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         s
     };
     if ckpt.done {
+        let len = std::fs::metadata(&input)?.len();
+        if len != ckpt.pos {
+            tracing::warn!(
+                processed_bytes = ckpt.pos,
+                file_bytes = len,
+                "input changed after it was fully processed; its new content is ignored (use a fresh --state to reprocess)"
+            );
+        }
         tracing::info!("input already fully processed; outputs are complete");
         return Ok(summary_of(&router, &tasks));
     }
