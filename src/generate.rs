@@ -10,7 +10,8 @@
 //! `payload` (the application's JSON text as a string, Python `json.dumps`
 //! spacing, timestamps in Python `isoformat()`), `created_at` (Debezium
 //! `ZonedTimestamp`, `Z` and six fraction digits) and `processed_at`, and the
-//! four `__debezium.context.*` headers. A typical line is about 1.1 KB.
+//! four `__debezium.context.*` headers. A typical line is about 1.3 KB, of
+//! which about 1 KB is the envelope.
 //!
 //! The simulation: users take part in experiments; each (experiment, user)
 //! pair gets an `ASSIGNMENT_CREATED` before its first session, sessions are
@@ -48,11 +49,11 @@ pub struct GenerateOptions {
     /// Total number of lines (records) to write, everything included
     /// (snapshot rows, updates, deletes, tombstones, malformed lines, copies).
     pub records: u64,
-    /// Number of distinct users (`user_0000000` …).
+    /// Number of distinct users (`user_0000000` …, at least 7 digits).
     pub users: u32,
     /// Number of experiments (ids `1..=experiments`).
     pub experiments: u32,
-    /// Variants per experiment (2..=127). Variant `k` of experiment `e` has
+    /// Variants per experiment (1..=127). Variant `k` of experiment `e` has
     /// id `e * 100 + k + 1` and key `control` (k = 0), `treatment` (k = 1),
     /// `variant_<k+1>` (k ≥ 2).
     pub variants: u32,
@@ -60,7 +61,8 @@ pub struct GenerateOptions {
     /// conversion, by variant index; variants past the end use the last
     /// value. Default `[0.10, 0.12]`: a real 20 % relative uplift.
     pub conversion_rates: Vec<f64>,
-    /// Mean number of `page_view` events per session (geometric, ≥ 1).
+    /// Mean number of `page_view` events per session (geometric with at
+    /// least one; `0` for none).
     pub mean_page_views: f64,
     /// Probability that a session has a `click`.
     pub click_rate: f64,
@@ -235,11 +237,16 @@ impl GenerateOptions {
                 bail!("conversion rate {p} not in [0, 1]");
             }
         }
-        let side = self.malformed + self.duplicates + self.redeliveries + self.outbox_updates + self.outbox_deletes;
+        let side = self.malformed
+            + self.duplicates
+            + self.redeliveries
+            + self.outbox_updates
+            + self.outbox_deletes;
         if side > 0.9 {
             bail!("malformed + duplicates + redeliveries + outbox_updates + outbox_deletes must be ≤ 0.9");
         }
-        if !(self.jitter_secs >= 0.0) || !(self.mean_page_views >= 0.0) {
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !non_negative(self.jitter_secs) || !non_negative(self.mean_page_views) {
             bail!("jitter_secs and mean_page_views must be ≥ 0");
         }
         parse_start(&self.start)?;
@@ -337,9 +344,13 @@ pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> anyhow::Result<G
 }
 
 /// [`generate`] into a new file at `path` (created or truncated).
-pub fn generate_to_path(opts: &GenerateOptions, path: impl AsRef<Path>) -> anyhow::Result<GenerateStats> {
+pub fn generate_to_path(
+    opts: &GenerateOptions,
+    path: impl AsRef<Path>,
+) -> anyhow::Result<GenerateStats> {
     let path = path.as_ref();
-    let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let stats = generate(opts, &mut f)?;
     Ok(stats)
 }
@@ -491,11 +502,24 @@ fn parse_start(s: &str) -> anyhow::Result<i64> {
         }
         Ok(part.parse()?)
     };
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         bail!("start must look like 2025-09-30T00:00:00Z, got {s:?}");
     }
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > 31 || h > 23 || mi > 59 || se > 59 {
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 59 {
         bail!("start: out of range in {s:?}");
     }
     let mut i = 19;
@@ -543,7 +567,10 @@ struct TsFmt {
 
 impl TsFmt {
     fn new() -> Self {
-        TsFmt { sec: i64::MIN, text: [0; 19] }
+        TsFmt {
+            sec: i64::MIN,
+            text: [0; 19],
+        }
     }
 
     #[inline]
@@ -612,7 +639,12 @@ const PAGES: [&str; 8] = [
 const DEVICES: [&str; 3] = ["mobile", "desktop", "tablet"];
 const BROWSERS: [&str; 4] = ["chrome", "safari", "firefox", "edge"];
 const ELEMENTS: [&str; 4] = ["cta", "checkout_button", "nav_link", "add_to_cart"];
-const BAD_TIMESTAMPS: [&str; 4] = ["2025-13-45T99:00:00+00:00", "yesterday", "2025-02-30T10:00:00+00:00", ""];
+const BAD_TIMESTAMPS: [&str; 4] = [
+    "2025-13-45T99:00:00+00:00",
+    "yesterday",
+    "2025-02-30T10:00:00+00:00",
+    "",
+];
 
 /// Ring of recent outbox rows kept for `processed_at` updates.
 const ROW_RING: usize = 1024;
@@ -787,7 +819,11 @@ impl<'a> Gen<'a> {
         let variant_keys: Vec<String> = (0..o.variants).map(variant_key).collect();
         stats.per_variant = variant_keys
             .iter()
-            .map(|k| VariantStats { variant_key: k.clone(), exposures: 0, conversions: 0 })
+            .map(|k| VariantStats {
+                variant_key: k.clone(),
+                exposures: 0,
+                conversions: 0,
+            })
             .collect();
         Ok(Gen {
             o,
@@ -916,7 +952,8 @@ impl<'a> Gen<'a> {
     fn user_unassigned(&self, user: u32) -> bool {
         let p = self.o.unassigned_users;
         p > 0.0
-            && (mix64(self.o.seed ^ 0x756e_6173 ^ (user as u64).wrapping_mul(0x9e37_79b9)) >> 11) as f64
+            && (mix64(self.o.seed ^ 0x756e_6173 ^ (user as u64).wrapping_mul(0x9e37_79b9)) >> 11)
+                as f64
                 * (1.0 / (1u64 << 53) as f64)
                 < p
     }
@@ -957,7 +994,8 @@ impl<'a> Gen<'a> {
         } else if self.rng.chance(self.o.reassignments) {
             let v = cur - 1;
             let nv = if self.o.variants > 1 {
-                ((v as u64 + 1 + self.rng.below(self.o.variants as u64 - 1)) % self.o.variants as u64) as u8
+                ((v as u64 + 1 + self.rng.below(self.o.variants as u64 - 1))
+                    % self.o.variants as u64) as u8
             } else {
                 v
             };
@@ -975,7 +1013,9 @@ impl<'a> Gen<'a> {
             page_views = 0;
         }
         let rates = &self.o.conversion_rates;
-        let rate = *rates.get(variant as usize).unwrap_or(&rates[rates.len() - 1]);
+        let rate = *rates
+            .get(variant as usize)
+            .unwrap_or(&rates[rates.len() - 1]);
         let click = self.rng.chance(self.o.click_rate);
         let convert = self.rng.chance(rate);
         let delete = assigned_user && self.rng.chance(self.o.deletes);
@@ -1098,7 +1138,12 @@ impl<'a> Gen<'a> {
     }
 
     /// An assignment outbox row (`assigned_at` given; the clock is `created_at`).
-    fn assignment(&mut self, s: &mut Session, kind: AssignKind, assigned_at: i64) -> anyhow::Result<()> {
+    fn assignment(
+        &mut self,
+        s: &mut Session,
+        kind: AssignKind,
+        assigned_at: i64,
+    ) -> anyhow::Result<()> {
         let id = if kind == AssignKind::Created {
             let id = self.next_assignment_id;
             self.next_assignment_id += 1;
@@ -1126,7 +1171,11 @@ impl<'a> Gen<'a> {
         p.extend_from_slice(br#"\", \"assigned_at\": \""#);
         self.ts.python(p, assigned_at);
         p.extend_from_slice(br#"\", \"source\": \""#);
-        p.extend_from_slice(if kind == AssignKind::Updated { b"rebalance" } else { b"api" });
+        p.extend_from_slice(if kind == AssignKind::Updated {
+            b"rebalance"
+        } else {
+            b"api"
+        });
         p.extend_from_slice(br#"\"}"#);
         self.after_end(oid, true)?;
         match kind {
@@ -1221,14 +1270,31 @@ impl<'a> Gen<'a> {
     }
 
     /// Append an event payload (escaped, as inside the `payload` string) to `self.after`.
-    fn push_event_payload(&mut self, s: &Session, event_id: u64, et: EventType, ts: i64, bad: Malformed) {
+    fn push_event_payload(
+        &mut self,
+        s: &Session,
+        event_id: u64,
+        et: EventType,
+        ts: i64,
+        bad: Malformed,
+    ) {
         let (value_cents, score) = if et == EventType::Conversion {
-            (self.rng.range(self.o.value_min_cents as u64, self.o.value_max_cents as u64), self.rng.range(0, 100))
+            (
+                self.rng
+                    .range(self.o.value_min_cents as u64, self.o.value_max_cents as u64),
+                self.rng.range(0, 100),
+            )
         } else {
             (0, 0)
         };
         let string_props = self.rng.chance(self.o.string_properties);
-        self.push_props(if string_props { Q2 } else { Q1 }, s, et, value_cents, score);
+        self.push_props(
+            if string_props { Q2 } else { Q1 },
+            s,
+            et,
+            value_cents,
+            score,
+        );
         let bad_ts = if bad == Malformed::BadTimestamp {
             BAD_TIMESTAMPS[self.rng.below(BAD_TIMESTAMPS.len() as u64) as usize]
         } else {
@@ -1450,7 +1516,9 @@ impl<'a> Gen<'a> {
     /// A connector restart: the last records are delivered again, and the
     /// `runId` header changes from now on.
     fn redeliver(&mut self, left: u64) -> anyhow::Result<()> {
-        let max = (self.o.redelivery_max_batch.max(1) as u64).min(self.history.len() as u64).min(left);
+        let max = (self.o.redelivery_max_batch.max(1) as u64)
+            .min(self.history.len() as u64)
+            .min(left);
         let k = self.rng.range(1, max) as usize;
         self.run_id = uuid_like(&mut self.rng, self.clock);
         self.stats.restarts += 1;
@@ -1517,7 +1585,11 @@ impl<'a> Gen<'a> {
         }
         let row = std::mem::take(&mut self.after);
         let r = if self.snapshot_phase {
-            self.snapshot.push(SnapRow { outbox_id: oid, after: row.clone(), assignment: self.cur_assignment });
+            self.snapshot.push(SnapRow {
+                outbox_id: oid,
+                after: row.clone(),
+                assignment: self.cur_assignment,
+            });
             Ok(())
         } else {
             self.write_streamed(oid, &row, b",\"processed_at\":null}", Op::Create)
@@ -1576,7 +1648,13 @@ impl<'a> Gen<'a> {
 
     /// One streamed row in its own transaction: `row` + `suffix` is the
     /// `after` row (create, update) or the `before` row (delete).
-    fn write_streamed(&mut self, oid: u64, row: &[u8], suffix: &[u8], op: Op) -> anyhow::Result<()> {
+    fn write_streamed(
+        &mut self,
+        oid: u64,
+        row: &[u8],
+        suffix: &[u8],
+        op: Op,
+    ) -> anyhow::Result<()> {
         self.tx_id += 1;
         self.lsn += 232 + (row.len() as u64 & !7);
         let lsn = self.lsn;
@@ -1586,9 +1664,21 @@ impl<'a> Gen<'a> {
     }
 
     /// Write a whole record line: `"key":{"id":oid},"value":{envelope}`.
-    fn write_envelope(&mut self, oid: u64, row: &[u8], suffix: &[u8], op: Op, snapshot: &[u8], lsn: u64) -> anyhow::Result<()> {
+    fn write_envelope(
+        &mut self,
+        oid: u64,
+        row: &[u8],
+        suffix: &[u8],
+        op: Op,
+        snapshot: &[u8],
+        lsn: u64,
+    ) -> anyhow::Result<()> {
         let snap = op == Op::Read;
-        let commit_ms = if snap { self.snapshot_ts_ms } else { self.clock / 1000 + 3 };
+        let commit_ms = if snap {
+            self.snapshot_ts_ms
+        } else {
+            self.clock / 1000 + 3
+        };
         let proc_us = if snap {
             self.snapshot_ts_ms * 1000 + 5_000 + (self.snapshot_emitted as i64) * 20
         } else {
@@ -1634,7 +1724,9 @@ impl<'a> Gen<'a> {
         push_u64(b, self.tx_id);
         b.extend_from_slice(b",\"lsn\":");
         push_u64(b, lsn);
-        b.extend_from_slice(b",\"xmin\":null,\"origin\":null,\"origin_lsn\":null},\"transaction\":null,\"op\":\"");
+        b.extend_from_slice(
+            b",\"xmin\":null,\"origin\":null,\"origin_lsn\":null},\"transaction\":null,\"op\":\"",
+        );
         b.push(match op {
             Op::Create => b'c',
             Op::Read => b'r',

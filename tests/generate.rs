@@ -17,11 +17,21 @@ fn lines(out: &[u8]) -> Vec<&str> {
 }
 
 fn small(records: u64) -> GenerateOptions {
-    GenerateOptions { records, users: 2_000, snapshot_rows: 200, ..GenerateOptions::default() }
+    GenerateOptions {
+        records,
+        users: 2_000,
+        snapshot_rows: 200,
+        ..GenerateOptions::default()
+    }
 }
 
 fn small_clean(records: u64) -> GenerateOptions {
-    GenerateOptions { records, users: 2_000, snapshot_rows: 200, ..GenerateOptions::clean() }
+    GenerateOptions {
+        records,
+        users: 2_000,
+        snapshot_rows: 200,
+        ..GenerateOptions::clean()
+    }
 }
 
 /// One parsed line.
@@ -60,8 +70,14 @@ fn parse_all(out: &[u8]) -> (Vec<Rec>, usize) {
             Ok(v) => {
                 let obj = v.as_object().expect("record object");
                 let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
-                assert_eq!(keys, ["topic", "partition", "offset", "key", "value", "headers"], "{line}");
-                let payload = v["value"]["after"]["payload"].as_str().and_then(|p| serde_json::from_str(p).ok());
+                assert_eq!(
+                    keys,
+                    ["topic", "partition", "offset", "key", "value", "headers"],
+                    "{line}"
+                );
+                let payload = v["value"]["after"]["payload"]
+                    .as_str()
+                    .and_then(|p| serde_json::from_str(p).ok());
                 recs.push(Rec {
                     offset: v["offset"].as_u64().unwrap(),
                     partition: v["partition"].as_u64().unwrap(),
@@ -86,11 +102,19 @@ fn is_python_iso(s: &str) -> bool {
             && b[10] == b'T'
             && b[13] == b':'
             && b[16] == b':'
-            && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18].iter().all(|&i| b[i].is_ascii_digit())
+            && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+                .iter()
+                .all(|&i| b[i].is_ascii_digit())
     };
     match b.len() {
         25 => base_ok(b) && s.ends_with("+00:00"),
-        32 => base_ok(b) && b[19] == b'.' && b[20..26].iter().all(u8::is_ascii_digit) && &s[20..26] != "000000" && s.ends_with("+00:00"),
+        32 => {
+            base_ok(b)
+                && b[19] == b'.'
+                && b[20..26].iter().all(u8::is_ascii_digit)
+                && &s[20..26] != "000000"
+                && s.ends_with("+00:00")
+        }
         _ => false,
     }
 }
@@ -103,14 +127,36 @@ fn valid_ts(s: &str) -> bool {
     let n = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap();
     let (y, m, d) = (n(0..4), n(5..7), n(8..10));
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-    let dim = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    (1..=12).contains(&m) && d >= 1 && d <= dim[m as usize - 1] && n(11..13) < 24 && n(14..16) < 60 && n(17..19) < 60
+    let dim = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    (1..=12).contains(&m)
+        && d >= 1
+        && d <= dim[m as usize - 1]
+        && n(11..13) < 24
+        && n(14..16) < 60
+        && n(17..19) < 60
 }
 
 /// Debezium `ZonedTimestamp`: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 fn is_zoned(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 27 && b[10] == b'T' && b[19] == b'.' && b[20..26].iter().all(u8::is_ascii_digit) && b[26] == b'Z'
+    b.len() == 27
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && b[20..26].iter().all(u8::is_ascii_digit)
+        && b[26] == b'Z'
 }
 
 /// Microseconds since the epoch of a Python isoformat UTC timestamp.
@@ -121,7 +167,11 @@ fn micros(s: &str) -> i64 {
     let hh: i64 = s[11..13].parse().unwrap();
     let mm: i64 = s[14..16].parse().unwrap();
     let ss: i64 = s[17..19].parse().unwrap();
-    let frac: i64 = if s.as_bytes()[19] == b'.' { s[20..26].parse().unwrap() } else { 0 };
+    let frac: i64 = if s.as_bytes()[19] == b'.' {
+        s[20..26].parse().unwrap()
+    } else {
+        0
+    };
     // days from civil (Howard Hinnant)
     let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
     let era = y2.div_euclid(400);
@@ -139,7 +189,10 @@ fn same_options_give_identical_bytes() {
     let (b, sb) = gen(&o);
     assert_eq!(sa, sb);
     assert!(a == b, "two runs differ");
-    let (c, _) = gen(&GenerateOptions { seed: 7, ..o.clone() });
+    let (c, _) = gen(&GenerateOptions {
+        seed: 7,
+        ..o.clone()
+    });
     assert!(a != c, "another seed gives the same output");
     // generate_to_path writes the same bytes
     let dir = tempfile::tempdir().unwrap();
@@ -151,7 +204,14 @@ fn same_options_give_identical_bytes() {
 
 #[test]
 fn counts_add_up() {
-    let o = GenerateOptions { records: 30_000, users: 2_000, malformed: 0.01, duplicates: 0.01, redeliveries: 0.001, ..GenerateOptions::default() };
+    let o = GenerateOptions {
+        records: 30_000,
+        users: 2_000,
+        malformed: 0.01,
+        duplicates: 0.01,
+        redeliveries: 0.001,
+        ..GenerateOptions::default()
+    };
     let (out, st) = gen(&o);
     let ls = lines(&out);
     assert_eq!(ls.len() as u64, o.records);
@@ -168,7 +228,10 @@ fn counts_add_up() {
         + st.tombstones
         + st.malformed();
     assert_eq!(kinds, st.records, "{st:?}");
-    assert_eq!(st.exposures + st.page_views + st.clicks + st.conversions, st.events);
+    assert_eq!(
+        st.exposures + st.page_views + st.clicks + st.conversions,
+        st.events
+    );
     assert_eq!(st.snapshot, o.snapshot_rows);
     assert_eq!(st.tombstones, st.outbox_deletes);
 
@@ -185,12 +248,18 @@ fn counts_add_up() {
         *by_kind.entry(k).or_default() += 1;
     }
     let get = |k: &str| by_kind.get(k).copied().unwrap_or(0);
-    assert_eq!(get("r:ASSIGNMENT_CREATED") + get("r:EVENT_CREATED"), st.snapshot);
+    assert_eq!(
+        get("r:ASSIGNMENT_CREATED") + get("r:EVENT_CREATED"),
+        st.snapshot
+    );
     assert!(get("tombstone") >= st.tombstones && get("d") >= st.outbox_deletes);
     let creates = get("c:ASSIGNMENT_CREATED") + get("r:ASSIGNMENT_CREATED");
-    assert!(creates >= st.assignments_created && creates <= st.assignments_created + st.redelivered);
+    assert!(
+        creates >= st.assignments_created && creates <= st.assignments_created + st.redelivered
+    );
     let events = get("c:EVENT_CREATED") + get("r:EVENT_CREATED");
-    let bad_payload_events = st.malformed_missing_user_id + st.malformed_bad_timestamp + st.malformed_payload_not_json;
+    let bad_payload_events =
+        st.malformed_missing_user_id + st.malformed_bad_timestamp + st.malformed_payload_not_json;
     assert!(events >= st.events + st.duplicates + bad_payload_events);
     assert!(events <= st.events + st.duplicates + bad_payload_events + st.redelivered);
     assert!(st.restarts > 0 && st.redelivered >= st.restarts);
@@ -198,15 +267,23 @@ fn counts_add_up() {
 
 #[test]
 fn every_line_is_a_record_object_like_the_fixtures() {
-    let o = GenerateOptions { malformed: 0.0, ..small(20_000) };
+    let o = GenerateOptions {
+        malformed: 0.0,
+        ..small(20_000)
+    };
     let (out, st) = gen(&o);
     let (recs, invalid) = parse_all(&out);
     assert_eq!(invalid, 0);
     assert_eq!(recs.len() as u64, st.records);
 
     // the fixture's envelope layout
-    let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/outbox_json.jsonl"));
-    let fx: Option<Value> = fixture.ok().and_then(|f| f.lines().nth(13).map(|l| serde_json::from_str(l).unwrap()));
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/outbox_json.jsonl"
+    ));
+    let fx: Option<Value> = fixture
+        .ok()
+        .and_then(|f| f.lines().nth(13).map(|l| serde_json::from_str(l).unwrap()));
 
     let mut lens = 0usize;
     for (i, line) in lines(&out).iter().enumerate() {
@@ -232,17 +309,64 @@ fn every_line_is_a_record_object_like_the_fixtures() {
         if val.is_null() {
             continue; // tombstone
         }
-        let keys: Vec<&str> = val.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["before", "after", "source", "transaction", "op", "ts_ms", "ts_us", "ts_ns"]);
+        let keys: Vec<&str> = val
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "before",
+                "after",
+                "source",
+                "transaction",
+                "op",
+                "ts_ms",
+                "ts_us",
+                "ts_ns"
+            ]
+        );
         if let Some(fx) = &fx {
-            let fk: Vec<&str> = fx["value"]["source"].as_object().unwrap().keys().map(String::as_str).collect();
-            let sk: Vec<&str> = val["source"].as_object().unwrap().keys().map(String::as_str).collect();
+            let fk: Vec<&str> = fx["value"]["source"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let sk: Vec<&str> = val["source"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
             assert_eq!(sk, fk);
         }
         let op = val["op"].as_str().unwrap();
-        let row = if op == "d" { &val["before"] } else { &val["after"] };
-        let rk: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(rk, ["id", "aggregate_id", "aggregate_type", "event_type", "payload", "created_at", "processed_at"]);
+        let row = if op == "d" {
+            &val["before"]
+        } else {
+            &val["after"]
+        };
+        let rk: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            rk,
+            [
+                "id",
+                "aggregate_id",
+                "aggregate_type",
+                "event_type",
+                "payload",
+                "created_at",
+                "processed_at"
+            ]
+        );
         assert_eq!(row["id"].as_u64(), Some(id), "key id = row id");
         let snap = val["source"]["snapshot"].as_str().unwrap();
         match op {
@@ -256,31 +380,73 @@ fn every_line_is_a_record_object_like_the_fixtures() {
             continue;
         }
         assert!(val["before"].is_null());
-        assert!(is_zoned(row["created_at"].as_str().unwrap()), "{}", row["created_at"]);
+        assert!(
+            is_zoned(row["created_at"].as_str().unwrap()),
+            "{}",
+            row["created_at"]
+        );
         match op {
             "u" => assert!(is_zoned(row["processed_at"].as_str().unwrap())),
             "c" => assert!(row["processed_at"].is_null()),
             _ => {}
         }
         let text = row["payload"].as_str().unwrap();
-        assert!(text.contains("\", \"") && text.contains("\": "), "Python spacing: {text}");
+        assert!(
+            text.contains("\", \"") && text.contains("\": "),
+            "Python spacing: {text}"
+        );
         let p: Value = serde_json::from_str(text).unwrap();
         let pk: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
         match row["aggregate_type"].as_str().unwrap() {
             "assignment" => {
-                assert_eq!(pk, ["id", "experiment_id", "user_id", "variant_id", "variant_key", "assigned_at", "source"]);
-                assert_eq!(row["aggregate_id"].as_str().unwrap(), p["id"].as_u64().unwrap().to_string());
-                assert!(is_python_iso(p["assigned_at"].as_str().unwrap()), "{}", p["assigned_at"]);
-                assert!(row["event_type"].as_str().unwrap().starts_with("ASSIGNMENT_"));
+                assert_eq!(
+                    pk,
+                    [
+                        "id",
+                        "experiment_id",
+                        "user_id",
+                        "variant_id",
+                        "variant_key",
+                        "assigned_at",
+                        "source"
+                    ]
+                );
+                assert_eq!(
+                    row["aggregate_id"].as_str().unwrap(),
+                    p["id"].as_u64().unwrap().to_string()
+                );
+                assert!(
+                    is_python_iso(p["assigned_at"].as_str().unwrap()),
+                    "{}",
+                    p["assigned_at"]
+                );
+                assert!(row["event_type"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("ASSIGNMENT_"));
             }
             "event" => {
                 assert_eq!(
                     pk,
-                    ["id", "experiment_id", "user_id", "variant_id", "variant_key", "event_type", "timestamp", "properties", "session_id"]
+                    [
+                        "id",
+                        "experiment_id",
+                        "user_id",
+                        "variant_id",
+                        "variant_key",
+                        "event_type",
+                        "timestamp",
+                        "properties",
+                        "session_id"
+                    ]
                 );
                 assert_eq!(row["event_type"], "EVENT_CREATED");
                 assert_eq!(row["aggregate_id"], p["id"]);
-                assert!(is_python_iso(p["timestamp"].as_str().unwrap()), "{}", p["timestamp"]);
+                assert!(
+                    is_python_iso(p["timestamp"].as_str().unwrap()),
+                    "{}",
+                    p["timestamp"]
+                );
                 let props = match &p["properties"] {
                     Value::String(s) => serde_json::from_str::<Value>(s).unwrap(),
                     o => o.clone(),
@@ -311,23 +477,40 @@ fn snapshot_comes_first_in_heap_order() {
     for (i, r) in recs.iter().enumerate().take(n) {
         assert_eq!(r.op(), Some("r"));
         let flag = r.value["source"]["snapshot"].as_str().unwrap();
-        let want = if i == 0 { "first" } else if i + 1 == n { "last" } else { "true" };
+        let want = if i == 0 {
+            "first"
+        } else if i + 1 == n {
+            "last"
+        } else {
+            "true"
+        };
         assert_eq!(flag, want);
-        assert!(r.value["source"]["sequence"].as_str().unwrap().starts_with("[null,"));
+        assert!(r.value["source"]["sequence"]
+            .as_str()
+            .unwrap()
+            .starts_with("[null,"));
     }
     assert_ne!(recs[n].op(), Some("r"));
     // rows processed before the snapshot come last, with processed_at set
-    let processed: Vec<usize> = (0..n).filter(|&i| !recs[i].after().unwrap()["processed_at"].is_null()).collect();
+    let processed: Vec<usize> = (0..n)
+        .filter(|&i| !recs[i].after().unwrap()["processed_at"].is_null())
+        .collect();
     assert!(!processed.is_empty());
     assert!(processed.iter().all(|&i| i >= n - processed.len()));
     // so the snapshot is not in outbox id order
-    let ids: Vec<u64> = recs[..n].iter().map(|r| r.key["id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> = recs[..n]
+        .iter()
+        .map(|r| r.key["id"].as_u64().unwrap())
+        .collect();
     assert!(ids.windows(2).any(|w| w[0] > w[1]));
 }
 
 #[test]
 fn malformed_zero_means_every_line_parses_and_every_payload_is_complete() {
-    let o = GenerateOptions { malformed: 0.0, ..small(20_000) };
+    let o = GenerateOptions {
+        malformed: 0.0,
+        ..small(20_000)
+    };
     let (out, st) = gen(&o);
     assert_eq!(st.malformed(), 0);
     let (recs, invalid) = parse_all(&out);
@@ -343,7 +526,10 @@ fn malformed_zero_means_every_line_parses_and_every_payload_is_complete() {
 
 #[test]
 fn malformed_records_are_of_each_kind() {
-    let o = GenerateOptions { malformed: 0.02, ..small(20_000) };
+    let o = GenerateOptions {
+        malformed: 0.02,
+        ..small(20_000)
+    };
     let (out, st) = gen(&o);
     assert!(st.malformed_invalid_json > 0 && st.malformed_missing_user_id > 0);
     assert!(st.malformed_bad_timestamp > 0 && st.malformed_payload_not_json > 0);
@@ -448,7 +634,11 @@ fn replay(recs: &[Rec]) -> (usize, usize, usize, HashMap<String, usize>) {
             }
         }
         // expire pending events
-        while !in_snapshot && expiry.peek().is_some_and(|Reverse((due, _))| *due <= stream_time) {
+        while !in_snapshot
+            && expiry
+                .peek()
+                .is_some_and(|Reverse((due, _))| *due <= stream_time)
+        {
             let Reverse((due, key)) = expiry.pop().unwrap();
             if let Some(list) = pending.get_mut(&key) {
                 if let Some(i) = list.iter().position(|&ts| ts + GRACE == due) {
@@ -469,14 +659,24 @@ fn replay(recs: &[Rec]) -> (usize, usize, usize, HashMap<String, usize>) {
 fn clean_stream_has_no_trouble() {
     let o = small_clean(20_000);
     let (out, st) = gen(&o);
-    assert_eq!(st.malformed() + st.duplicates + st.redelivered + st.events_late, 0);
+    assert_eq!(
+        st.malformed() + st.duplicates + st.redelivered + st.events_late,
+        0
+    );
     assert_eq!(st.events_unassigned_user + st.events_before_assignment, 0);
     let (recs, invalid) = parse_all(&out);
     assert_eq!(invalid, 0);
     let (valid, before, unassigned, seen) = replay(&recs);
-    assert_eq!((before, unassigned), (0, 0), "every clean event joins an assignment");
+    assert_eq!(
+        (before, unassigned),
+        (0, 0),
+        "every clean event joins an assignment"
+    );
     assert_eq!(valid as u64, st.events);
-    assert!(seen.values().all(|&n| n == 1), "clean() has no duplicate event ids");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "clean() has no duplicate event ids"
+    );
     // no reordering: event time never goes backwards in file order (outside the snapshot)
     let mut last = i64::MIN;
     for r in recs.iter().skip(st.snapshot as usize) {
@@ -522,23 +722,38 @@ fn default_stream_has_some_of_every_trouble() {
 #[test]
 fn knobs_have_their_effect() {
     // every assignment after its user's first event
-    let o = GenerateOptions { before_assignment: 1.0, ..small_clean(10_000) };
+    let o = GenerateOptions {
+        before_assignment: 1.0,
+        ..small_clean(10_000)
+    };
     let (out, st) = gen(&o);
     let (recs, _) = parse_all(&out);
     let (_, before, _, _) = replay(&recs);
     assert!(st.events_before_assignment > 0);
-    assert!(before as u64 >= st.events_before_assignment * 9 / 10, "{before} vs {}", st.events_before_assignment);
+    assert!(
+        before as u64 >= st.events_before_assignment * 9 / 10,
+        "{before} vs {}",
+        st.events_before_assignment
+    );
 
     // nobody assigned
-    let o = GenerateOptions { unassigned_users: 1.0, ..small_clean(10_000) };
+    let o = GenerateOptions {
+        unassigned_users: 1.0,
+        ..small_clean(10_000)
+    };
     let (out, st) = gen(&o);
     assert_eq!(st.assignments_created, 0);
     assert_eq!(st.events_unassigned_user, st.events);
     let (recs, _) = parse_all(&out);
-    assert!(recs.iter().all(|r| r.aggregate_type() != Some("assignment")));
+    assert!(recs
+        .iter()
+        .all(|r| r.aggregate_type() != Some("assignment")));
 
     // late events are hours behind the moment they are written
-    let o = GenerateOptions { late_events: 0.05, ..small_clean(10_000) };
+    let o = GenerateOptions {
+        late_events: 0.05,
+        ..small_clean(10_000)
+    };
     let (out, st) = gen(&o);
     let (recs, _) = parse_all(&out);
     let mut late = 0;
@@ -546,7 +761,10 @@ fn knobs_have_their_effect() {
         if matches!(r.op(), Some("c") | Some("r")) && r.aggregate_type() == Some("event") {
             let p = r.payload().unwrap();
             let ts = micros(p["timestamp"].as_str().unwrap());
-            let created = r.after().unwrap()["created_at"].as_str().unwrap().replace('Z', "+00:00");
+            let created = r.after().unwrap()["created_at"]
+                .as_str()
+                .unwrap()
+                .replace('Z', "+00:00");
             if micros(&created) - ts >= 2 * 3600 * 1_000_000 {
                 late += 1;
             }
@@ -556,26 +774,43 @@ fn knobs_have_their_effect() {
     assert!(late > 0);
 
     // duplicates repeat an event id under a new outbox id
-    let o = GenerateOptions { duplicates: 0.05, ..small_clean(10_000) };
+    let o = GenerateOptions {
+        duplicates: 0.05,
+        ..small_clean(10_000)
+    };
     let (out, st) = gen(&o);
     let (recs, _) = parse_all(&out);
     let mut by_id: HashMap<String, HashSet<u64>> = HashMap::new();
-    for r in recs.iter().filter(|r| matches!(r.op(), Some("c") | Some("r")) && r.aggregate_type() == Some("event")) {
+    for r in recs
+        .iter()
+        .filter(|r| matches!(r.op(), Some("c") | Some("r")) && r.aggregate_type() == Some("event"))
+    {
         let id = r.payload().unwrap()["id"].as_str().unwrap().to_string();
-        by_id.entry(id).or_default().insert(r.key["id"].as_u64().unwrap());
+        by_id
+            .entry(id)
+            .or_default()
+            .insert(r.key["id"].as_u64().unwrap());
     }
     let extra: usize = by_id.values().map(|s| s.len() - 1).sum();
     assert_eq!(extra as u64, st.duplicates);
 
     // re-deliveries repeat earlier records verbatim, with a new runId
-    let o = GenerateOptions { redeliveries: 0.01, ..small_clean(10_000) };
+    let o = GenerateOptions {
+        redeliveries: 0.01,
+        ..small_clean(10_000)
+    };
     let (out, st) = gen(&o);
     assert!(st.restarts > 0);
     let mut bodies: HashMap<String, usize> = HashMap::new();
     let mut run_ids = HashSet::new();
     for line in lines(&out) {
         let v: Value = serde_json::from_str(line).unwrap();
-        run_ids.insert(v["headers"]["__debezium.context.runId"].as_str().unwrap().to_string());
+        run_ids.insert(
+            v["headers"]["__debezium.context.runId"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
         let body = format!("{}|{}", v["key"], v["value"]);
         *bodies.entry(body).or_default() += 1;
     }
@@ -584,19 +819,36 @@ fn knobs_have_their_effect() {
     assert_eq!(run_ids.len() as u64, st.restarts + 1);
 
     // jitter: reordered, never more than jitter_secs behind the write
-    let o = GenerateOptions { jitter_secs: 60.0, ..small_clean(10_000) };
+    let o = GenerateOptions {
+        jitter_secs: 60.0,
+        ..small_clean(10_000)
+    };
     let (out, _) = gen(&o);
     let (recs, _) = parse_all(&out);
     let mut behind_max = 0;
-    for r in recs.iter().filter(|r| r.op() == Some("c") && r.aggregate_type() == Some("event")) {
+    for r in recs
+        .iter()
+        .filter(|r| r.op() == Some("c") && r.aggregate_type() == Some("event"))
+    {
         let ts = micros(r.payload().unwrap()["timestamp"].as_str().unwrap());
-        let created = micros(&r.after().unwrap()["created_at"].as_str().unwrap().replace('Z', "+00:00"));
+        let created = micros(
+            &r.after().unwrap()["created_at"]
+                .as_str()
+                .unwrap()
+                .replace('Z', "+00:00"),
+        );
         behind_max = behind_max.max(created - ts);
     }
-    assert!(behind_max > 10_000_000 && behind_max <= 60_000_000, "{behind_max}");
+    assert!(
+        behind_max > 10_000_000 && behind_max <= 60_000_000,
+        "{behind_max}"
+    );
 
     // outbox deletes are followed by their tombstone
-    let o = GenerateOptions { outbox_deletes: 0.05, ..small_clean(10_000) };
+    let o = GenerateOptions {
+        outbox_deletes: 0.05,
+        ..small_clean(10_000)
+    };
     let (out, st) = gen(&o);
     let (recs, _) = parse_all(&out);
     let mut n = 0;
@@ -611,21 +863,37 @@ fn knobs_have_their_effect() {
     assert!(n > 0);
 
     // no side records at all
-    let o = GenerateOptions { outbox_updates: 0.0, outbox_deletes: 0.0, snapshot_rows: 0, ..small_clean(5_000) };
+    let o = GenerateOptions {
+        outbox_updates: 0.0,
+        outbox_deletes: 0.0,
+        snapshot_rows: 0,
+        ..small_clean(5_000)
+    };
     let (out, st) = gen(&o);
     let (recs, _) = parse_all(&out);
     assert!(recs.iter().all(|r| r.op() == Some("c")));
     assert_eq!(st.snapshot + st.outbox_updates + st.tombstones, 0);
 
     // three experiments of three variants
-    let o = GenerateOptions { variants: 3, experiments: 2, conversion_rates: vec![0.1], ..small_clean(10_000) };
+    let o = GenerateOptions {
+        variants: 3,
+        experiments: 2,
+        conversion_rates: vec![0.1],
+        ..small_clean(10_000)
+    };
     let (out, _) = gen(&o);
     let (recs, _) = parse_all(&out);
     let keys: HashSet<(u64, u64, String)> = recs
         .iter()
         .filter(|r| r.aggregate_type() == Some("assignment"))
         .filter_map(|r| r.payload())
-        .map(|p| (p["experiment_id"].as_u64().unwrap(), p["variant_id"].as_u64().unwrap(), p["variant_key"].as_str().unwrap().to_string()))
+        .map(|p| {
+            (
+                p["experiment_id"].as_u64().unwrap(),
+                p["variant_id"].as_u64().unwrap(),
+                p["variant_key"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let want: HashSet<(u64, u64, String)> = [
         (1, 101, "control"),
@@ -643,7 +911,10 @@ fn knobs_have_their_effect() {
 
 #[test]
 fn partitions_and_offsets() {
-    let o = GenerateOptions { partitions: 3, ..small(10_000) };
+    let o = GenerateOptions {
+        partitions: 3,
+        ..small(10_000)
+    };
     let (out, _) = gen(&o);
     let (recs, invalid) = parse_all(&out);
     let mut per: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
@@ -652,7 +923,10 @@ fn partitions_and_offsets() {
     }
     assert_eq!(per.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
     for offs in per.values() {
-        assert!(offs.windows(2).all(|w| w[0] < w[1]), "offsets increase within a partition");
+        assert!(
+            offs.windows(2).all(|w| w[0] < w[1]),
+            "offsets increase within a partition"
+        );
     }
     let all: HashSet<u64> = recs.iter().map(|r| r.offset).collect();
     assert_eq!(all.len() + invalid, recs.len() + invalid, "offsets unique");
@@ -666,27 +940,53 @@ fn partitions_and_offsets() {
 
 #[test]
 fn conversion_rate_differs_by_variant() {
-    let o = GenerateOptions { records: 100_000, users: 20_000, ..GenerateOptions::clean() };
+    let o = GenerateOptions {
+        records: 100_000,
+        users: 20_000,
+        ..GenerateOptions::clean()
+    };
     let (out, st) = gen(&o);
     let pv = &st.per_variant;
     assert_eq!(pv.len(), 2);
-    assert_eq!((pv[0].variant_key.as_str(), pv[1].variant_key.as_str()), ("control", "treatment"));
+    assert_eq!(
+        (pv[0].variant_key.as_str(), pv[1].variant_key.as_str()),
+        ("control", "treatment")
+    );
     let rate = |i: usize| pv[i].conversions as f64 / pv[i].exposures as f64;
     assert!((rate(0) - 0.10).abs() < 0.01, "control {}", rate(0));
     assert!((rate(1) - 0.12).abs() < 0.01, "treatment {}", rate(1));
     // the file agrees with the stats (clean: every event claims its session's variant)
     drop(out);
-    let (out, st) = gen(&GenerateOptions { records: 30_000, ..o });
+    let (out, st) = gen(&GenerateOptions {
+        records: 30_000,
+        ..o
+    });
     let (recs, _) = parse_all(&out);
     let mut count: HashMap<(String, String), u64> = HashMap::new();
-    for r in recs.iter().filter(|r| r.aggregate_type() == Some("event") && matches!(r.op(), Some("c") | Some("r"))) {
+    for r in recs
+        .iter()
+        .filter(|r| r.aggregate_type() == Some("event") && matches!(r.op(), Some("c") | Some("r")))
+    {
         let p = r.payload().unwrap();
-        let k = (p["variant_key"].as_str().unwrap().to_string(), p["event_type"].as_str().unwrap().to_string());
+        let k = (
+            p["variant_key"].as_str().unwrap().to_string(),
+            p["event_type"].as_str().unwrap().to_string(),
+        );
         *count.entry(k).or_default() += 1;
     }
     for v in &st.per_variant {
-        let c = |e: &str| count.get(&(v.variant_key.clone(), e.to_string())).copied().unwrap_or(0);
-        assert_eq!((c("exposure"), c("conversion")), (v.exposures, v.conversions), "{}", v.variant_key);
+        let c = |e: &str| {
+            count
+                .get(&(v.variant_key.clone(), e.to_string()))
+                .copied()
+                .unwrap_or(0)
+        };
+        assert_eq!(
+            (c("exposure"), c("conversion")),
+            (v.exposures, v.conversions),
+            "{}",
+            v.variant_key
+        );
     }
 }
 
@@ -704,14 +1004,23 @@ fn timestamps_follow_start_and_span() {
     let mut days = HashSet::new();
     for r in &recs {
         if let Some(p) = r.payload() {
-            let t = p.get("timestamp").or_else(|| p.get("assigned_at")).unwrap().as_str().unwrap().to_string();
+            let t = p
+                .get("timestamp")
+                .or_else(|| p.get("assigned_at"))
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string();
             let us = micros(&t);
             assert!(us >= start && us <= end, "{t}");
             days.insert(t[..10].to_string());
         }
     }
     // crosses the leap day
-    assert!(days.contains("2024-02-29") && days.contains("2024-03-01"), "{days:?}");
+    assert!(
+        days.contains("2024-02-29") && days.contains("2024-03-01"),
+        "{days:?}"
+    );
 }
 
 #[test]
@@ -719,29 +1028,57 @@ fn options_serde_and_validation() {
     let d: GenerateOptions = serde_json::from_str("{}").unwrap();
     assert_eq!(d, GenerateOptions::default());
     let o: GenerateOptions = serde_json::from_str(r#"{"records": 5, "seed": 9}"#).unwrap();
-    assert_eq!((o.records, o.seed, o.users), (5, 9, GenerateOptions::default().users));
+    assert_eq!(
+        (o.records, o.seed, o.users),
+        (5, 9, GenerateOptions::default().users)
+    );
     assert!(serde_json::from_str::<GenerateOptions>(r#"{"recrods": 5}"#).is_err());
-    let back: GenerateOptions = serde_json::from_str(&serde_json::to_string(&GenerateOptions::clean()).unwrap()).unwrap();
+    let back: GenerateOptions =
+        serde_json::from_str(&serde_json::to_string(&GenerateOptions::clean()).unwrap()).unwrap();
     assert_eq!(back, GenerateOptions::clean());
 
     let mut sink = Vec::new();
     for bad in [
-        GenerateOptions { variants: 0, ..GenerateOptions::default() },
-        GenerateOptions { users: 0, ..GenerateOptions::default() },
-        GenerateOptions { malformed: 1.5, ..GenerateOptions::default() },
-        GenerateOptions { start: "yesterday".into(), ..GenerateOptions::default() },
-        GenerateOptions { start: "2025-02-30T00:00:00Z".into(), ..GenerateOptions::default() },
-        GenerateOptions { conversion_rates: vec![], ..GenerateOptions::default() },
+        GenerateOptions {
+            variants: 0,
+            ..GenerateOptions::default()
+        },
+        GenerateOptions {
+            users: 0,
+            ..GenerateOptions::default()
+        },
+        GenerateOptions {
+            malformed: 1.5,
+            ..GenerateOptions::default()
+        },
+        GenerateOptions {
+            start: "yesterday".into(),
+            ..GenerateOptions::default()
+        },
+        GenerateOptions {
+            start: "2025-02-30T00:00:00Z".into(),
+            ..GenerateOptions::default()
+        },
+        GenerateOptions {
+            conversion_rates: vec![],
+            ..GenerateOptions::default()
+        },
     ] {
         assert!(generate(&bad, &mut sink).is_err());
     }
     // zero records: empty output
-    let (out, st) = gen(&GenerateOptions { records: 0, ..GenerateOptions::default() });
+    let (out, st) = gen(&GenerateOptions {
+        records: 0,
+        ..GenerateOptions::default()
+    });
     assert!(out.is_empty());
     assert_eq!(st.records, 0);
     // tiny user base: fewer pairs than active sessions still works
-    let (out, st) = gen(&GenerateOptions { users: 3, experiments: 1, ..small(2_000) });
+    let (out, st) = gen(&GenerateOptions {
+        users: 3,
+        experiments: 1,
+        ..small(2_000)
+    });
     assert_eq!(lines(&out).len(), 2_000);
     assert!(st.events > 0);
 }
-
