@@ -6,9 +6,15 @@ use neonblue::cli::{self, Cli, Command};
 use neonblue::pipeline::file::{run_file, FileRun};
 use std::io::{IsTerminal, Write};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_tracing(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -42,9 +48,14 @@ fn run(cli: Cli) -> Result<()> {
             };
             let summary = run_file(&run)?;
             eprint!("{}", summary.render());
-            eprintln!("outputs: {}  state: {}", run.config.output.url, run.config.processing.state_dir.display());
+            eprintln!(
+                "outputs: {}  state: {}",
+                run.config.output.url,
+                run.config.processing.state_dir.display()
+            );
             if let Some(path) = args.summary {
-                std::fs::write(&path, summary.to_json() + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, summary.to_json() + "\n")
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
             Ok(())
         }
@@ -59,12 +70,19 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 neonblue::generate::generate_to_path(&opts, std::path::Path::new(&args.output))?
             };
-            eprintln!("generated {} records ({} bytes)", stats.records, stats.bytes);
+            eprintln!(
+                "generated {} records ({} bytes)",
+                stats.records, stats.bytes
+            );
             Ok(())
         }
         Command::Demo(args) => cli::demo::run_demo(cli.config.as_ref(), &args),
-        Command::BenchParse { file } => {
-            let n = neonblue::parse::bench::parse_file(&file)?;
+        Command::BenchParse { file, typed } => {
+            let n = if typed {
+                neonblue::parse::bench::parse_file_typed(&file)?
+            } else {
+                neonblue::parse::bench::parse_file(&file)?
+            };
             println!("{n}");
             Ok(())
         }
@@ -76,7 +94,10 @@ fn run(cli: Cli) -> Result<()> {
 /// `run --input FILE` alone works for any number of files.
 fn apply_per_input_defaults(config: &mut neonblue::config::Config, input: &std::path::Path) {
     let defaults = neonblue::config::Config::default();
-    let stem = input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "input".into());
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into());
     if config.processing.state_dir == defaults.processing.state_dir {
         config.processing.state_dir = defaults.processing.state_dir.join(&stem);
     }

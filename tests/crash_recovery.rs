@@ -11,7 +11,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_neonblue");
 
 fn generate(path: &Path, records: u64) {
     let st = Command::new(BIN)
-        .args(["generate", "--records", &records.to_string(), "--seed", "7", "--output"])
+        .args([
+            "generate",
+            "--records",
+            &records.to_string(),
+            "--seed",
+            "7",
+            "--output",
+        ])
         .arg(path)
         .stderr(Stdio::null())
         .status()
@@ -30,7 +37,15 @@ fn run_cmd(input: &Path, dir: &Path, partitions: u32) -> Command {
         .arg(dir.join("state"))
         .arg("--summary")
         .arg(dir.join("summary.json"))
-        .args(["--partitions", &partitions.to_string(), "--checkpoint-records", "3000", "--now", "2100-01-01T00:00:00Z", "--no-progress"])
+        .args([
+            "--partitions",
+            &partitions.to_string(),
+            "--checkpoint-records",
+            "3000",
+            "--now",
+            "2100-01-01T00:00:00Z",
+            "--no-progress",
+        ])
         .env("NEONBLUE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -73,7 +88,10 @@ fn kill_and_restart(partitions: u32, seed: u64) {
 
     let reference = work.path().join("reference");
     let started = Instant::now();
-    assert!(run_cmd(&input, &reference, partitions).status().unwrap().success());
+    assert!(run_cmd(&input, &reference, partitions)
+        .status()
+        .unwrap()
+        .success());
     let full = started.elapsed();
     let expected = tree(&reference.join("output"));
     let expected_summary = std::fs::read_to_string(reference.join("summary.json")).unwrap();
@@ -92,15 +110,28 @@ fn kill_and_restart(partitions: u32, seed: u64) {
         }
         child.wait().unwrap();
     }
-    assert!(run_cmd(&input, &crashed, partitions).status().unwrap().success(), "final run");
+    assert!(
+        run_cmd(&input, &crashed, partitions)
+            .status()
+            .unwrap()
+            .success(),
+        "final run"
+    );
     let got = tree(&crashed.join("output"));
-    assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "object names after {kills} kills");
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "object names after {kills} kills"
+    );
     for (k, v) in &expected {
         assert!(got[k] == *v, "{k} differs after {kills} kills");
     }
     let got_summary = std::fs::read_to_string(crashed.join("summary.json")).unwrap();
     assert_eq!(got_summary, expected_summary);
-    eprintln!("partitions={partitions}: {kills} SIGKILLs, outputs identical ({} objects)", got.len());
+    eprintln!(
+        "partitions={partitions}: {kills} SIGKILLs, outputs identical ({} objects)",
+        got.len()
+    );
 }
 
 #[test]

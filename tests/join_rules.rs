@@ -27,13 +27,29 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let db = StateDb::open(dir.path(), 8 << 20).unwrap();
         let task = ExperimentTask::load(&db, "t", 0, GRACE, TaskMeta::default()).unwrap();
-        Harness { _dir: dir, task, out: OutputBatch::default(), offset: 0 }
+        Harness {
+            _dir: dir,
+            task,
+            out: OutputBatch::default(),
+            offset: 0,
+        }
     }
 
     fn feed(&mut self, change: Change, snapshot: bool) {
-        let origin = Origin { topic: Arc::from("t"), partition: 0, offset: self.offset };
+        let origin = Origin {
+            topic: Arc::from("t"),
+            partition: 0,
+            offset: self.offset,
+        };
         self.offset += 1;
-        self.task.process(Routed { origin, snapshot, change }, &mut self.out);
+        self.task.process(
+            Routed {
+                origin,
+                snapshot,
+                change,
+            },
+            &mut self.out,
+        );
     }
 
     fn assign(&mut self, user: &str, variant: u32, at: i64) {
@@ -45,7 +61,11 @@ impl Harness {
     }
 
     fn row(&self, id: &str) -> &EventRow {
-        self.out.events.iter().find(|r| r.event.event_id == id).unwrap_or_else(|| panic!("no row {id}"))
+        self.out
+            .events
+            .iter()
+            .find(|r| r.event.event_id == id)
+            .unwrap_or_else(|| panic!("no row {id}"))
     }
 
     fn has_row(&self, id: &str) -> bool {
@@ -110,7 +130,10 @@ fn event_before_every_version_is_before_assignment_with_earliest_variant() {
     let r = h.row("e");
     assert!(!r.is_valid);
     assert_eq!(r.invalid_reason, Some(InvalidReason::BeforeAssignment));
-    assert_eq!((r.variant_id, r.assigned_at), (Some(2), Some(DAY0 + 10 * HOUR)));
+    assert_eq!(
+        (r.variant_id, r.assigned_at),
+        (Some(2), Some(DAY0 + 10 * HOUR))
+    );
 }
 
 #[test]
@@ -123,7 +146,10 @@ fn unassigned_event_waits_until_stream_time_reaches_ts_plus_grace() {
     h.assign("other", 1, t + GRACE);
     let r = h.row("e");
     assert_eq!(r.invalid_reason, Some(InvalidReason::Unassigned));
-    assert_eq!((r.variant_id, r.variant_key.as_deref(), r.assigned_at), (None, None, None));
+    assert_eq!(
+        (r.variant_id, r.variant_key.as_deref(), r.assigned_at),
+        (None, None, None)
+    );
 }
 
 #[test]
@@ -133,7 +159,10 @@ fn pending_event_joins_an_assignment_arriving_within_grace() {
     h.event("early", "u", t);
     h.event("later", "u", t + 2 * MIN);
     h.assign("u", 2, t + MIN);
-    assert_eq!(h.row("early").invalid_reason, Some(InvalidReason::BeforeAssignment));
+    assert_eq!(
+        h.row("early").invalid_reason,
+        Some(InvalidReason::BeforeAssignment)
+    );
     assert!(h.row("later").is_valid);
     assert_eq!(h.row("later").variant_id, Some(2));
 }
@@ -154,7 +183,14 @@ fn delete_removes_history_without_retracting_rows() {
     let t = DAY0 + 10 * HOUR;
     h.assign("u", 2, t);
     h.event("e1", "u", t + MIN);
-    h.feed(Change::Unassign(AssignmentDelete { id: None, experiment_id: 1, user_id: "u".into() }), false);
+    h.feed(
+        Change::Unassign(AssignmentDelete {
+            id: None,
+            experiment_id: 1,
+            user_id: "u".into(),
+        }),
+        false,
+    );
     h.event("e2", "u", t + 2 * MIN);
     assert!(h.row("e1").is_valid);
     assert!(!h.has_row("e2"), "waits for a new assignment");
@@ -193,11 +229,21 @@ fn late_events_are_written_but_not_counted() {
     assert!(!h.row("on-time").is_late);
     assert!(h.row("late").is_late && h.row("late").is_valid);
     h.finish();
-    let hour10: Vec<&AggRow> =
-        h.out.aggregates.iter().filter(|a| a.kind == WindowKind::Hourly && a.window_start == t).collect();
+    let hour10: Vec<&AggRow> = h
+        .out
+        .aggregates
+        .iter()
+        .filter(|a| a.kind == WindowKind::Hourly && a.window_start == t)
+        .collect();
     assert_eq!(hour10.len(), 1);
     assert_eq!(hour10[0].events, 1);
-    let daily: u64 = h.out.aggregates.iter().filter(|a| a.kind == WindowKind::Daily).map(|a| a.events).sum();
+    let daily: u64 = h
+        .out
+        .aggregates
+        .iter()
+        .filter(|a| a.kind == WindowKind::Daily)
+        .map(|a| a.events)
+        .sum();
     assert_eq!(daily, 2, "late event in no aggregate");
 }
 
@@ -212,7 +258,10 @@ fn window_closes_exactly_at_end_plus_grace() {
     h.assign("x", 1, t + HOUR + GRACE);
     assert_eq!(h.out.aggregates.len(), 1);
     let a = &h.out.aggregates[0];
-    assert_eq!((a.window_start, a.window_end, a.events, a.users), (t, t + HOUR, 1, 1));
+    assert_eq!(
+        (a.window_start, a.window_end, a.events, a.users),
+        (t, t + HOUR, 1, 1)
+    );
 }
 
 #[test]
@@ -223,12 +272,19 @@ fn snapshot_reads_freeze_stream_time() {
     h.feed(Change::Event(event("e", "u", "click", t)), true);
     h.feed(Change::Assign(assignment("other", 1, t + 3 * HOUR)), true);
     h.feed(Change::Assign(assignment("u", 2, t - MIN)), true);
-    assert!(h.row("e").is_valid, "joined although a later snapshot record came first");
+    assert!(
+        h.row("e").is_valid,
+        "joined although a later snapshot record came first"
+    );
     assert!(h.task.meta.stream_time.get().is_none(), "frozen");
     // The first streamed record releases the held-back time first: windows close.
     h.event("after", "other", t + 3 * HOUR + MIN);
     assert_eq!(h.task.meta.stream_time.get(), Some(t + 3 * HOUR + MIN));
-    assert!(h.out.aggregates.iter().any(|a| a.window_start == t && a.kind == WindowKind::Hourly));
+    assert!(h
+        .out
+        .aggregates
+        .iter()
+        .any(|a| a.window_start == t && a.kind == WindowKind::Hourly));
 }
 
 #[test]
@@ -236,15 +292,24 @@ fn user_daily_journey_orders_by_timestamp_then_event_id() {
     let mut h = Harness::new();
     let t = DAY0 + 10 * HOUR;
     h.assign("u", 2, t);
-    h.feed(Change::Event(event("b", "u", "conversion", t + 2 * MIN)), false);
-    h.feed(Change::Event(event("a", "u", "exposure", t + 2 * MIN)), false);
+    h.feed(
+        Change::Event(event("b", "u", "conversion", t + 2 * MIN)),
+        false,
+    );
+    h.feed(
+        Change::Event(event("a", "u", "exposure", t + 2 * MIN)),
+        false,
+    );
     h.feed(Change::Event(event("c", "u", "page_view", t + MIN)), false);
     h.finish();
     assert_eq!(h.out.user_daily.len(), 1);
     let u = &h.out.user_daily[0];
     assert_eq!(u.journey, vec!["page_view", "exposure", "conversion"]);
     assert!(u.exposed && u.converted);
-    assert_eq!((u.first_ts, u.last_ts, u.sessions, u.events), (t + MIN, t + 2 * MIN, 1, 3));
+    assert_eq!(
+        (u.first_ts, u.last_ts, u.sessions, u.events),
+        (t + MIN, t + 2 * MIN, 1, 3)
+    );
     assert_eq!(u.variant_key.as_deref(), Some("v2"));
 }
 
@@ -259,27 +324,31 @@ struct Rec {
 
 fn scenario() -> impl Strategy<Value = (Vec<Rec>, Vec<i64>)> {
     let rec = (0usize..4, 0i64..(3 * HOUR), 0u8..10, 0u32..3, 0u32..100);
-    (prop::collection::vec(rec, 1..60), prop::collection::vec(0i64..(GRACE / 2), 60)).prop_map(|(raw, jitter)| {
-        let mut recs: Vec<Rec> = raw
-            .into_iter()
-            .enumerate()
-            .map(|(i, (user, off, kind, variant, value))| {
-                let ts = DAY0 + 10 * HOUR + off * 64 + i as i64; // unique per record
-                let uid = format!("user{user}");
-                let change = if kind < 2 {
-                    Change::Assign(assignment(&uid, variant, ts))
-                } else {
-                    let types = ["exposure", "click", "conversion", "page_view"];
-                    let mut e = event(&format!("e{i}"), &uid, types[(kind % 4) as usize], ts);
-                    e.value = (value % 3 == 0).then_some(value as f64);
-                    Change::Event(e)
-                };
-                Rec { user, ts, change }
-            })
-            .collect();
-        recs.sort_by_key(|r| r.ts);
-        (recs, jitter)
-    })
+    (
+        prop::collection::vec(rec, 1..60),
+        prop::collection::vec(0i64..(GRACE / 2), 60),
+    )
+        .prop_map(|(raw, jitter)| {
+            let mut recs: Vec<Rec> = raw
+                .into_iter()
+                .enumerate()
+                .map(|(i, (user, off, kind, variant, value))| {
+                    let ts = DAY0 + 10 * HOUR + off * 64 + i as i64; // unique per record
+                    let uid = format!("user{user}");
+                    let change = if kind < 2 {
+                        Change::Assign(assignment(&uid, variant, ts))
+                    } else {
+                        let types = ["exposure", "click", "conversion", "page_view"];
+                        let mut e = event(&format!("e{i}"), &uid, types[(kind % 4) as usize], ts);
+                        e.value = (value % 3 == 0).then_some(value as f64);
+                        Change::Event(e)
+                    };
+                    Rec { user, ts, change }
+                })
+                .collect();
+            recs.sort_by_key(|r| r.ts);
+            (recs, jitter)
+        })
 }
 
 fn run(recs: &[Rec]) -> (Vec<EventRow>, Vec<AggRow>, Vec<UserDailyRow>) {
@@ -295,7 +364,12 @@ fn run(recs: &[Rec]) -> (Vec<EventRow>, Vec<AggRow>, Vec<UserDailyRow>) {
     ev.sort_by(|a, b| a.event.event_id.cmp(&b.event.event_id));
     let mut aggs = h.out.aggregates;
     aggs.sort_by(|a, b| {
-        (a.kind, a.window_start, a.variant_id, &a.event_type).cmp(&(b.kind, b.window_start, b.variant_id, &b.event_type))
+        (a.kind, a.window_start, a.variant_id, &a.event_type).cmp(&(
+            b.kind,
+            b.window_start,
+            b.variant_id,
+            &b.event_type,
+        ))
     });
     let mut ud = h.out.user_daily;
     ud.sort_by(|a, b| (&a.user_id, a.variant_id).cmp(&(&b.user_id, b.variant_id)));

@@ -90,12 +90,18 @@ fn check_outcome(file: &str, layout: Layout, expect_summary: Option<Value>) {
     let summary = run_into(&fixture(file), dir.path(), layout, 1, 1_000_000);
     let reference = manifest();
     if let Some(expected) = expect_summary {
-        assert_eq!(serde_json::to_value(&summary).unwrap(), expected, "{file}: summary");
+        assert_eq!(
+            serde_json::to_value(&summary).unwrap(),
+            expected,
+            "{file}: summary"
+        );
     }
     let out = dir.path().join("output").display().to_string();
 
     let events = block(neonblue::sink::read_events(&root(&out))).unwrap();
-    let got = by_key(events.iter().map(event_json).collect(), &|v| v["event_id"].to_string());
+    let got = by_key(events.iter().map(event_json).collect(), &|v| {
+        v["event_id"].to_string()
+    });
     let want = by_key(
         reference["events"]
             .as_array()
@@ -109,25 +115,58 @@ fn check_outcome(file: &str, layout: Layout, expect_summary: Option<Value>) {
             .collect(),
         &|v| v["event_id"].to_string(),
     );
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{file}: event ids");
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{file}: event ids"
+    );
     for (k, w) in &want {
         assert_eq!(&got[k], w, "{file}: event {k}");
     }
 
     let agg_key = |v: &Value| {
-        format!("{} {} {} {}", v["window_start"], v["experiment_id"], v["variant_id"], v["event_type"])
+        format!(
+            "{} {} {} {}",
+            v["window_start"], v["experiment_id"], v["variant_id"], v["event_type"]
+        )
     };
-    for (kind, name) in [(WindowKind::Hourly, "agg_hourly"), (WindowKind::Daily, "agg_daily")] {
+    for (kind, name) in [
+        (WindowKind::Hourly, "agg_hourly"),
+        (WindowKind::Daily, "agg_daily"),
+    ] {
         let rows = block(neonblue::sink::read_aggregates(&root(&out), kind)).unwrap();
         let got = by_key(rows.iter().map(agg_json).collect(), &agg_key);
-        let want = by_key(reference[name].as_array().unwrap().iter().cloned().map(normalise).collect(), &agg_key);
+        let want = by_key(
+            reference[name]
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned()
+                .map(normalise)
+                .collect(),
+            &agg_key,
+        );
         assert_eq!(got, want, "{file}: {name}");
     }
 
     let rows = block(neonblue::sink::read_user_daily(&root(&out))).unwrap();
-    let ukey = |v: &Value| format!("{} {} {} {}", v["date"], v["experiment_id"], v["variant_id"], v["user_id"]);
+    let ukey = |v: &Value| {
+        format!(
+            "{} {} {} {}",
+            v["date"], v["experiment_id"], v["variant_id"], v["user_id"]
+        )
+    };
     let got = by_key(rows.iter().map(user_json).collect(), &ukey);
-    let want = by_key(reference["user_daily"].as_array().unwrap().iter().cloned().map(normalise).collect(), &ukey);
+    let want = by_key(
+        reference["user_daily"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(normalise)
+            .collect(),
+        &ukey,
+    );
     assert_eq!(got, want, "{file}: user_daily");
 }
 
@@ -151,11 +190,29 @@ fn outbox_json_same_with_small_checkpoints_and_two_partitions() {
     // across checkpoint sizes.
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    let sa = run_into(&fixture("outbox_json.jsonl"), a.path(), Layout::Outbox, 1, 1_000_000);
-    let sb = run_into(&fixture("outbox_json.jsonl"), b.path(), Layout::Outbox, 1, 7);
+    let sa = run_into(
+        &fixture("outbox_json.jsonl"),
+        a.path(),
+        Layout::Outbox,
+        1,
+        1_000_000,
+    );
+    let sb = run_into(
+        &fixture("outbox_json.jsonl"),
+        b.path(),
+        Layout::Outbox,
+        1,
+        7,
+    );
     assert_eq!(sa, sb);
-    let ea = block(neonblue::sink::read_events(&root(&a.path().join("output").display().to_string()))).unwrap();
-    let eb = block(neonblue::sink::read_events(&root(&b.path().join("output").display().to_string()))).unwrap();
+    let ea = block(neonblue::sink::read_events(&root(
+        &a.path().join("output").display().to_string(),
+    )))
+    .unwrap();
+    let eb = block(neonblue::sink::read_events(&root(
+        &b.path().join("output").display().to_string(),
+    )))
+    .unwrap();
     let key = |r: &EventRow| r.event.event_id.clone();
     let mut ea = ea;
     let mut eb = eb;
@@ -173,7 +230,15 @@ fn outcomes(file: &str, layout: Layout) -> (neonblue::pipeline::Summary, BTreeMa
     let map = events
         .iter()
         .map(|r| {
-            (r.event.event_id.clone(), json!([r.is_valid, r.invalid_reason.map(|x| x.as_str()), r.variant_id, r.is_late]))
+            (
+                r.event.event_id.clone(),
+                json!([
+                    r.is_valid,
+                    r.invalid_reason.map(|x| x.as_str()),
+                    r.variant_id,
+                    r.is_late
+                ]),
+            )
         })
         .collect();
     (summary, map)
@@ -187,7 +252,12 @@ fn reference_outcomes() -> BTreeMap<String, Value> {
         .map(|e| {
             (
                 e["event_id"].as_str().unwrap().to_string(),
-                json!([e["is_valid"], e["invalid_reason"], e["variant_id"], e["is_late"]]),
+                json!([
+                    e["is_valid"],
+                    e["invalid_reason"],
+                    e["variant_id"],
+                    e["is_late"]
+                ]),
             )
         })
         .collect()
@@ -201,7 +271,15 @@ fn tables_capture_gives_the_reference_outcome() {
         assert_eq!(summary.dead_lettered, 0);
         assert_eq!(summary.unaccounted(), 0);
         let skipped = summary.skipped_map();
-        assert_eq!((skipped["other_table"], skipped["event_delete"], skipped["tombstone"]), (7, 1, 2), "{file}");
+        assert_eq!(
+            (
+                skipped["other_table"],
+                skipped["event_delete"],
+                skipped["tombstone"]
+            ),
+            (7, 1, 2),
+            "{file}"
+        );
     }
 }
 
@@ -210,12 +288,23 @@ fn eventrouter_captures_give_the_reference_outcome_except_snapshot_order() {
     // The router drops the op, so snapshot reads cannot freeze stream time: the
     // three seed events, read before their users' assignments in heap order,
     // expire as `unassigned` (see README, "Interpretations").
-    let seeds = ["e_seed_u001_exposure", "e_seed_u001_page_view", "e_seed_u002_exposure"];
-    for file in ["outbox_eventrouter.jsonl", "outbox_eventrouter_expanded.jsonl"] {
+    let seeds = [
+        "e_seed_u001_exposure",
+        "e_seed_u001_page_view",
+        "e_seed_u002_exposure",
+    ];
+    for file in [
+        "outbox_eventrouter.jsonl",
+        "outbox_eventrouter_expanded.jsonl",
+    ] {
         let (summary, mut got) = outcomes(file, Layout::Eventrouter);
         let mut want = reference_outcomes();
         for s in seeds {
-            assert_eq!(got.remove(s).unwrap(), json!([false, "unassigned", null, false]), "{file} {s}");
+            assert_eq!(
+                got.remove(s).unwrap(),
+                json!([false, "unassigned", null, false]),
+                "{file} {s}"
+            );
             want.remove(s);
         }
         assert_eq!(got, want, "{file}");

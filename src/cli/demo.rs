@@ -58,7 +58,9 @@ pub fn variant_performance(rows: &[EventRow]) -> BTreeMap<(u32, String), Variant
     for r in rows.iter().filter(|r| r.is_valid) {
         let key = (
             r.event.experiment_id,
-            r.variant_key.clone().unwrap_or_else(|| format!("variant_{}", r.variant_id.unwrap_or(0))),
+            r.variant_key
+                .clone()
+                .unwrap_or_else(|| format!("variant_{}", r.variant_id.unwrap_or(0))),
         );
         let (p, users) = table.entry(key).or_default();
         p.events += 1;
@@ -83,12 +85,26 @@ pub fn variant_performance(rows: &[EventRow]) -> BTreeMap<(u32, String), Variant
 pub fn render_table(table: &BTreeMap<(u32, String), VariantPerformance>) -> String {
     let mut s = format!(
         "{:>10}  {:<12} {:>12} {:>12} {:>10} {:>11} {:>12} {:>14}\n",
-        "experiment", "variant_key", "total_events", "unique_users", "exposures", "conversions", "conv_rate_%", "total_value"
+        "experiment",
+        "variant_key",
+        "total_events",
+        "unique_users",
+        "exposures",
+        "conversions",
+        "conv_rate_%",
+        "total_value"
     );
     for ((exp, key), p) in table {
         s += &format!(
             "{:>10}  {:<12} {:>12} {:>12} {:>10} {:>11} {:>12.2} {:>14.2}\n",
-            exp, key, p.events, p.users, p.exposures, p.conversions, p.conversion_rate(), p.total_value
+            exp,
+            key,
+            p.events,
+            p.users,
+            p.exposures,
+            p.conversions,
+            p.conversion_rate(),
+            p.total_value
         );
     }
     s
@@ -102,10 +118,18 @@ pub fn run_demo(config: Option<&PathBuf>, args: &DemoArgs) -> Result<()> {
     }
     std::fs::create_dir_all(dir)?;
     let input = dir.join("cdc.jsonl");
-    let mut opts = crate::generate::GenerateOptions { records: args.records, seed: args.seed, ..Default::default() };
+    let mut opts = crate::generate::GenerateOptions {
+        records: args.records,
+        seed: args.seed,
+        ..Default::default()
+    };
     opts.partitions = opts.partitions.max(1);
     let stats = crate::generate::generate_to_path(&opts, &input)?;
-    eprintln!("generated {} envelopes into {}", stats.records, input.display());
+    eprintln!(
+        "generated {} envelopes into {}",
+        stats.records,
+        input.display()
+    );
 
     let mut cfg = match config {
         Some(p) => crate::config::Config::from_file(p)?,
@@ -115,7 +139,12 @@ pub fn run_demo(config: Option<&PathBuf>, args: &DemoArgs) -> Result<()> {
     cfg.processing.partitions = args.partitions.max(1);
     cfg.output.url = dir.join("output").display().to_string();
     let started = std::time::Instant::now();
-    let run = FileRun { input, config: cfg.clone(), now: crate::cli::parse_now(None)?, progress: std::io::stderr().is_terminal() };
+    let run = FileRun {
+        input,
+        config: cfg.clone(),
+        now: crate::cli::parse_now(None)?,
+        progress: std::io::stderr().is_terminal(),
+    };
     let summary = run_file(&run)?;
     let secs = started.elapsed().as_secs_f64();
     eprint!("{}", summary.render());
@@ -131,8 +160,14 @@ pub fn run_demo(config: Option<&PathBuf>, args: &DemoArgs) -> Result<()> {
         .enable_all()
         .build()?
         .block_on(crate::sink::read_events(&root))?;
-    println!("\nVariant performance (valid events), from {}/events:\n", Path::new(&cfg.output.url).display());
+    println!(
+        "\nVariant performance (valid events), from {}/events:\n",
+        Path::new(&cfg.output.url).display()
+    );
     print!("{}", render_table(&variant_performance(&rows)));
-    println!("\nOutputs under {}: events/, agg_hourly/, agg_daily/, user_daily/, dlq/", cfg.output.url);
+    println!(
+        "\nOutputs under {}: events/, agg_hourly/, agg_daily/, user_daily/, dlq/",
+        cfg.output.url
+    );
     Ok(())
 }

@@ -42,6 +42,9 @@ pub enum Command {
     BenchParse {
         /// JSONL file.
         file: PathBuf,
+        /// Typed skip-parse into small borrowed structs instead of DOM trees.
+        #[arg(long)]
+        typed: bool,
     },
 }
 
@@ -115,7 +118,10 @@ pub struct GenerateArgs {
 pub fn parse_duration_secs(s: &str) -> Result<u64> {
     let s = s.trim();
     let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        let ms: u64 = n.trim().parse().map_err(|_| anyhow!("invalid duration {s:?}"))?;
+        let ms: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("invalid duration {s:?}"))?;
         return Ok(ms / 1000);
     } else if let Some(n) = s.strip_suffix('s') {
         (n, 1)
@@ -128,16 +134,23 @@ pub fn parse_duration_secs(s: &str) -> Result<u64> {
     } else {
         (s, 1)
     };
-    let v: u64 = num.trim().parse().map_err(|_| anyhow!("invalid duration {s:?} (e.g. 300s, 5m, 1h)"))?;
+    let v: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("invalid duration {s:?} (e.g. 300s, 5m, 1h)"))?;
     Ok(v * mult)
 }
 
 /// Parses `--now`.
 pub fn parse_now(now: Option<&str>) -> Result<Micros> {
     match now {
-        Some(s) => parse_timestamp_str(s).ok_or_else(|| anyhow!("invalid --now {s:?}: expected ISO-8601, e.g. 2025-10-01T00:00:00Z")),
+        Some(s) => parse_timestamp_str(s).ok_or_else(|| {
+            anyhow!("invalid --now {s:?}: expected ISO-8601, e.g. 2025-10-01T00:00:00Z")
+        }),
         None => {
-            let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("clock before 1970")?;
+            let d = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("clock before 1970")?;
             Ok(d.as_micros() as Micros)
         }
     }
@@ -178,7 +191,11 @@ pub fn load_config(path: Option<&PathBuf>, p: &ProcessingArgs) -> Result<Config>
 
 /// Builds generator options from the flags.
 pub fn generate_options(a: &GenerateArgs) -> Result<crate::generate::GenerateOptions> {
-    let mut opts = if a.clean { crate::generate::GenerateOptions::clean() } else { Default::default() };
+    let mut opts = if a.clean {
+        crate::generate::GenerateOptions::clean()
+    } else {
+        Default::default()
+    };
     if let Some(r) = a.records {
         opts.records = r;
     }
@@ -191,13 +208,18 @@ pub fn generate_options(a: &GenerateArgs) -> Result<crate::generate::GenerateOpt
     if !a.set.is_empty() {
         let mut v = serde_json::to_value(&opts)?;
         for kv in &a.set {
-            let (k, val) = kv.split_once('=').ok_or_else(|| anyhow!("--set expects KNOB=VALUE, got {kv:?}"))?;
-            let obj = v.as_object_mut().ok_or_else(|| anyhow!("generator options are not an object"))?;
+            let (k, val) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--set expects KNOB=VALUE, got {kv:?}"))?;
+            let obj = v
+                .as_object_mut()
+                .ok_or_else(|| anyhow!("generator options are not an object"))?;
             if !obj.contains_key(k) {
                 let known: Vec<&String> = obj.keys().collect();
                 bail!("unknown generator knob {k:?}; known: {known:?}");
             }
-            let parsed = serde_json::from_str(val).unwrap_or_else(|_| serde_json::Value::String(val.to_string()));
+            let parsed = serde_json::from_str(val)
+                .unwrap_or_else(|_| serde_json::Value::String(val.to_string()));
             obj.insert(k.to_string(), parsed);
         }
         opts = serde_json::from_value(v).context("invalid --set value")?;

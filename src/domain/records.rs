@@ -184,7 +184,10 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// Builds a dead letter.
     pub fn new(stage: &'static str, reason: impl Into<String>) -> Self {
-        DeadLetter { reason: reason.into(), stage }
+        DeadLetter {
+            reason: reason.into(),
+            stage,
+        }
     }
 }
 

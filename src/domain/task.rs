@@ -73,14 +73,28 @@ pub struct ExperimentTask {
 
 impl ExperimentTask {
     /// Loads (or creates) the task of `partition` from namespace `ns` of `db`.
-    pub fn load(db: &StateDb, ns: &str, partition: i32, grace: Micros, meta: TaskMeta) -> Result<Self, StateError> {
-        let trees = [db.tree(ns, "assignments")?, db.tree(ns, "pending")?, db.tree(ns, "seen-events")?];
+    pub fn load(
+        db: &StateDb,
+        ns: &str,
+        partition: i32,
+        grace: Micros,
+        meta: TaskMeta,
+    ) -> Result<Self, StateError> {
+        let trees = [
+            db.tree(ns, "assignments")?,
+            db.tree(ns, "pending")?,
+            db.tree(ns, "seen-events")?,
+        ];
         let assignments = VersionedStore::load("assignments", &trees[0])?;
-        let pending: KeyValueStore<AssignmentKey, Vec<PendingEvent>> = KeyValueStore::load("pending", &trees[1])?;
+        let pending: KeyValueStore<AssignmentKey, Vec<PendingEvent>> =
+            KeyValueStore::load("pending", &trees[1])?;
         let mut due = Deadlines::default();
         for (key, events) in pending.iter() {
             for p in events {
-                due.schedule(p.event.timestamp.saturating_add(grace), (key.clone(), p.event.event_id.clone()));
+                due.schedule(
+                    p.event.timestamp.saturating_add(grace),
+                    (key.clone(), p.event.event_id.clone()),
+                );
             }
         }
         Ok(ExperimentTask {
@@ -117,7 +131,7 @@ impl ExperimentTask {
     }
 
     fn apply_event(&mut self, event: Event, origin: Origin, snapshot: bool, out: &mut OutputBatch) {
-        if self.seen.contains_in_any(&event.event_id) {
+        if self.seen.contains_in_any(event.event_id.as_str()) {
             self.meta.counters.duplicates += 1;
             return;
         }
@@ -126,14 +140,26 @@ impl ExperimentTask {
         }
         let ts = event.timestamp;
         let hour_end = WindowKind::Hourly.start_of(ts) + WindowKind::Hourly.len_micros();
-        let is_late = self.meta.stream_time.get().is_some_and(|now| now >= hour_end.saturating_add(self.grace));
-        self.seen.insert_if_absent(WindowKind::Daily.start_of(ts), event.event_id.clone(), ());
+        let is_late = self
+            .meta
+            .stream_time
+            .get()
+            .is_some_and(|now| now >= hour_end.saturating_add(self.grace));
+        self.seen
+            .insert_ref_if_absent(WindowKind::Daily.start_of(ts), event.event_id.as_str(), ());
         let key: AssignmentKey = (event.experiment_id, event.user_id.clone());
         if self.assignments.versions(&key).is_some() {
-            self.emit(event, is_late, origin, out);
+            self.emit(&key, event, is_late, origin, out);
         } else {
-            self.due.schedule(ts.saturating_add(self.grace), (key.clone(), event.event_id.clone()));
-            let p = PendingEvent { event, is_late, origin };
+            self.due.schedule(
+                ts.saturating_add(self.grace),
+                (key.clone(), event.event_id.clone()),
+            );
+            let p = PendingEvent {
+                event,
+                is_late,
+                origin,
+            };
             match self.pending.get_mut(&key) {
                 Some(list) => list.push(p),
                 None => self.pending.insert(key, vec![p]),
@@ -151,12 +177,18 @@ impl ExperimentTask {
         self.assignments.upsert(
             key.clone(),
             a.assigned_at,
-            VariantRef { variant_id: a.variant_id, variant_key: a.variant_key },
+            VariantRef {
+                variant_id: a.variant_id,
+                variant_key: a.variant_key,
+            },
         );
         if let Some(waiting) = self.pending.remove(&key) {
             for p in waiting {
-                self.due.cancel(p.event.timestamp.saturating_add(self.grace), &(key.clone(), p.event.event_id.clone()));
-                self.emit(p.event, p.is_late, p.origin, out);
+                self.due.cancel(
+                    p.event.timestamp.saturating_add(self.grace),
+                    &(key.clone(), p.event.event_id.clone()),
+                );
+                self.emit(&key, p.event, p.is_late, p.origin, out);
             }
         }
         self.advance(a.assigned_at, snapshot, out);
@@ -180,11 +212,18 @@ impl ExperimentTask {
     }
 
     /// Joins `event` against the assignment versions and emits its row.
-    fn emit(&mut self, event: Event, is_late: bool, origin: Origin, out: &mut OutputBatch) {
-        let key: AssignmentKey = (event.experiment_id, event.user_id.clone());
-        let (version, reason) = match self.assignments.as_of(&key, event.timestamp) {
+    /// `key` is the event's (experiment_id, user_id).
+    fn emit(
+        &mut self,
+        key: &AssignmentKey,
+        event: Event,
+        is_late: bool,
+        origin: Origin,
+        out: &mut OutputBatch,
+    ) {
+        let (version, reason) = match self.assignments.as_of(key, event.timestamp) {
             Some(v) => (Some(v), None),
-            None => match self.assignments.versions(&key).and_then(|v| v.first()) {
+            None => match self.assignments.versions(key).and_then(|v| v.first()) {
                 Some(v) => (Some(v), Some(InvalidReason::BeforeAssignment)),
                 None => (None, Some(InvalidReason::Unassigned)),
             },
@@ -221,15 +260,25 @@ impl ExperimentTask {
         while let Some((_, (key, event_id))) = self.due.pop_due(now) {
             self.resolve_unassigned(&key, &event_id, out);
         }
-        self.windows.close(Some(now), self.grace, self.partition, &mut out.aggregates, &mut out.user_daily);
+        self.windows.close(
+            Some(now),
+            self.grace,
+            self.partition,
+            &mut out.aggregates,
+            &mut out.user_daily,
+        );
         // An id is remembered until end of its day + grace + 24 h.
         let before = now.saturating_sub(2 * DAY + self.grace) + 1;
-        while self.seen.pop_before(before).is_some() {}
+        while self.seen.drop_before(before).is_some() {}
     }
 
     fn resolve_unassigned(&mut self, key: &AssignmentKey, event_id: &str, out: &mut OutputBatch) {
-        let Some(list) = self.pending.get_mut(key) else { return };
-        let Some(i) = list.iter().position(|p| p.event.event_id == event_id) else { return };
+        let Some(list) = self.pending.get_mut(key) else {
+            return;
+        };
+        let Some(i) = list.iter().position(|p| p.event.event_id == event_id) else {
+            return;
+        };
         let p = list.remove(i);
         if list.is_empty() {
             self.pending.remove(key);
@@ -267,7 +316,13 @@ impl Processor for ExperimentTask {
         while let Some((_, (key, event_id))) = self.due.pop_first() {
             self.resolve_unassigned(&key, &event_id, out);
         }
-        self.windows.close(None, self.grace, self.partition, &mut out.aggregates, &mut out.user_daily);
+        self.windows.close(
+            None,
+            self.grace,
+            self.partition,
+            &mut out.aggregates,
+            &mut out.user_daily,
+        );
     }
 }
 

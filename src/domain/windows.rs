@@ -1,14 +1,78 @@
 //! Tumbling hourly/daily aggregates and per-user daily rollups (SPEC 5, 6.2, 6.3).
+//!
+//! Hot-path notes: event types and variant keys are interned as `Arc<str>`
+//! (serialised exactly like `String`, so the stored state is unchanged), and
+//! lookups use borrowed keys so that owned keys are built only on insert.
 
 use super::outputs::{AggRow, EventRow, UserDailyRow, WindowKind};
 use super::records::Micros;
-use neonblue_state::{StateDb, StateError, Store, StoreTree, WindowStore};
+use neonblue_state::{KeyRef, StateDb, StateError, Store, StoreTree, WindowStore};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// Grouping key of an aggregate row within a window:
 /// (experiment_id, variant_id, variant_key, event_type).
-pub type GroupKey = (u32, u32, Option<String>, String);
+pub type GroupKey = (u32, u32, Option<Arc<str>>, Arc<str>);
+
+/// Borrowed `(GroupKey, user_id)`; hashes like the owned tuple.
+struct UserRef<'a>(&'a GroupKey, &'a str);
+
+impl Hash for UserRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.0, self.1).hash(state)
+    }
+}
+
+impl KeyRef<(GroupKey, String)> for UserRef<'_> {
+    fn matches(&self, key: &(GroupKey, String)) -> bool {
+        *self.0 == key.0 && self.1 == key.1
+    }
+    fn to_key(&self) -> (GroupKey, String) {
+        (self.0.clone(), self.1.to_owned())
+    }
+}
+
+/// Borrowed [`UserDayKey`]; hashes like the owned tuple.
+struct UserDayRef<'a>(u32, u32, &'a str);
+
+impl Hash for UserDayRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.0, self.1, self.2).hash(state)
+    }
+}
+
+impl KeyRef<UserDayKey> for UserDayRef<'_> {
+    fn matches(&self, key: &UserDayKey) -> bool {
+        self.0 == key.0 && self.1 == key.1 && self.2 == key.2
+    }
+    fn to_key(&self) -> UserDayKey {
+        (self.0, self.1, self.2.to_owned())
+    }
+}
+
+/// Interned strings (event types, variant keys); bounded, cleared when full.
+#[derive(Default)]
+struct Interner {
+    set: std::collections::HashSet<Arc<str>>,
+}
+
+const INTERNER_MAX: usize = 65_536;
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(s) {
+            return a.clone();
+        }
+        if self.set.len() >= INTERNER_MAX {
+            self.set.clear();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.set.insert(a.clone());
+        a
+    }
+}
 
 /// Running sums of one aggregate group.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -34,9 +98,9 @@ pub struct Rollup {
     /// Events counted.
     pub events: u64,
     /// (timestamp, event_id, event_type) of every counted event.
-    pub journey: Vec<(Micros, String, String)>,
+    pub journey: Vec<(Micros, String, Arc<str>)>,
     /// Variant key of the first event in journey order, with its order key.
-    pub first: Option<(Micros, String, Option<String>)>,
+    pub first: Option<(Micros, String, Option<Arc<str>>)>,
     /// Σ value.
     pub value_sum: f64,
     /// Distinct non-null session ids.
@@ -55,15 +119,24 @@ pub struct WindowStores {
     daily_users: WindowStore<(GroupKey, String), ()>,
     user_daily: WindowStore<UserDayKey, Rollup>,
     trees: Vec<StoreTree>,
+    strings: Interner,
 }
 
-const STORE_NAMES: [&str; 5] = ["agg-hourly", "agg-daily", "users-hourly", "users-daily", "user-daily"];
+const STORE_NAMES: [&str; 5] = [
+    "agg-hourly",
+    "agg-daily",
+    "users-hourly",
+    "users-daily",
+    "user-daily",
+];
 
 impl WindowStores {
     /// Loads (or creates) the window stores of namespace `ns`.
     pub fn load(db: &StateDb, ns: &str) -> Result<Self, StateError> {
-        let trees: Vec<StoreTree> =
-            STORE_NAMES.iter().map(|s| db.tree(ns, s)).collect::<Result<_, _>>()?;
+        let trees: Vec<StoreTree> = STORE_NAMES
+            .iter()
+            .map(|s| db.tree(ns, s))
+            .collect::<Result<_, _>>()?;
         Ok(WindowStores {
             hourly: WindowStore::load(STORE_NAMES[0], &trees[0])?,
             daily: WindowStore::load(STORE_NAMES[1], &trees[1])?,
@@ -71,6 +144,7 @@ impl WindowStores {
             daily_users: WindowStore::load(STORE_NAMES[3], &trees[3])?,
             user_daily: WindowStore::load(STORE_NAMES[4], &trees[4])?,
             trees,
+            strings: Interner::default(),
         })
     }
 
@@ -92,15 +166,16 @@ impl WindowStores {
         let (Some(variant_id), true) = (row.variant_id, row.is_valid) else {
             return;
         };
-        let group: GroupKey =
-            (ev.experiment_id, variant_id, row.variant_key.clone(), ev.event_type.clone());
+        let event_type = self.strings.get(&ev.event_type);
+        let variant_key = row.variant_key.as_deref().map(|k| self.strings.get(k));
+        let group: GroupKey = (ev.experiment_id, variant_id, variant_key, event_type);
         for kind in [WindowKind::Hourly, WindowKind::Daily] {
             let start = kind.start_of(ev.timestamp);
             let (aggs, users) = match kind {
                 WindowKind::Hourly => (&mut self.hourly, &mut self.hourly_users),
                 WindowKind::Daily => (&mut self.daily, &mut self.daily_users),
             };
-            let new_user = users.insert_if_absent(start, (group.clone(), ev.user_id.clone()), ());
+            let new_user = users.insert_ref_if_absent(start, &UserRef(&group, &ev.user_id), ());
             let agg = aggs.upsert_with(start, &group, AggState::default);
             agg.events += 1;
             if new_user {
@@ -113,22 +188,29 @@ impl WindowStores {
             }
         }
         let day = WindowKind::Daily.start_of(ev.timestamp);
-        let key: UserDayKey = (ev.experiment_id, variant_id, ev.user_id.clone());
-        let r = self.user_daily.upsert_with(day, &key, Rollup::default);
+        let (_, _, variant_key, event_type) = group;
+        let r = self.user_daily.upsert_with(
+            day,
+            &UserDayRef(ev.experiment_id, variant_id, &ev.user_id),
+            Rollup::default,
+        );
         r.events += 1;
-        r.journey.push((ev.timestamp, ev.event_id.clone(), ev.event_type.clone()));
+        r.journey
+            .push((ev.timestamp, ev.event_id.clone(), event_type));
         let earlier = match &r.first {
             None => true,
             Some((ts, id, _)) => (ev.timestamp, ev.event_id.as_str()) < (*ts, id.as_str()),
         };
         if earlier {
-            r.first = Some((ev.timestamp, ev.event_id.clone(), row.variant_key.clone()));
+            r.first = Some((ev.timestamp, ev.event_id.clone(), variant_key));
         }
         if let Some(v) = ev.value {
             r.value_sum += v;
         }
         if let Some(s) = &ev.session_id {
-            r.sessions.insert(s.clone());
+            if !r.sessions.contains(s) {
+                r.sessions.insert(s.clone());
+            }
         }
         r.exposed |= ev.event_type == "exposure";
         r.converted |= ev.event_type == "conversion";
@@ -145,7 +227,9 @@ impl WindowStores {
         user_daily: &mut Vec<UserDailyRow>,
     ) {
         for kind in [WindowKind::Hourly, WindowKind::Daily] {
-            let before = now.map_or(i64::MAX, |t| t.saturating_sub(kind.len_micros() + grace) + 1);
+            let before = now.map_or(i64::MAX, |t| {
+                t.saturating_sub(kind.len_micros() + grace) + 1
+            });
             let (store, users) = match kind {
                 WindowKind::Hourly => (&mut self.hourly, &mut self.hourly_users),
                 WindowKind::Daily => (&mut self.daily, &mut self.daily_users),
@@ -158,8 +242,8 @@ impl WindowStores {
                         window_end: start + kind.len_micros(),
                         experiment_id,
                         variant_id,
-                        variant_key,
-                        event_type,
+                        variant_key: variant_key.map(|k| k.to_string()),
+                        event_type: event_type.to_string(),
                         events: a.events,
                         users: a.users,
                         value_count: a.value_count,
@@ -169,7 +253,7 @@ impl WindowStores {
                     });
                 }
             }
-            while users.pop_before(before).is_some() {}
+            while users.drop_before(before).is_some() {}
         }
         let before = now.map_or(i64::MAX, |t| {
             t.saturating_sub(WindowKind::Daily.len_micros() + grace) + 1
@@ -184,9 +268,9 @@ impl WindowStores {
                     experiment_id,
                     variant_id,
                     user_id,
-                    variant_key: r.first.and_then(|f| f.2),
+                    variant_key: r.first.and_then(|f| f.2).map(|k| k.to_string()),
                     events: r.events,
-                    journey: r.journey.into_iter().map(|j| j.2).collect(),
+                    journey: r.journey.into_iter().map(|j| j.2.to_string()).collect(),
                     value_sum: r.value_sum,
                     sessions: r.sessions.len() as u64,
                     exposed: r.exposed,

@@ -19,6 +19,8 @@ pub mod timestamp;
 mod envelope_tests;
 #[cfg(test)]
 mod layout_tests;
+#[cfg(test)]
+mod perf_tests;
 
 pub use envelope::{parse_record, ParseContext};
 pub use file_line::{decode_line, dlq_line, invalid_line_dead_letter, LineDecode};

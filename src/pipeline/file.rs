@@ -11,9 +11,9 @@ use crate::domain::task::{ExperimentTask, TaskMeta};
 use crate::domain::{DeadLetterRow, Micros, Origin, OutputBatch, Parsed, Routed};
 use crate::parse::line_parse::parse_line;
 use crate::parse::ParseContext;
+use crate::pipeline::publish::ObjectSink;
 use crate::pipeline::router::{Router, RouterCounters};
 use crate::pipeline::summary::Summary;
-use crate::pipeline::publish::ObjectSink;
 use crate::sink::parquet::{ParquetSink, ParquetSinkOptions};
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, CommitBatch, StateDb};
@@ -88,10 +88,18 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
     let checkpoint_every = cfg.processing.checkpoint_records.max(1);
     let input = std::fs::canonicalize(&run.input)
         .with_context(|| format!("cannot open input {}", run.input.display()))?;
-    let default_topic: Arc<str> = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().into();
+    let default_topic: Arc<str> = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .into();
 
-    let db = StateDb::open(&cfg.processing.state_dir, 64 << 20)
-        .with_context(|| format!("cannot open state directory {}", cfg.processing.state_dir.display()))?;
+    let db = StateDb::open(&cfg.processing.state_dir, 64 << 20).with_context(|| {
+        format!(
+            "cannot open state directory {}",
+            cfg.processing.state_dir.display()
+        )
+    })?;
     let fingerprint = JobFingerprint {
         input: input.display().to_string(),
         layout: format!("{:?}", cfg.source.layout).to_lowercase(),
@@ -114,7 +122,10 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
 
     let sink = ParquetSink::open(
         &cfg.output.url,
-        ParquetSinkOptions { row_group_rows: cfg.output.row_group_rows, ..Default::default() },
+        ParquetSinkOptions {
+            row_group_rows: cfg.output.row_group_rows,
+            ..Default::default()
+        },
     )?;
     let object_sink = ObjectSink::new(&sink)?;
     let protocol = CommitProtocol::new(db.clone(), "intent/file");
@@ -161,7 +172,10 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         return Ok(summary_of(&router, &tasks));
     }
 
-    let ctx = ParseContext { source: cfg.source.clone(), now: run.now };
+    let ctx = ParseContext {
+        source: cfg.source.clone(),
+        now: run.now,
+    };
     let mut source = LineSource::open(&input, ckpt.pos, ckpt.next_line)?;
     let bar = crate::cli::progress::bytes_bar(run.progress, source.len(), ckpt.pos);
     let mut outputs: Vec<OutputBatch> = (0..partitions).map(|_| OutputBatch::default()).collect();
@@ -178,7 +192,13 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         let at_eof = chunk.is_none();
         if let Some(chunk) = chunk {
             let lines: Vec<&[u8]> = chunk.lines().collect();
-            let outcomes = parse_parallel(&ctx, &lines, chunk.first_line, &default_topic, partitions as usize);
+            let outcomes = parse_parallel(
+                &ctx,
+                &lines,
+                chunk.first_line,
+                &default_topic,
+                partitions as usize,
+            );
             for o in outcomes {
                 if let Some(line) = o.dead_letter {
                     dead.push(DeadLetterRow { line });
@@ -191,6 +211,8 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
             next_line = chunk.first_line + lines.len() as u64;
             pos = chunk.end_pos;
             bar.set_position(pos);
+            drop(lines);
+            source.recycle(chunk);
         }
         if at_eof {
             for (t, out) in tasks.iter_mut().zip(outputs.iter_mut()) {
@@ -198,8 +220,24 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
             }
         }
         if at_eof || next_line >= boundary {
-            let ckpt = FileCheckpoint { pos, next_line, done: at_eof, router: router.counters.clone() };
-            commit_segment(&db, &protocol, &sink, &object_sink, &mut router, &mut tasks, &mut outputs, &mut dead, segment_start, &ckpt)?;
+            let ckpt = FileCheckpoint {
+                pos,
+                next_line,
+                done: at_eof,
+                router: router.counters.clone(),
+            };
+            commit_segment(
+                &db,
+                &protocol,
+                &sink,
+                &object_sink,
+                &mut router,
+                &mut tasks,
+                &mut outputs,
+                &mut dead,
+                segment_start,
+                &ckpt,
+            )?;
             segment_start = next_line;
         }
         if at_eof {
@@ -211,7 +249,13 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
 }
 
 /// Parses lines on `workers` threads, preserving order.
-fn parse_parallel(ctx: &ParseContext, lines: &[&[u8]], first_line: u64, topic: &Arc<str>, workers: usize) -> Vec<LineOutcome> {
+fn parse_parallel(
+    ctx: &ParseContext,
+    lines: &[&[u8]],
+    first_line: u64,
+    topic: &Arc<str>,
+    workers: usize,
+) -> Vec<LineOutcome> {
     if workers <= 1 || lines.len() < 1024 {
         return parse_lines(ctx, lines, first_line, topic);
     }
@@ -220,13 +264,23 @@ fn parse_parallel(ctx: &ParseContext, lines: &[&[u8]], first_line: u64, topic: &
         let handles: Vec<_> = lines
             .chunks(per)
             .enumerate()
-            .map(|(i, part)| s.spawn(move || parse_lines(ctx, part, first_line + (i * per) as u64, topic)))
+            .map(|(i, part)| {
+                s.spawn(move || parse_lines(ctx, part, first_line + (i * per) as u64, topic))
+            })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("parse worker panicked")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("parse worker panicked"))
+            .collect()
     })
 }
 
-fn parse_lines(ctx: &ParseContext, lines: &[&[u8]], first_line: u64, default_topic: &Arc<str>) -> Vec<LineOutcome> {
+fn parse_lines(
+    ctx: &ParseContext,
+    lines: &[&[u8]],
+    first_line: u64,
+    default_topic: &Arc<str>,
+) -> Vec<LineOutcome> {
     let mut out = Vec::with_capacity(lines.len());
     let mut topic_cache: Arc<str> = default_topic.clone();
     for (i, bytes) in lines.iter().enumerate() {
@@ -241,17 +295,30 @@ fn parse_lines(ctx: &ParseContext, lines: &[&[u8]], first_line: u64, default_top
         if *topic_cache != *line.topic {
             topic_cache = Arc::from(line.topic);
         }
-        let origin = Origin { topic: topic_cache.clone(), partition: line.partition, offset: line.offset };
-        out.push(LineOutcome { origin, parsed: line.parsed, dead_letter: line.dlq });
+        let origin = Origin {
+            topic: topic_cache.clone(),
+            partition: line.partition,
+            offset: line.offset,
+        };
+        out.push(LineOutcome {
+            origin,
+            parsed: line.parsed,
+            dead_letter: line.dlq,
+        });
     }
     out
 }
 
 /// Runs every task over its input, in parallel when there are several.
-fn run_tasks(tasks: &mut [Task<ExperimentTask>], inputs: &mut [Vec<Routed>], outputs: &mut [OutputBatch]) {
+fn run_tasks(
+    tasks: &mut [Task<ExperimentTask>],
+    inputs: &mut [Vec<Routed>],
+    outputs: &mut [OutputBatch],
+) {
     let work = |task: &mut Task<ExperimentTask>, input: &mut Vec<Routed>, out: &mut OutputBatch| {
         for r in input.drain(..) {
-            let (topic, partition, offset) = (r.origin.topic.clone(), r.origin.partition, r.origin.offset);
+            let (topic, partition, offset) =
+                (r.origin.topic.clone(), r.origin.partition, r.origin.offset);
             task.offer(&topic, partition, offset, r, out);
         }
     };
@@ -260,7 +327,11 @@ fn run_tasks(tasks: &mut [Task<ExperimentTask>], inputs: &mut [Vec<Routed>], out
         return;
     }
     std::thread::scope(|s| {
-        for ((t, i), o) in tasks.iter_mut().zip(inputs.iter_mut()).zip(outputs.iter_mut()) {
+        for ((t, i), o) in tasks
+            .iter_mut()
+            .zip(inputs.iter_mut())
+            .zip(outputs.iter_mut())
+        {
             s.spawn(move || work(t, i, o));
         }
     });
@@ -283,27 +354,50 @@ fn commit_segment(
     let mut prepared = Vec::new();
     for (t, out) in tasks.iter().zip(outputs.iter()) {
         let part = format!("p{:04}", t.partition);
-        prepared.push(sink.encode(&crate::sink::parquet::Segment { part: &part, seq: segment_start, batch: out })?);
+        prepared.push(sink.encode(&crate::sink::parquet::Segment {
+            part: &part,
+            seq: segment_start,
+            batch: out,
+        })?);
     }
-    let dlq = OutputBatch { dead_letters: std::mem::take(dead), ..Default::default() };
-    prepared.push(sink.encode(&crate::sink::parquet::Segment { part: "router", seq: segment_start, batch: &dlq })?);
+    let dlq = OutputBatch {
+        dead_letters: std::mem::take(dead),
+        ..Default::default()
+    };
+    prepared.push(sink.encode(&crate::sink::parquet::Segment {
+        part: "router",
+        seq: segment_start,
+        batch: &dlq,
+    })?);
 
     let mut batch = CommitBatch::default();
     router.add_changes(&mut batch);
     for t in tasks.iter_mut() {
         t.processor.add_changes(&mut batch);
-        let tc = TaskCheckpoint { meta: t.processor.meta.clone(), applied: t.applied.clone() };
-        batch.set_meta(format!("checkpoint/{}", task_ns(t.partition)), Some(encode(&tc)));
+        let tc = TaskCheckpoint {
+            meta: t.processor.meta.clone(),
+            applied: t.applied.clone(),
+        };
+        batch.set_meta(
+            format!("checkpoint/{}", task_ns(t.partition)),
+            Some(encode(&tc)),
+        );
     }
     batch.set_meta("checkpoint/file", Some(encode(ckpt)));
     protocol.commit(object_sink, prepared, batch)?;
+    // Keep the vectors' capacity for the next segment (no re-growth).
     for out in outputs.iter_mut() {
-        *out = OutputBatch::default();
+        out.events.clear();
+        out.aggregates.clear();
+        out.user_daily.clear();
+        out.dead_letters.clear();
     }
     Ok(())
 }
 
 /// Default topic of a file: its base name.
 pub fn default_topic(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

@@ -28,7 +28,10 @@ pub struct ObjectSink<'a> {
 impl<'a> ObjectSink<'a> {
     /// Wraps `sink` with a small runtime for its async object-store calls.
     pub fn new(sink: &'a ParquetSink) -> Result<Self, PublishError> {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
         Ok(ObjectSink { sink, rt })
     }
 }
@@ -46,7 +49,10 @@ impl SegmentSink for ObjectSink<'_> {
     }
 
     fn discard(&self, names: &[String]) -> Result<(), PublishError> {
-        let paths: Vec<object_store::path::Path> = names.iter().map(|n| object_store::path::Path::from(n.as_str())).collect();
+        let paths: Vec<object_store::path::Path> = names
+            .iter()
+            .map(|n| object_store::path::Path::from(n.as_str()))
+            .collect();
         Ok(self.rt.block_on(self.sink.delete_all(&paths))?)
     }
 }

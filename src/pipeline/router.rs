@@ -43,9 +43,19 @@ pub struct Router {
 
 impl Router {
     /// Loads the router of namespace `ns`.
-    pub fn load(db: &StateDb, ns: &str, partitions: u32, counters: RouterCounters) -> Result<Self, StateError> {
+    pub fn load(
+        db: &StateDb,
+        ns: &str,
+        partitions: u32,
+        counters: RouterCounters,
+    ) -> Result<Self, StateError> {
         let tree = db.tree(ns, "assignment-ids")?;
-        Ok(Router { partitions, ids: KeyValueStore::load("assignment-ids", &tree)?, tree, counters })
+        Ok(Router {
+            partitions,
+            ids: KeyValueStore::load("assignment-ids", &tree)?,
+            tree,
+            counters,
+        })
     }
 
     /// The task partition of `user_id`.
@@ -83,9 +93,13 @@ impl Router {
         };
         match &change {
             Change::Assign(a) => {
-                let known = self.ids.get(&a.id).is_some_and(|(e, u)| *e == a.experiment_id && *u == a.user_id);
+                let known = self
+                    .ids
+                    .get(&a.id)
+                    .is_some_and(|(e, u)| *e == a.experiment_id && *u == a.user_id);
                 if !known {
-                    self.ids.insert(a.id.clone(), (a.experiment_id, a.user_id.clone()));
+                    self.ids
+                        .insert(a.id.clone(), (a.experiment_id, a.user_id.clone()));
                 }
             }
             Change::Unassign(d) => {
@@ -96,7 +110,14 @@ impl Router {
             Change::Event(_) => {}
         }
         let partition = self.partition_of(change.user_id());
-        Some((partition, Routed { origin, snapshot, change }))
+        Some((
+            partition,
+            Routed {
+                origin,
+                snapshot,
+                change,
+            },
+        ))
     }
 
     /// Adds the mapping store's changes to `batch`.

@@ -43,12 +43,18 @@ impl Summary {
     /// Records not yet accounted for (events still pending in Kafka mode).
     pub fn unaccounted(&self) -> i64 {
         self.records_in as i64
-            - (self.events_emitted + self.assignments_applied + self.skipped_total() + self.dead_lettered) as i64
+            - (self.events_emitted
+                + self.assignments_applied
+                + self.skipped_total()
+                + self.dead_lettered) as i64
     }
 
     /// Skips as a name → count map.
     pub fn skipped_map(&self) -> BTreeMap<&'static str, u64> {
-        SkipReason::ALL.iter().map(|r| (r.as_str(), self.skipped[r.index()])).collect()
+        SkipReason::ALL
+            .iter()
+            .map(|r| (r.as_str(), self.skipped[r.index()]))
+            .collect()
     }
 
     /// The summary as pretty JSON.

@@ -73,7 +73,9 @@ impl StateDb {
 
     /// The tree of store `store` in namespace `ns` (e.g. a task id).
     pub fn tree(&self, ns: &str, store: &str) -> Result<StoreTree, StateError> {
-        Ok(StoreTree { tree: self.db.open_tree(format!("{ns}/{store}"))? })
+        Ok(StoreTree {
+            tree: self.db.open_tree(format!("{ns}/{store}"))?,
+        })
     }
 
     /// Reads a metadata value (checkpoints, intents, fingerprints).
@@ -137,7 +139,11 @@ impl StateDb {
     }
 
     /// Replays changelog records into a store's tree (restore before processing).
-    pub fn restore(&self, tree: &StoreTree, records: impl IntoIterator<Item = ChangeRecord>) -> Result<u64, StateError> {
+    pub fn restore(
+        &self,
+        tree: &StoreTree,
+        records: impl IntoIterator<Item = ChangeRecord>,
+    ) -> Result<u64, StateError> {
         let mut b = sled::Batch::default();
         let mut n = 0;
         for c in records {

@@ -3,8 +3,10 @@
 
 use crate::{decode, encode, ChangeRecord, StateError, Store, StoreTree};
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+
+type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
 
 /// A key-value store of `K → V`.
 pub struct KeyValueStore<K, V> {
@@ -20,7 +22,11 @@ where
 {
     /// An empty store.
     pub fn new(name: impl Into<String>) -> Self {
-        KeyValueStore { name: name.into(), map: HashMap::new(), dirty: HashSet::new() }
+        KeyValueStore {
+            name: name.into(),
+            map: HashMap::default(),
+            dirty: HashSet::default(),
+        }
     }
 
     /// Loads every entry from the store's tree.
@@ -49,14 +55,16 @@ where
 
     /// Inserts or replaces.
     pub fn insert(&mut self, key: K, value: V) {
-        self.dirty.insert(key.clone());
+        if !self.dirty.contains(&key) {
+            self.dirty.insert(key.clone());
+        }
         self.map.insert(key, value);
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let old = self.map.remove(key);
-        if old.is_some() {
+        if old.is_some() && !self.dirty.contains(key) {
             self.dirty.insert(key.clone());
         }
         old
@@ -89,11 +97,14 @@ where
 
     fn take_changes(&mut self, out: &mut Vec<ChangeRecord>) {
         let mut keys: Vec<K> = self.dirty.drain().collect();
-        keys.sort();
+        keys.sort_unstable();
         out.reserve(keys.len());
         for k in keys {
             let value = self.map.get(&k).map(|v| encode(v));
-            out.push(ChangeRecord { key: encode(&k), value });
+            out.push(ChangeRecord {
+                key: encode(&k),
+                value,
+            });
         }
     }
 }

@@ -19,6 +19,33 @@ pub use kv::KeyValueStore;
 pub use versioned::VersionedStore;
 pub use window::WindowStore;
 
+/// A borrowed form of a store key `K`, for lookups that do not build an owned
+/// key. It must hash exactly like the owned key it matches.
+pub trait KeyRef<K>: std::hash::Hash {
+    /// True when `self` denotes `key`.
+    fn matches(&self, key: &K) -> bool;
+    /// The owned key (made only when inserting).
+    fn to_key(&self) -> K;
+}
+
+impl<K: std::hash::Hash + Eq + Clone> KeyRef<K> for K {
+    fn matches(&self, key: &K) -> bool {
+        self == key
+    }
+    fn to_key(&self) -> K {
+        self.clone()
+    }
+}
+
+impl KeyRef<String> for str {
+    fn matches(&self, key: &String) -> bool {
+        self == key.as_str()
+    }
+    fn to_key(&self) -> String {
+        self.to_owned()
+    }
+}
+
 /// A store whose pending changes can be committed.
 pub trait Store {
     /// The store's name (its tree and changelog suffix).

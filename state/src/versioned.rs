@@ -20,12 +20,16 @@ where
 {
     /// An empty store.
     pub fn new(name: impl Into<String>) -> Self {
-        VersionedStore { inner: KeyValueStore::new(name) }
+        VersionedStore {
+            inner: KeyValueStore::new(name),
+        }
     }
 
     /// Loads every key from the tree.
     pub fn load(name: impl Into<String>, tree: &StoreTree) -> Result<Self, StateError> {
-        Ok(VersionedStore { inner: KeyValueStore::load(name, tree)? })
+        Ok(VersionedStore {
+            inner: KeyValueStore::load(name, tree)?,
+        })
     }
 
     /// Upserts the version at `ts`: replaces an existing version with the same

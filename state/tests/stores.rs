@@ -7,7 +7,11 @@ fn stores_round_trip_through_commits_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = StateDb::open(dir.path(), 8 << 20).unwrap();
-        let (t_kv, t_ver, t_win) = (db.tree("ns", "kv").unwrap(), db.tree("ns", "ver").unwrap(), db.tree("ns", "win").unwrap());
+        let (t_kv, t_ver, t_win) = (
+            db.tree("ns", "kv").unwrap(),
+            db.tree("ns", "ver").unwrap(),
+            db.tree("ns", "win").unwrap(),
+        );
         let mut kv: KeyValueStore<String, u64> = KeyValueStore::new("kv");
         let mut ver: VersionedStore<String, u32> = VersionedStore::new("ver");
         let mut win: WindowStore<String, u64> = WindowStore::new("win");
@@ -30,21 +34,35 @@ fn stores_round_trip_through_commits_and_reopen() {
         }
     }
     let db = StateDb::open(dir.path(), 8 << 20).unwrap();
-    assert_eq!(db.get_meta("checkpoint").unwrap(), Some(39u64.to_be_bytes().to_vec()));
-    let kv: KeyValueStore<String, u64> = KeyValueStore::load("kv", &db.tree("ns", "kv").unwrap()).unwrap();
+    assert_eq!(
+        db.get_meta("checkpoint").unwrap(),
+        Some(39u64.to_be_bytes().to_vec())
+    );
+    let kv: KeyValueStore<String, u64> =
+        KeyValueStore::load("kv", &db.tree("ns", "kv").unwrap()).unwrap();
     assert_eq!(kv.len(), 5);
     assert_eq!(kv.get(&"k0".to_string()), Some(&35));
     assert_eq!(kv.get(&"k4".to_string()), Some(&39));
-    let ver: VersionedStore<String, u32> = VersionedStore::load("ver", &db.tree("ns", "ver").unwrap()).unwrap();
+    let ver: VersionedStore<String, u32> =
+        VersionedStore::load("ver", &db.tree("ns", "ver").unwrap()).unwrap();
     assert_eq!(ver.versions(&"u".into()).unwrap().len(), 7);
     assert_eq!(ver.as_of(&"u".into(), 25).unwrap(), &(20, 37));
     assert!(ver.as_of(&"u".into(), -1).is_none());
-    let mut win: WindowStore<String, u64> = WindowStore::load("win", &db.tree("ns", "win").unwrap()).unwrap();
-    assert_eq!(win.window_count(), 2, "window 100 was reopened after closing, 200 stays");
+    let mut win: WindowStore<String, u64> =
+        WindowStore::load("win", &db.tree("ns", "win").unwrap()).unwrap();
+    assert_eq!(
+        win.window_count(),
+        2,
+        "window 100 was reopened after closing, 200 stays"
+    );
     assert_eq!(win.get(200, &"x39".to_string()), Some(&39));
     let (start, entries) = win.pop_before(150).unwrap();
     assert_eq!(start, 100);
-    assert_eq!(entries.iter().map(|e| e.1).sum::<u64>(), 9, "rounds 31..39 after the close");
+    assert_eq!(
+        entries.iter().map(|e| e.1).sum::<u64>(),
+        9,
+        "rounds 31..39 after the close"
+    );
     let (_, entries) = win.pop_before(i64::MAX).unwrap();
     assert_eq!(entries.len(), 40);
 }
@@ -67,5 +85,13 @@ fn changes_replayed_as_changelog_restore_an_equal_tree() {
     let restored: KeyValueStore<String, u64> = KeyValueStore::load("kv", &tree).unwrap();
     let mut got: Vec<(String, u64)> = restored.iter().map(|(k, v)| (k.clone(), *v)).collect();
     got.sort();
-    assert_eq!(got, vec![("k0".into(), 8), ("k1".into(), 9), ("k2".into(), 6), ("k3".into(), 7)]);
+    assert_eq!(
+        got,
+        vec![
+            ("k0".into(), 8),
+            ("k1".into(), 9),
+            ("k2".into(), 6),
+            ("k3".into(), 7)
+        ]
+    );
 }

@@ -13,7 +13,12 @@ pub fn fmt_micros(us: i64) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z", sod / 3600, sod / 60 % 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
 }
 
 /// Formats the date part of UTC microseconds.
@@ -36,11 +41,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Runs file mode on `input` into `dir/{state,output}`.
-pub fn run_into(input: &Path, dir: &Path, layout: Layout, partitions: u32, checkpoint_records: u64) -> Summary {
+pub fn run_into(
+    input: &Path,
+    dir: &Path,
+    layout: Layout,
+    partitions: u32,
+    checkpoint_records: u64,
+) -> Summary {
     let mut config = Config::default();
     config.source.layout = layout;
     config.processing.partitions = partitions;
@@ -58,7 +71,11 @@ pub fn run_into(input: &Path, dir: &Path, layout: Layout, partitions: u32, check
 
 /// Runs a future to completion.
 pub fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 /// Opens an output root.

@@ -39,7 +39,10 @@ pub struct CommitProtocol {
 impl CommitProtocol {
     /// A protocol whose intent lives under `intent_key` (one per committing unit).
     pub fn new(db: StateDb, intent_key: impl Into<String>) -> Self {
-        CommitProtocol { db, intent_key: intent_key.into() }
+        CommitProtocol {
+            db,
+            intent_key: intent_key.into(),
+        }
     }
 
     /// Discards the objects of a segment that was published but never
@@ -63,7 +66,8 @@ impl CommitProtocol {
     ) -> Result<(), S::Error> {
         let names: Intent = prepared.iter().flat_map(|p| sink.object_names(p)).collect();
         if !names.is_empty() {
-            self.db.put_meta_durable(&self.intent_key, Some(&encode(&names)))?;
+            self.db
+                .put_meta_durable(&self.intent_key, Some(&encode(&names)))?;
         }
         for p in prepared {
             sink.publish(p)?;

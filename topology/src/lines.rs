@@ -37,6 +37,8 @@ pub struct LineSource {
     next_line: u64,
     /// Bytes read but not yet returned (start of the next chunk).
     carry: Vec<u8>,
+    /// A returned chunk buffer, reused for the next chunk (no re-allocation).
+    spare: Vec<u8>,
     eof: bool,
     len: u64,
 }
@@ -47,7 +49,15 @@ impl LineSource {
         let mut file = File::open(path)?;
         let len = file.metadata()?.len();
         file.seek(SeekFrom::Start(pos))?;
-        Ok(LineSource { file, pos, next_line: line, carry: Vec::new(), eof: false, len })
+        Ok(LineSource {
+            file,
+            pos,
+            next_line: line,
+            carry: Vec::new(),
+            spare: Vec::new(),
+            eof: false,
+            len,
+        })
     }
 
     /// File length in bytes (for progress reporting).
@@ -63,9 +73,16 @@ impl LineSource {
     /// Reads the next chunk of at most `max_lines` lines, reading about
     /// `read_bytes` at a time; `None` at end of file. A last line without a
     /// terminator is returned at end of file.
-    pub fn next_chunk(&mut self, max_lines: usize, read_bytes: usize) -> io::Result<Option<LineChunk>> {
+    pub fn next_chunk(
+        &mut self,
+        max_lines: usize,
+        read_bytes: usize,
+    ) -> io::Result<Option<LineChunk>> {
         let max_lines = max_lines.max(1);
-        let mut buf = std::mem::take(&mut self.carry);
+        let mut buf = std::mem::take(&mut self.spare);
+        buf.clear();
+        buf.extend_from_slice(&self.carry);
+        self.carry.clear();
         let mut lines = 0usize;
         let mut scanned = 0usize;
         let mut cut = None;
@@ -93,11 +110,23 @@ impl LineSource {
             return Ok(None);
         }
         let cut = cut.unwrap_or(buf.len());
-        self.carry = buf.split_off(cut);
-        let chunk = LineChunk { first_line: self.next_line, end_pos: self.pos + buf.len() as u64, bytes: buf };
+        self.carry.extend_from_slice(&buf[cut..]);
+        buf.truncate(cut);
+        let chunk = LineChunk {
+            first_line: self.next_line,
+            end_pos: self.pos + buf.len() as u64,
+            bytes: buf,
+        };
         self.pos = chunk.end_pos;
         self.next_line += chunk.lines().count() as u64;
         Ok(Some(chunk))
+    }
+
+    /// Gives a chunk's buffer back for reuse by the next [`LineSource::next_chunk`].
+    pub fn recycle(&mut self, chunk: LineChunk) {
+        if chunk.bytes.capacity() > self.spare.capacity() {
+            self.spare = chunk.bytes;
+        }
     }
 }
 
@@ -120,7 +149,10 @@ mod tests {
         let mut all = Vec::new();
         let mut resume = (0, 0);
         while let Some(c) = src.next_chunk(3, 1 << 20).unwrap() {
-            let lines: Vec<String> = c.lines().map(|l| String::from_utf8(l.to_vec()).unwrap()).collect();
+            let lines: Vec<String> = c
+                .lines()
+                .map(|l| String::from_utf8(l.to_vec()).unwrap())
+                .collect();
             if c.first_line == 3 {
                 resume = (c.end_pos, c.first_line + lines.len() as u64);
             }

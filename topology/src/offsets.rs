@@ -13,12 +13,15 @@ pub struct AppliedOffsets {
 
 impl AppliedOffsets {
     fn find(&self, topic: &str, partition: i32) -> Option<usize> {
-        self.last.iter().position(|(t, p, _)| *p == partition && t == topic)
+        self.last
+            .iter()
+            .position(|(t, p, _)| *p == partition && t == topic)
     }
 
     /// True when `offset` of (topic, partition) was already applied.
     pub fn is_applied(&self, topic: &str, partition: i32, offset: i64) -> bool {
-        self.find(topic, partition).is_some_and(|i| offset <= self.last[i].2)
+        self.find(topic, partition)
+            .is_some_and(|i| offset <= self.last[i].2)
     }
 
     /// Records `offset` as applied.

@@ -62,7 +62,9 @@ pub struct Deadlines<K: Ord> {
 
 impl<K: Ord> Default for Deadlines<K> {
     fn default() -> Self {
-        Deadlines { queue: BTreeSet::new() }
+        Deadlines {
+            queue: BTreeSet::new(),
+        }
     }
 }
 

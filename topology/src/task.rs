@@ -28,12 +28,23 @@ pub struct Task<P> {
 impl<P: Processor> Task<P> {
     /// A task for `partition`.
     pub fn new(partition: u32, processor: P, applied: AppliedOffsets) -> Self {
-        Task { partition, processor, applied }
+        Task {
+            partition,
+            processor,
+            applied,
+        }
     }
 
     /// Offers a record from (topic, partition, offset); returns false when it
     /// was already applied and therefore dropped.
-    pub fn offer(&mut self, topic: &str, partition: i32, offset: i64, input: P::Input, out: &mut P::Output) -> bool {
+    pub fn offer(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        input: P::Input,
+        out: &mut P::Output,
+    ) -> bool {
         if self.applied.is_applied(topic, partition, offset) {
             return false;
         }
