@@ -158,6 +158,13 @@ def main():
         record("bare parse (serde_json)", "parse", 1, wall, cpu, rss, {"count": text.strip()})
     else:
         print(f"  bare parse FAILED (rc={rc}):\n{err}")
+    log = os.path.join(work, "bench-parse-typed.out")
+    rc, run, err = median_run(lambda: [a.bin, "bench-parse", "--typed", a.input], lambda: None, log)
+    if rc == 0:
+        wall, cpu, rss, text = run
+        record("typed skip-parse (serde_json)", "parse-typed", 1, wall, cpu, rss, {"count": text.strip()})
+    else:
+        print(f"  typed parse FAILED (rc={rc}):\n{err}")
 
     # (a) neonblue run
     for n in threads:
@@ -243,6 +250,10 @@ def main():
     if parse and ("neonblue", 1) in by:
         check("neonblue --partitions 1 vs bare parse (same parser, 1 core)",
               by[("neonblue", 1)]["records_per_s"] / parse["records_per_s"], TARGET_VS_PARSE, lambda v: f"{v:.2f}×")
+    typed = by.get(("parse-typed", 1))
+    if typed and ("neonblue", 1) in by:
+        check("neonblue --partitions 1 vs typed skip-parse (same parser, 1 core)",
+              by[("neonblue", 1)]["records_per_s"] / typed["records_per_s"], TARGET_VS_PARSE, lambda v: f"{v:.2f}×")
     for eng in engines:
         for n in threads:
             if ("neonblue", n) in by and (eng, n) in by:

@@ -227,7 +227,6 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
                 router: router.counters.clone(),
             };
             commit_segment(
-                &db,
                 &protocol,
                 &sink,
                 &object_sink,
@@ -339,7 +338,6 @@ fn run_tasks(
 
 #[allow(clippy::too_many_arguments)]
 fn commit_segment(
-    db: &StateDb,
     protocol: &CommitProtocol,
     sink: &ParquetSink,
     object_sink: &ObjectSink,
@@ -350,16 +348,30 @@ fn commit_segment(
     segment_start: u64,
     ckpt: &FileCheckpoint,
 ) -> Result<()> {
-    let _ = db;
-    let mut prepared = Vec::new();
-    for (t, out) in tasks.iter().zip(outputs.iter()) {
+    // Encode every task's segment in parallel (one thread per task).
+    let encode_segment = |t: &Task<ExperimentTask>, out: &OutputBatch| {
         let part = format!("p{:04}", t.partition);
-        prepared.push(sink.encode(&crate::sink::parquet::Segment {
+        sink.encode(&crate::sink::parquet::Segment {
             part: &part,
             seq: segment_start,
             batch: out,
-        })?);
-    }
+        })
+    };
+    let mut prepared = if tasks.len() == 1 {
+        vec![encode_segment(&tasks[0], &outputs[0])?]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = tasks
+                .iter()
+                .zip(outputs.iter())
+                .map(|(t, out)| s.spawn(move || encode_segment(t, out)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("encode worker panicked"))
+                .collect::<Result<Vec<_>, _>>()
+        })?
+    };
     let dlq = OutputBatch {
         dead_letters: std::mem::take(dead),
         ..Default::default()
