@@ -65,16 +65,16 @@ impl Summary {
     /// A human-readable table for the end of `run`.
     pub fn render(&self) -> String {
         let mut s = format!(
-            "records_in          {}\nevents_emitted      {}\nassignments_applied {}\nskipped             {}\n",
+            "records_in            {}\nevents_emitted        {}\nassignments_applied   {}\nskipped               {}\n",
             self.records_in,
             self.events_emitted,
             self.assignments_applied,
             self.skipped_total()
         );
         for r in SkipReason::ALL {
-            s += &format!("  {:<22}{}\n", r.as_str(), self.skipped[r.index()]);
+            s += &format!("  {:<24}{}\n", r.as_str(), self.skipped[r.index()]);
         }
-        s += &format!("dead_lettered       {}\n", self.dead_lettered);
+        s += &format!("dead_lettered         {}\n", self.dead_lettered);
         s
     }
 }
