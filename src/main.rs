@@ -90,18 +90,37 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// Without explicit `--state`/`--output` (flag, env or config file), each input
-/// file gets its own state and output directories under `.neonblue/`, so that
-/// `run --input FILE` alone works for any number of files.
+/// file gets its own state and output directories under `.neonblue/`, named
+/// after the file and a hash of its path, size and modification time, so that
+/// `run --input FILE` alone works for any number of files and a rewritten file
+/// starts afresh instead of resuming the old one.
 fn apply_per_input_defaults(config: &mut neonblue::config::Config, input: &std::path::Path) {
     let defaults = neonblue::config::Config::default();
     let stem = input
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "input".into());
+    let identity = std::fs::canonicalize(input)
+        .ok()
+        .and_then(|p| {
+            let m = std::fs::metadata(&p).ok()?;
+            let mtime = m
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_nanos();
+            Some(format!("{}|{}|{}", p.display(), m.len(), mtime))
+        })
+        .unwrap_or_else(|| input.display().to_string());
+    let name = format!(
+        "{stem}-{:08x}",
+        neonblue_topology::murmur2(identity.as_bytes()) as u32
+    );
     if config.processing.state_dir == defaults.processing.state_dir {
-        config.processing.state_dir = defaults.processing.state_dir.join(&stem);
+        config.processing.state_dir = defaults.processing.state_dir.join(&name);
     }
     if config.output.url == defaults.output.url {
-        config.output.url = format!("{}/{stem}", defaults.output.url);
+        config.output.url = format!("{}/{name}", defaults.output.url);
     }
 }

@@ -44,6 +44,7 @@ pub struct FileRun {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct JobFingerprint {
     input: String,
+    input_bytes: u64,
     layout: String,
     partitions: u32,
     grace_seconds: u64,
@@ -102,6 +103,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
     })?;
     let fingerprint = JobFingerprint {
         input: input.display().to_string(),
+        input_bytes: std::fs::metadata(&input)?.len(),
         layout: format!("{:?}", cfg.source.layout).to_lowercase(),
         partitions,
         grace_seconds: cfg.processing.grace_seconds,
@@ -112,7 +114,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
             let stored: JobFingerprint = decode(&bytes)?;
             if stored != fingerprint {
                 bail!(
-                    "state directory {} belongs to another job ({stored:?}); use a fresh --state directory or `replay --reset`",
+                    "state directory {} belongs to another job ({stored:?}); use a fresh --state directory, or delete this one to reprocess from scratch",
                     cfg.processing.state_dir.display()
                 );
             }
