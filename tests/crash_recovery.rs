@@ -100,16 +100,20 @@ fn kill_and_restart(partitions: u32, seed: u64) {
     let crashed = work.path().join("crashed");
     let mut rng = Rng(seed);
     let mut kills = 0;
-    for _ in 0..6 {
+    // Kill after a random part of a quarter of the full run time, again and
+    // again, until a run gets to finish by itself.
+    for _ in 0..40 {
         let mut child = run_cmd(&input, &crashed, partitions).spawn().unwrap();
-        let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64).max(1000));
+        let delay = Duration::from_micros(rng.next() % (full.as_micros() as u64 / 4).max(1000));
         std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            kills += 1;
+        if child.try_wait().unwrap().is_some() {
+            break;
         }
+        child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        kills += 1;
     }
+    assert!(kills >= 3, "only {kills} kills landed");
     assert!(
         run_cmd(&input, &crashed, partitions)
             .status()
