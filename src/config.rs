@@ -127,6 +127,8 @@ pub struct OutputConfig {
     pub url: String,
     /// Target rows per Parquet row group.
     pub row_group_rows: usize,
+    /// zstd compression level of the Parquet files (1–22).
+    pub zstd_level: i32,
 }
 
 impl Default for OutputConfig {
@@ -134,6 +136,7 @@ impl Default for OutputConfig {
         OutputConfig {
             url: ".neonblue/output".into(),
             row_group_rows: 128 * 1024,
+            zstd_level: 3,
         }
     }
 }

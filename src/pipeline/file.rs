@@ -126,6 +126,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         &cfg.output.url,
         ParquetSinkOptions {
             row_group_rows: cfg.output.row_group_rows,
+            zstd_level: cfg.output.zstd_level,
             ..Default::default()
         },
     )?;
