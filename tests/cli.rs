@@ -19,6 +19,30 @@ fn run(args: &[&str], dir: &std::path::Path) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs `cdc.jsonl` in `dir` with the clock pinned at `now`; returns the summary JSON.
+fn run_with_summary(dir: &std::path::Path, now: &str) -> serde_json::Value {
+    let args = [
+        "run",
+        "--input",
+        "cdc.jsonl",
+        "--output",
+        "out",
+        "--state",
+        "state",
+        "--summary",
+        "s.json",
+        "--now",
+        now,
+    ];
+    let out = run(&args, dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(dir.join("s.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn run_writes_the_summary_and_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,29 +50,7 @@ fn run_writes_the_summary_and_dead_letters() {
     let mut text = std::fs::read_to_string(fixture("outbox_json.jsonl")).unwrap();
     text.push_str("this is not json\n");
     std::fs::write(&input, text).unwrap();
-    let out = run(
-        &[
-            "run",
-            "--input",
-            "cdc.jsonl",
-            "--output",
-            "out",
-            "--state",
-            "state",
-            "--summary",
-            "s.json",
-            "--now",
-            "2025-10-01T00:00:00Z",
-        ],
-        dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
+    let summary = run_with_summary(dir.path(), "2025-10-01T00:00:00Z");
     assert_eq!(summary["records_in"], 75);
     assert_eq!(summary["events_emitted"], 37);
     assert_eq!(summary["dead_lettered"], 1);
@@ -75,25 +77,7 @@ fn future_timestamps_are_dead_letters_relative_to_now() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(fixture("outbox_json.jsonl"), dir.path().join("cdc.jsonl")).unwrap();
     // With the clock pinned before the business timestamps, they are > 24 h ahead.
-    let out = run(
-        &[
-            "run",
-            "--input",
-            "cdc.jsonl",
-            "--output",
-            "out",
-            "--state",
-            "state",
-            "--summary",
-            "s.json",
-            "--now",
-            "2025-09-01T00:00:00Z",
-        ],
-        dir.path(),
-    );
-    assert!(out.status.success());
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
+    let summary = run_with_summary(dir.path(), "2025-09-01T00:00:00Z");
     assert_eq!(
         summary["dead_lettered"], 65,
         "27 assignment upserts + 38 events; the delete carries no timestamp"

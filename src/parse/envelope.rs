@@ -223,3 +223,22 @@ pub(crate) fn type_str<'v>(v: &'v Val, stage: &'static str, name: &str) -> Resul
 pub(crate) fn topic_suffix(topic: &str) -> &str {
     topic.rsplit('.').next().unwrap_or(topic)
 }
+
+/// The payload row: the object itself, or a string holding a JSON object,
+/// parsed into `parsed` (which must outlive the returned row).
+pub(crate) fn payload_row<'a, T: std::borrow::Borrow<super::json::Row<'a>>>(
+    payload: &'a super::json::Shape<'a, T>,
+    parsed: &'a mut Option<super::json::Shape<'a, super::json::Row<'a>>>,
+) -> Result<&'a super::json::Row<'a>, Stop> {
+    use super::json::Shape;
+    match payload {
+        Shape::Object(row) => Ok(row.borrow()),
+        Shape::Str(text) => match parsed
+            .insert(super::json::from_str::<Shape<super::json::Row>>(text).unwrap_or(Shape::Other))
+        {
+            Shape::Object(row) => Ok(row),
+            _ => Err(dead(stage::PAYLOAD, reason::INVALID_PAYLOAD)),
+        },
+        _ => Err(dead(stage::PAYLOAD, reason::INVALID_PAYLOAD)),
+    }
+}

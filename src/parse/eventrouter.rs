@@ -11,13 +11,14 @@
 
 use super::build;
 use super::build::Action;
+use super::envelope::payload_row;
 use super::envelope::{
     action_of, aggregate_of, dead, finish, read_top, reason, stage, Aggregate, ParseContext, Stop,
     Top, Wrapped,
 };
 use super::fields::{self, FieldError};
 use super::headers;
-use super::json::{Row, Shape, Val, Wrapper};
+use super::json::{Row, Val, Wrapper};
 use super::raw::RawRecord;
 use crate::domain::{Parsed, SkipReason};
 
@@ -97,18 +98,8 @@ fn interpret<'a>(
         },
     };
     // payload
-    let parsed_text;
-    let row: &Row = match &top {
-        Shape::Object(row) => row,
-        Shape::Str(text) => {
-            parsed_text = super::json::from_str::<Shape<Row>>(text);
-            match &parsed_text {
-                Ok(Shape::Object(row)) => row,
-                _ => return Err(dead(stage::PAYLOAD, reason::INVALID_PAYLOAD)),
-            }
-        }
-        _ => return Err(dead(stage::PAYLOAD, reason::INVALID_PAYLOAD)),
-    };
+    let mut parsed = None;
+    let row = payload_row(&top, &mut parsed)?;
     // fields
     Ok(build::build(
         action,

@@ -7,6 +7,7 @@
 //! event id falls back to `after.aggregate_id`.
 
 use super::build::{self};
+use super::envelope::payload_row;
 use super::envelope::{
     action_of, aggregate_of, dead, finish, read_op, read_top, reason, stage, type_str, Op,
     ParseContext, Stop, Top, Wrapped,
@@ -134,18 +135,8 @@ fn interpret<'a>(
         type_str(&after.event_type, stage::EVENT_TYPE, "event_type")?,
     )?;
     // payload
-    let parsed_text;
-    let row: &Row = match &after.payload {
-        Shape::Object(row) => row,
-        Shape::Str(text) => {
-            parsed_text = super::json::from_str::<Shape<Row>>(text);
-            match &parsed_text {
-                Ok(Shape::Object(row)) => row,
-                _ => return Err(dead(stage::PAYLOAD, reason::INVALID_PAYLOAD)),
-            }
-        }
-        _ => return Err(dead(stage::PAYLOAD, reason::INVALID_PAYLOAD)),
-    };
+    let mut parsed = None;
+    let row = payload_row(&after.payload, &mut parsed)?;
     // fields
     let fallback = || match &after.aggregate_id {
         Val::Absent | Val::Null => Err(FieldError::Missing),

@@ -89,11 +89,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
     let checkpoint_every = cfg.processing.checkpoint_records.max(1);
     let input = std::fs::canonicalize(&run.input)
         .with_context(|| format!("cannot open input {}", run.input.display()))?;
-    let default_topic: Arc<str> = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-        .into();
+    let default_topic: Arc<str> = default_topic(&input).into();
 
     let db = StateDb::open(&cfg.processing.state_dir, 64 << 20).with_context(|| {
         format!(
@@ -410,7 +406,7 @@ fn commit_segment(
     Ok(())
 }
 
-/// Default topic of a file: its base name.
+/// Default topic of a file's records: its base name (SPEC 2.4).
 pub fn default_topic(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
