@@ -151,6 +151,56 @@ pub struct Config {
     pub processing: ProcessingConfig,
     /// Output options.
     pub output: OutputConfig,
+    /// Kafka mode (consumer group) settings.
+    pub kafka: KafkaConfig,
+    /// Prometheus `/metrics` and `/healthz`.
+    pub metrics: MetricsConfig,
+}
+
+/// Kafka mode: brokers, internal topics, commits (SPEC 3, 7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers (`host:port,…`); empty runs nothing but file mode.
+    pub brokers: String,
+    /// librdkafka properties passed through as is (`security.protocol`,
+    /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`, …).
+    pub properties: std::collections::BTreeMap<String, String>,
+    /// Partitions of `<app_id>-repartition` (0: as many as the largest input topic).
+    pub repartition_partitions: u32,
+    /// Replication factor of the internal topics it creates.
+    pub replication_factor: i32,
+    /// How often outputs, state and offsets are committed.
+    pub commit_interval_ms: u64,
+    /// Also commit after this many input records.
+    pub commit_records: u64,
+    /// Consumer group session timeout (how fast a dead instance's partitions move).
+    pub session_timeout_ms: u64,
+    /// Throttle for replays and tests: records per second per instance (0 = none).
+    pub max_records_per_second: u64,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: String::new(),
+            properties: Default::default(),
+            repartition_partitions: 0,
+            replication_factor: 1,
+            commit_interval_ms: 2_000,
+            commit_records: 100_000,
+            session_timeout_ms: 10_000,
+            max_records_per_second: 0,
+        }
+    }
+}
+
+/// The operations endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Listen address of `/metrics` and `/healthz` (e.g. `0.0.0.0:9464`); unset: off.
+    pub addr: Option<String>,
 }
 
 impl Config {

@@ -11,6 +11,8 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod generate;
+pub mod kafka;
+pub mod ops;
 pub mod parse;
 pub mod pipeline;
 pub mod sink;

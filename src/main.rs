@@ -3,6 +3,8 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use neonblue::cli::{self, Cli, Command};
+use neonblue::kafka::{self, replay, replay::ReplayFrom};
+use neonblue::ops;
 use neonblue::pipeline::file::{run_file, FileRun};
 use std::io::{IsTerminal, Write};
 
@@ -14,7 +16,8 @@ fn init_tracing(filter: &str, json: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().init();
     } else {
@@ -34,11 +37,15 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => {
-            let config = cli::load_config(cli.config.as_ref(), &args.processing)?;
+            let mut config = cli::load_config(cli.config.as_ref(), &args.processing)?;
+            args.kafka.apply(&mut config)?;
             let Some(input) = args.input else {
-                anyhow::bail!("Kafka mode is not available in this build yet: pass --input FILE");
+                apply_per_app_defaults(&mut config);
+                let progress = !args.no_progress && std::io::stderr().is_terminal();
+                let now = cli::parse_now(args.now.as_deref())?;
+                let summary = run_kafka(config, now, args.until_end, Default::default(), progress)?;
+                return finish_kafka(summary, args.summary.as_deref());
             };
-            let mut config = config;
             apply_per_input_defaults(&mut config, &input);
             let run = FileRun {
                 input,
@@ -59,8 +66,47 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Replay(args) => {
+            let mut config = cli::load_config(cli.config.as_ref(), &args.processing)?;
+            args.kafka.apply(&mut config)?;
+            apply_per_app_defaults(&mut config);
+            let progress = !args.no_progress && std::io::stderr().is_terminal();
+            let now = cli::parse_now(args.now.as_deref())?;
+            let base = kafka::client_config(&config.kafka, &config.processing.app_id);
+            let from = match (&args.from_offsets, &args.from_timestamp) {
+                (Some(o), _) => ReplayFrom::Offsets(replay::parse_offsets(o)?),
+                (None, Some(t)) => ReplayFrom::Timestamp(cli::parse_now(Some(t))? / 1000),
+                (None, None) => ReplayFrom::Beginning,
+            };
+            let topics = kafka_topics(&config)?;
+            if args.reset {
+                replay::reset(&base, &config, &topics)?;
+            } else if !replay::is_fresh(&base, &topics)? {
+                anyhow::bail!(
+                    "application id {:?} already has internal topics: replay into a fresh --app-id, or pass --reset to delete its group, topics, state and outputs first",
+                    config.processing.app_id
+                );
+            }
+            let start = replay::output_start(&base, &topics, &from)?;
+            let summary = run_kafka(config, now, true, start, progress)?;
+            finish_kafka(summary, args.summary.as_deref())
+        }
         Command::Generate(args) => {
             let opts = cli::generate_options(&args)?;
+            if let Some(topic) = &args.topic {
+                let brokers = args.brokers.clone().unwrap_or_default();
+                let tmp = tempfile::NamedTempFile::new()?;
+                let stats = neonblue::generate::generate_to_path(&opts, tmp.path())?;
+                let kcfg = neonblue::config::KafkaConfig {
+                    brokers,
+                    ..Default::default()
+                };
+                let base = kafka::client_config(&kcfg, "neonblue-generate");
+                let n =
+                    kafka::produce::produce_file(&base, tmp.path(), topic, args.topic_partitions)?;
+                eprintln!("produced {n} records ({} bytes) to {topic}", stats.bytes);
+                return Ok(());
+            }
             let stats = if args.output == "-" {
                 let stdout = std::io::stdout();
                 let mut lock = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
@@ -86,6 +132,83 @@ fn run(cli: Cli) -> Result<()> {
             println!("{n}");
             Ok(())
         }
+    }
+}
+
+/// Runs one Kafka-mode instance with the ops endpoint and signal handling.
+fn run_kafka(
+    config: neonblue::config::Config,
+    now: i64,
+    until_end: bool,
+    output_start: kafka::OutputStart,
+    progress: bool,
+) -> Result<neonblue::pipeline::summary::Summary> {
+    let health = ops::Health::default();
+    let shutdown = ops::Shutdown::default();
+    ops::serve(
+        config.metrics.addr.as_deref(),
+        health.clone(),
+        shutdown.clone(),
+    )?;
+    let out = config.output.url.clone();
+    let state = config.processing.state_dir.clone();
+    let summary = kafka::run_group(kafka::GroupRun {
+        config,
+        now,
+        until_end,
+        output_start,
+        progress,
+        health,
+        shutdown,
+    })?;
+    eprintln!("outputs: {out}  state: {}", state.display());
+    Ok(summary)
+}
+
+fn finish_kafka(
+    summary: neonblue::pipeline::summary::Summary,
+    path: Option<&std::path::Path>,
+) -> Result<()> {
+    eprintln!("accounting of the tasks this instance held at exit:");
+    eprint!("{}", summary.render());
+    if let Some(path) = path {
+        std::fs::write(path, summary.to_json() + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The topics of the configured application (reads input partition counts).
+fn kafka_topics(config: &neonblue::config::Config) -> Result<kafka::AppTopics> {
+    let base = kafka::client_config(&config.kafka, &config.processing.app_id);
+    if config.kafka.brokers.is_empty() {
+        anyhow::bail!("no brokers configured: set kafka.brokers or --brokers");
+    }
+    let existing = neonblue_topology::kafka::admin::topic_partitions(&base)?;
+    let mut inputs = Vec::new();
+    for t in &config.source.topics {
+        let n = existing
+            .get(t)
+            .ok_or_else(|| anyhow::anyhow!("input topic {t} does not exist"))?;
+        inputs.push((t.clone(), *n));
+    }
+    Ok(kafka::AppTopics::new(
+        &config.processing.app_id,
+        inputs,
+        config.kafka.repartition_partitions,
+    ))
+}
+
+/// Kafka mode without explicit `--state`/`--output`: directories named
+/// after the application id under `.neonblue/`.
+fn apply_per_app_defaults(config: &mut neonblue::config::Config) {
+    let defaults = neonblue::config::Config::default();
+    let app = config.processing.app_id.clone();
+    if config.processing.state_dir == defaults.processing.state_dir {
+        config.processing.state_dir = defaults.processing.state_dir.join(&app);
+    }
+    if config.output.url == defaults.output.url {
+        config.output.url = format!("{}/{app}", defaults.output.url);
     }
 }
 

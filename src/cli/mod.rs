@@ -35,6 +35,9 @@ pub enum Command {
     Run(RunArgs),
     /// Write deterministic synthetic outbox envelopes (JSONL).
     Generate(GenerateArgs),
+    /// Rebuild outputs from the input topics: from offsets or a timestamp,
+    /// into a fresh application id or after `--reset`; runs to the end.
+    Replay(ReplayArgs),
     /// Generate a data set, run it embedded, print the variant table.
     Demo(demo::DemoArgs),
     /// Benchmark helper: parse every envelope and payload of a file, print the count.
@@ -71,15 +74,122 @@ pub struct ProcessingArgs {
     pub checkpoint_records: Option<u64>,
 }
 
+/// Kafka mode settings (override `[kafka]`, `[metrics]` and the app id).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KafkaArgs {
+    /// Bootstrap servers, e.g. `localhost:9092`.
+    #[arg(long, env = "NEONBLUE_BROKERS")]
+    pub brokers: Option<String>,
+    /// Application id: consumer group and prefix of the internal topics.
+    #[arg(long, env = "NEONBLUE_APP_ID")]
+    pub app_id: Option<String>,
+    /// Input topics, comma-separated.
+    #[arg(long, env = "NEONBLUE_TOPICS", value_delimiter = ',')]
+    pub topics: Option<Vec<String>>,
+    /// A librdkafka property, `name=value` (security settings …); repeatable.
+    #[arg(long = "kafka-property", value_name = "NAME=VALUE")]
+    pub properties: Vec<String>,
+    /// Partitions of the repartition topic (default: as many as the largest input topic).
+    #[arg(long, env = "NEONBLUE_REPARTITION_PARTITIONS")]
+    pub repartition_partitions: Option<u32>,
+    /// Commit interval in milliseconds.
+    #[arg(long, env = "NEONBLUE_COMMIT_INTERVAL_MS")]
+    pub commit_interval_ms: Option<u64>,
+    /// Throttle: records per second per instance.
+    #[arg(long, env = "NEONBLUE_MAX_RECORDS_PER_SECOND")]
+    pub max_records_per_second: Option<u64>,
+    /// Serve `/metrics` and `/healthz` on this address, e.g. `0.0.0.0:9464`.
+    #[arg(long, env = "NEONBLUE_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+}
+
+impl KafkaArgs {
+    /// Applies the flags to `cfg`.
+    pub fn apply(&self, cfg: &mut Config) -> Result<()> {
+        if let Some(b) = &self.brokers {
+            cfg.kafka.brokers = b.clone();
+        }
+        if let Some(a) = &self.app_id {
+            if a.is_empty()
+                || !a
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                bail!("--app-id {a:?}: use letters, digits, '.', '_' or '-' (it prefixes topic names)");
+            }
+            cfg.processing.app_id = a.clone();
+        }
+        if let Some(t) = &self.topics {
+            cfg.source.topics = t.clone();
+        }
+        for kv in &self.properties {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--kafka-property expects NAME=VALUE, got {kv:?}"))?;
+            cfg.kafka.properties.insert(k.to_string(), v.to_string());
+        }
+        if let Some(n) = self.repartition_partitions {
+            cfg.kafka.repartition_partitions = n;
+        }
+        if let Some(n) = self.commit_interval_ms {
+            cfg.kafka.commit_interval_ms = n;
+        }
+        if let Some(n) = self.max_records_per_second {
+            cfg.kafka.max_records_per_second = n;
+        }
+        if let Some(a) = &self.metrics_addr {
+            cfg.metrics.addr = Some(a.clone());
+        }
+        Ok(())
+    }
+}
+
+/// `replay` arguments.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Processing settings.
+    #[command(flatten)]
+    pub processing: ProcessingArgs,
+    /// Kafka settings.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Output events from these offsets on: `topic:partition=offset,…`
+    /// (unlisted partitions from 0). Assignments are always rebuilt from the start.
+    #[arg(long, conflicts_with = "from_timestamp")]
+    pub from_offsets: Option<String>,
+    /// Output events from the first record at or after this time (ISO-8601) per partition.
+    #[arg(long)]
+    pub from_timestamp: Option<String>,
+    /// Delete the application's group, internal topics, state directory and
+    /// outputs first (otherwise the application id must be fresh).
+    #[arg(long)]
+    pub reset: bool,
+    /// Write the accounting summary as JSON to this file.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// Pin the wall clock used by the "more than 24 h ahead" check (ISO-8601).
+    #[arg(long, env = "NEONBLUE_NOW")]
+    pub now: Option<String>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
 /// `run` arguments.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// JSONL input (SPEC 2.4). Without it, Kafka mode (not in this build yet).
+    /// JSONL input (SPEC 2.4). Without it: Kafka mode (a consumer group on `--brokers`).
     #[arg(long, env = "NEONBLUE_INPUT")]
     pub input: Option<PathBuf>,
     /// Processing settings.
     #[command(flatten)]
     pub processing: ProcessingArgs,
+    /// Kafka settings.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Kafka mode: stop once every input record is processed (closing every window).
+    #[arg(long)]
+    pub until_end: bool,
     /// Write the accounting summary as JSON to this file.
     #[arg(long)]
     pub summary: Option<PathBuf>,
@@ -112,6 +222,15 @@ pub struct GenerateArgs {
     /// Any other knob, as `name=value` (value in JSON, e.g. `late_events=0.01`); repeatable.
     #[arg(long = "set", value_name = "KNOB=VALUE")]
     pub set: Vec<String>,
+    /// Produce the records to this Kafka topic (on `--brokers`) instead of a file.
+    #[arg(long, requires = "brokers")]
+    pub topic: Option<String>,
+    /// Bootstrap servers for `--topic`.
+    #[arg(long, env = "NEONBLUE_BROKERS")]
+    pub brokers: Option<String>,
+    /// Partitions of `--topic` when it is created (records keep their partition modulo this).
+    #[arg(long, default_value_t = 1)]
+    pub topic_partitions: i32,
 }
 
 /// Parses a duration like `300`, `300s`, `5m`, `1h`, `250ms` into seconds.

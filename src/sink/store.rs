@@ -145,6 +145,24 @@ impl OutputRoot {
         Ok(out)
     }
 
+    /// Deletes every object under the root (replay resets); returns how many.
+    pub async fn delete_all_objects(&self) -> Result<usize> {
+        let objects = self.list("").await?;
+        for o in &objects {
+            match self.store.delete(&o.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(source) => {
+                    return Err(SinkError::Store {
+                        op: "delete",
+                        path: o.location.to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(objects.len())
+    }
+
     /// The whole content of one object.
     pub async fn get(&self, path: &Path) -> Result<bytes::Bytes> {
         let err = |source| SinkError::Store {

@@ -32,9 +32,25 @@ pub struct ChangeRecord {
 #[derive(Clone)]
 pub struct StoreTree {
     tree: sled::Tree,
+    store: String,
 }
 
 impl StoreTree {
+    /// The store's name (without the namespace): its changelog suffix.
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    /// The stored value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Removes every entry (before a full restore).
+    pub fn clear(&self) -> Result<(), StateError> {
+        Ok(self.tree.clear()?)
+    }
+
     /// Every (key, value) in key order.
     pub fn scan(&self) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StateError>> + '_ {
         self.tree.iter().map(|r| r.map_err(StateError::from))
@@ -75,6 +91,7 @@ impl StateDb {
     pub fn tree(&self, ns: &str, store: &str) -> Result<StoreTree, StateError> {
         Ok(StoreTree {
             tree: self.db.open_tree(format!("{ns}/{store}"))?,
+            store: store.to_string(),
         })
     }
 
@@ -195,6 +212,18 @@ impl CommitBatch {
     /// Sets (or with `None` removes) a metadata key in the same commit.
     pub fn set_meta(&mut self, key: impl Into<String>, value: Option<Vec<u8>>) {
         self.meta.push((key.into(), value));
+    }
+
+    /// The changes of every store in the batch, by store name: the records
+    /// to write to the stores' changelogs.
+    pub fn store_changes(&self) -> impl Iterator<Item = (&str, &[ChangeRecord])> {
+        self.stores.iter().map(|(t, c)| (t.store(), c.as_slice()))
+    }
+
+    /// Moves everything of `other` into this batch.
+    pub fn append(&mut self, other: CommitBatch) {
+        self.stores.extend(other.stores);
+        self.meta.extend(other.meta);
     }
 
     /// Number of store changes in the batch.

@@ -10,8 +10,10 @@
 //! - [`commit`]: the commit protocol — sinks first (behind an intent log), then
 //!   state and offsets atomically.
 //! - [`lines`]: a resumable, chunked line source for files.
+//! - [`kafka`]: internal topics, changelog commit and restore on a broker.
 
 pub mod commit;
+pub mod kafka;
 pub mod lines;
 pub mod offsets;
 pub mod partitioner;

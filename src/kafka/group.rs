@@ -1,0 +1,387 @@
+//! The consumer-group loop of one instance.
+
+use super::engine::{Engine, OutputStart};
+use super::topics::AppTopics;
+use crate::config::Config;
+use crate::domain::Micros;
+use crate::ops::{Health, Shutdown};
+use crate::pipeline::summary::Summary;
+use anyhow::{bail, Context, Result};
+use neonblue_state::{decode, encode, StateDb};
+use neonblue_topology::kafka::admin::topic_partitions;
+use neonblue_topology::kafka::ensure_topics;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a group run needs.
+pub struct GroupRun {
+    /// Configuration (kafka, source, processing, output).
+    pub config: Config,
+    /// Wall clock for the "more than 24 h ahead" check.
+    pub now: Micros,
+    /// Stop once every input record has been processed (drain windows first).
+    pub until_end: bool,
+    /// Replays: per input partition, the first offset whose events are output.
+    pub output_start: OutputStart,
+    /// Show a progress bar (records routed by the group, with ETA).
+    pub progress: bool,
+    /// Loop liveness for `/healthz`.
+    pub health: Health,
+    /// Set by SIGTERM.
+    pub shutdown: Shutdown,
+}
+
+type Shared = Arc<Mutex<Engine>>;
+
+struct GroupContext {
+    engine: Shared,
+    fatal: Mutex<Option<anyhow::Error>>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let revoked: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        tracing::info!(partitions = ?revoked, "partitions revoked: committing before release");
+        let mut engine = match self.engine.lock() {
+            Ok(e) => e,
+            Err(p) => p.into_inner(),
+        };
+        match engine.commit() {
+            Ok(positions) => {
+                if let Err(e) = commit_positions(consumer, &positions, CommitMode::Sync) {
+                    tracing::warn!(error = %e, "offset commit on revoke failed (state is committed; the next owner skips what was applied)");
+                }
+                engine.release(&revoked);
+            }
+            Err(e) => {
+                *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let parts: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = ?parts, "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+fn commit_positions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    positions: &[(String, i32, i64)],
+    mode: CommitMode,
+) -> Result<()> {
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (t, p, o) in positions {
+        tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+    }
+    consumer.commit(&tpl, mode)?;
+    Ok(())
+}
+
+/// Identity of the state directory in Kafka mode.
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct KafkaJob {
+    app_id: String,
+}
+
+/// Runs one instance of the application until SIGTERM (or, with
+/// `until_end`, until the group has processed every input record).
+/// Returns the accounting of the tasks held at exit.
+pub fn run_group(run: GroupRun) -> Result<Summary> {
+    let cfg = &run.config;
+    let app_id = cfg.processing.app_id.clone();
+    if cfg.kafka.brokers.is_empty() {
+        bail!("no brokers configured: set kafka.brokers (or --brokers / NEONBLUE_BROKERS), or pass --input FILE for file mode");
+    }
+    let base = super::client_config(&cfg.kafka, &app_id);
+    let existing = topic_partitions(&base)
+        .with_context(|| format!("cannot reach the brokers at {}", cfg.kafka.brokers))?;
+    let mut inputs = Vec::new();
+    for t in &cfg.source.topics {
+        match existing.get(t) {
+            Some(n) => inputs.push((t.clone(), *n)),
+            None => bail!("input topic {t} does not exist on {}", cfg.kafka.brokers),
+        }
+    }
+    let topics = AppTopics::new(&app_id, inputs, cfg.kafka.repartition_partitions);
+    ensure_topics(
+        &base,
+        cfg.kafka.replication_factor,
+        &topics.internal_specs(),
+    )?;
+
+    let db = StateDb::open(&cfg.processing.state_dir, 64 << 20).with_context(|| {
+        format!(
+            "cannot open state directory {} (is another instance using it? give each instance its own --state)",
+            cfg.processing.state_dir.display()
+        )
+    })?;
+    let job = KafkaJob {
+        app_id: app_id.clone(),
+    };
+    match db.get_meta("kafka-job")? {
+        Some(b) if decode::<KafkaJob>(&b)? != job => bail!(
+            "state directory {} belongs to another application; use a fresh --state",
+            cfg.processing.state_dir.display()
+        ),
+        Some(_) => {}
+        None => {
+            if db.get_meta("job")?.is_some() {
+                bail!(
+                    "state directory {} holds a file-mode job; use a fresh --state",
+                    cfg.processing.state_dir.display()
+                );
+            }
+            db.put_meta_durable("kafka-job", Some(&encode(&job)))?;
+        }
+    }
+
+    let engine: Shared = Arc::new(Mutex::new(Engine::new(
+        cfg,
+        run.now,
+        topics.clone(),
+        db,
+        &base,
+        run.output_start.clone(),
+    )?));
+    let context = GroupContext {
+        engine: engine.clone(),
+        fatal: Mutex::new(None),
+    };
+    let consumer: BaseConsumer<GroupContext> = ClientConfig::clone(&base)
+        .set("group.id", &app_id)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set(
+            "session.timeout.ms",
+            cfg.kafka.session_timeout_ms.to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (cfg.kafka.session_timeout_ms / 4).max(100).to_string(),
+        )
+        .create_with_context(context)
+        .context("cannot create the consumer")?;
+    let mut subscription: Vec<&str> = topics.inputs.iter().map(|(t, _)| t.as_str()).collect();
+    subscription.push(&topics.repartition);
+    consumer.subscribe(&subscription)?;
+    tracing::info!(group = %app_id, topics = ?subscription, "joined the consumer group (the first assignment may take a while)");
+
+    let bar = crate::cli::progress::records_bar(run.progress);
+    let interval = Duration::from_millis(cfg.kafka.commit_interval_ms.max(10));
+    let started = Instant::now();
+    let mut processed: u64 = 0;
+    let mut last_check = Instant::now();
+    let mut last_lag = Instant::now();
+    let result: Result<()> = loop {
+        run.health.beat();
+        if let Some(e) = consumer
+            .context()
+            .fatal
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take())
+        {
+            break Err(e);
+        }
+        if run.shutdown.requested() {
+            break Ok(());
+        }
+        if cfg.kafka.max_records_per_second > 0 {
+            let allowed = started.elapsed().as_secs_f64() * cfg.kafka.max_records_per_second as f64;
+            if processed as f64 > allowed {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+        }
+        let idle = match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                processed += 1;
+                if let Err(e) = lock(&engine).on_message(&m) {
+                    break Err(e);
+                }
+                false
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "consumer error");
+                true
+            }
+            None => true,
+        };
+        let due = {
+            let e = lock(&engine);
+            !e.is_clean()
+                && (e.uncommitted >= cfg.kafka.commit_records
+                    || e.last_commit.elapsed() >= interval
+                    || idle)
+        };
+        if due {
+            let positions = match lock(&engine).commit() {
+                Ok(p) => p,
+                Err(e) => break Err(e),
+            };
+            if let Err(e) = commit_positions(&consumer, &positions, CommitMode::Async) {
+                tracing::warn!(error = %e, "offset commit failed");
+            }
+        }
+        if last_lag.elapsed() >= Duration::from_secs(5) {
+            last_lag = Instant::now();
+            report_lag(&consumer);
+        }
+        if (idle || run.progress) && last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            match group_progress(&consumer, &topics) {
+                Ok((done, total)) => {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                    if run.until_end && idle && done >= total {
+                        match finish_if_caught_up(&consumer, &engine, &topics) {
+                            Ok(true) => break Ok(()),
+                            Ok(false) => {}
+                            Err(e) => break Err(e),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the group's progress"),
+            }
+        }
+    };
+    bar.finish_and_clear();
+    if let Err(e) = result {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "stopping without a final commit; a restart resumes from the last one"
+        );
+        return Err(e);
+    }
+    let positions = lock(&engine).commit()?;
+    commit_positions(&consumer, &positions, CommitMode::Sync)?;
+    let summary = lock(&engine).summary();
+    consumer.unsubscribe();
+    // Let the revocation callback run (commit is clean, tasks are released).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if consumer.poll(Duration::from_millis(100)).is_none()
+            && consumer.assignment()?.count() == 0
+        {
+            break;
+        }
+    }
+    drop(consumer);
+    tracing::info!("left the group");
+    Ok(summary)
+}
+
+fn lock(engine: &Shared) -> std::sync::MutexGuard<'_, Engine> {
+    engine.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// (records of every input partition committed by the group, records in them).
+fn group_progress<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topics: &AppTopics,
+) -> Result<(u64, u64)> {
+    let timeout = Duration::from_secs(10);
+    let mut tpl = TopicPartitionList::new();
+    for (t, n) in &topics.inputs {
+        for p in 0..*n {
+            tpl.add_partition(t, p);
+        }
+    }
+    let committed = consumer.committed_offsets(tpl, timeout)?;
+    let (mut done, mut total) = (0u64, 0u64);
+    for e in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+        let pos = e
+            .offset()
+            .to_raw()
+            .filter(|o| *o >= 0)
+            .unwrap_or(low)
+            .clamp(low, high);
+        done += (pos - low) as u64;
+        total += (high - low) as u64;
+    }
+    Ok((done, total))
+}
+
+/// With every input routed: when this instance's join tasks have read their
+/// repartition partitions to the end, drains them (every pending event and
+/// window resolves) and commits; returns true once every join task of the
+/// group is drained (tasks of a dead instance move here first).
+fn finish_if_caught_up(
+    consumer: &BaseConsumer<GroupContext>,
+    engine: &Shared,
+    topics: &AppTopics,
+) -> Result<bool> {
+    let assignment = consumer.assignment()?;
+    let mut joins = Vec::new();
+    for e in assignment.elements() {
+        if e.topic() != topics.repartition {
+            continue;
+        }
+        let (_, high) =
+            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))?;
+        let position = lock(engine).join_position(e.partition())?;
+        if position < high {
+            return Ok(false);
+        }
+        joins.push(e.partition());
+    }
+    let mut e = lock(engine);
+    e.drain(&joins)?;
+    let positions = e.commit()?;
+    let done = e.all_joins_drained()?;
+    drop(e);
+    commit_positions(consumer, &positions, CommitMode::Sync)?;
+    if done {
+        tracing::info!(tasks = ?joins, "every task of the group reached the end of input: stopping");
+    }
+    Ok(done)
+}
+
+fn report_lag<C: ConsumerContext>(consumer: &BaseConsumer<C>) {
+    let (Ok(assignment), Ok(position)) = (consumer.assignment(), consumer.position()) else {
+        return;
+    };
+    for e in assignment.elements() {
+        let Ok((_, high)) =
+            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(2))
+        else {
+            continue;
+        };
+        let pos = position
+            .find_partition(e.topic(), e.partition())
+            .and_then(|p| p.offset().to_raw())
+            .filter(|o| *o >= 0);
+        if let Some(pos) = pos {
+            metrics::gauge!("neonblue_consumer_lag", "topic" => e.topic().to_string(), "partition" => e.partition().to_string())
+                .set((high - pos).max(0) as f64);
+        }
+    }
+}

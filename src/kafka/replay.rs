@@ -1,0 +1,152 @@
+//! Replays (SPEC 8): rebuild outputs from offsets or a timestamp, into a
+//! fresh application id or after resetting an existing one.
+
+use super::engine::OutputStart;
+use super::topics::AppTopics;
+use crate::config::Config;
+use anyhow::{bail, Context, Result};
+use neonblue_topology::kafka::admin::{delete_topics, topic_partitions};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::time::Duration;
+
+/// Where a replay's outputs start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayFrom {
+    /// From the beginning of every input partition.
+    Beginning,
+    /// `topic:partition=offset` entries; unlisted partitions start at 0.
+    Offsets(Vec<(String, i32, i64)>),
+    /// The first record at or after this time (ms since the epoch) per partition.
+    Timestamp(i64),
+}
+
+/// Parses `topic:partition=offset[,…]`.
+pub fn parse_offsets(spec: &str) -> Result<Vec<(String, i32, i64)>> {
+    spec.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|item| {
+            let (tp, off) = item
+                .rsplit_once('=')
+                .with_context(|| format!("`{item}`: expected topic:partition=offset"))?;
+            let (t, p) = tp
+                .rsplit_once(':')
+                .with_context(|| format!("`{item}`: expected topic:partition=offset"))?;
+            Ok((
+                t.trim().to_string(),
+                p.trim()
+                    .parse()
+                    .with_context(|| format!("`{item}`: bad partition"))?,
+                off.trim()
+                    .parse()
+                    .with_context(|| format!("`{item}`: bad offset"))?,
+            ))
+        })
+        .collect()
+}
+
+/// Resolves the per-partition output start offsets.
+pub fn output_start(
+    base: &ClientConfig,
+    topics: &AppTopics,
+    from: &ReplayFrom,
+) -> Result<OutputStart> {
+    let mut start = OutputStart::new();
+    match from {
+        ReplayFrom::Beginning => {}
+        ReplayFrom::Offsets(list) => {
+            for (t, p, o) in list {
+                topics.router_index(t, *p)?;
+                start.insert((t.clone(), *p), *o);
+            }
+        }
+        ReplayFrom::Timestamp(ms) => {
+            let consumer: BaseConsumer = base.create()?;
+            let mut tpl = TopicPartitionList::new();
+            for (t, n) in &topics.inputs {
+                for p in 0..*n {
+                    tpl.add_partition_offset(t, p, Offset::Offset(*ms))?;
+                }
+            }
+            let found = consumer.offsets_for_times(tpl, Duration::from_secs(30))?;
+            for e in found.elements() {
+                let offset = match e.offset() {
+                    Offset::Offset(o) => o,
+                    // No record at or after the time: nothing of it is output.
+                    _ => {
+                        consumer
+                            .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(30))?
+                            .1
+                    }
+                };
+                start.insert((e.topic().to_string(), e.partition()), offset);
+            }
+        }
+    }
+    Ok(start)
+}
+
+/// True when the application id has left nothing on the cluster.
+pub fn is_fresh(base: &ClientConfig, topics: &AppTopics) -> Result<bool> {
+    let existing = topic_partitions(base)?;
+    Ok(topics
+        .internal_specs()
+        .iter()
+        .all(|s| !existing.contains_key(&s.name)))
+}
+
+/// Resets an application: deletes its consumer group, internal topics
+/// (repartition, changelogs, DLQ), the local state directory and every
+/// object under the output root.
+pub fn reset(base: &ClientConfig, cfg: &Config, topics: &AppTopics) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base.create()?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    match futures::executor::block_on(admin.delete_groups(&[&topics.app_id], &opts)) {
+        Ok(results) => {
+            for r in results {
+                if let Err((group, code)) = r {
+                    use rdkafka::types::RDKafkaErrorCode as C;
+                    if !matches!(code, C::GroupIdNotFound | C::NotCoordinator) {
+                        bail!("cannot delete consumer group {group}: {code} (are instances still running?)");
+                    }
+                }
+            }
+        }
+        Err(e) => bail!("cannot delete consumer group {}: {e}", topics.app_id),
+    }
+    let names: Vec<String> = topics
+        .internal_specs()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    delete_topics(base, &names)?;
+    let dir = &cfg.processing.state_dir;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot remove state directory {}", dir.display()))?;
+    }
+    let root = crate::sink::OutputRoot::open(&cfg.output.url)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let removed = rt.block_on(root.delete_all_objects())?;
+    tracing::info!(app_id = %topics.app_id, objects = removed, "reset: group, internal topics, state and outputs removed");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_spec() {
+        assert_eq!(
+            parse_offsets("a.b:0=5, a.b:3=0").unwrap(),
+            vec![("a.b".into(), 0, 5), ("a.b".into(), 3, 0)]
+        );
+        assert!(parse_offsets("a=5").is_err());
+        assert!(parse_offsets("a:x=5").is_err());
+    }
+}

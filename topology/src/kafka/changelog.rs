@@ -1,0 +1,217 @@
+//! Writing and reading changelog partitions.
+
+use super::{KafkaError, ADMIN_TIMEOUT};
+use neonblue_state::ChangeRecord;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+/// An idempotent producer for changelog, checkpoint and repartition records.
+#[derive(Clone)]
+pub struct ChangelogProducer {
+    producer: FutureProducer,
+}
+
+impl ChangelogProducer {
+    /// An idempotent producer (`acks=all`, ordered retries) on `base`.
+    pub fn new(base: &ClientConfig) -> Result<Self, KafkaError> {
+        let producer: FutureProducer = base
+            .clone()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("message.timeout.ms", "120000")
+            .create()?;
+        Ok(ChangelogProducer { producer })
+    }
+
+    /// The underlying producer.
+    pub fn inner(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Queues one record for `topic`/`partition`; await the future for its offset.
+    pub fn send(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<DeliveryFuture, KafkaError> {
+        let mut rec = FutureRecord::<[u8], [u8]>::to(topic)
+            .partition(partition)
+            .key(key);
+        if let Some(v) = value {
+            rec = rec.payload(v);
+        }
+        self.send_record(rec)
+    }
+
+    /// Queues a prepared record, waiting while the local queue is full
+    /// (backpressure: never dropped).
+    pub fn send_record<'a>(
+        &self,
+        mut rec: FutureRecord<'a, [u8], [u8]>,
+    ) -> Result<DeliveryFuture, KafkaError> {
+        loop {
+            match self.producer.send_result(rec) {
+                Ok(f) => return Ok(f),
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
+                    rec = r;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Waits for every delivery; returns the offset of the last one.
+    pub fn await_all(futures: Vec<DeliveryFuture>) -> Result<Option<i64>, KafkaError> {
+        let mut last = None;
+        for f in futures {
+            match futures::executor::block_on(f) {
+                Ok(Ok(d)) => last = Some(d.offset),
+                Ok(Err((e, _))) => return Err(e.into()),
+                Err(_) => {
+                    return Err(KafkaError::Timeout(
+                        "producer dropped a delivery (shutting down?)".into(),
+                    ))
+                }
+            }
+        }
+        Ok(last)
+    }
+
+    /// Writes store changes to one changelog partition and waits for them;
+    /// returns the log end after them, or `None` when there were none.
+    pub fn write_changes(
+        &self,
+        topic: &str,
+        partition: i32,
+        changes: &[ChangeRecord],
+    ) -> Result<Option<i64>, KafkaError> {
+        let futures = changes
+            .iter()
+            .map(|c| self.send(topic, partition, &c.key, c.value.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::await_all(futures)?.map(|o| o + 1))
+    }
+}
+
+/// Reads one partition of a topic between two offsets, without a group.
+pub struct PartitionReader {
+    consumer: BaseConsumer,
+}
+
+impl PartitionReader {
+    /// A reader on `base` (no group, no commits).
+    pub fn new(base: &ClientConfig) -> Result<Self, KafkaError> {
+        let consumer: BaseConsumer = base
+            .clone()
+            .set("group.id", "neonblue-restore")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("fetch.max.bytes", "52428800")
+            .create()?;
+        Ok(PartitionReader { consumer })
+    }
+
+    /// (low, high) watermarks of a partition.
+    pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), KafkaError> {
+        Ok(self
+            .consumer
+            .fetch_watermarks(topic, partition, ADMIN_TIMEOUT)?)
+    }
+
+    /// Calls `f(offset, record)` for every record in `[from, to)`; a missing
+    /// value is a tombstone. Compacted-away offsets are simply absent.
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+        mut f: impl FnMut(i64, ChangeRecord),
+    ) -> Result<u64, KafkaError> {
+        if from >= to {
+            return Ok(0);
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+        self.consumer.assign(&tpl)?;
+        let mut n = 0;
+        let mut last_progress = Instant::now();
+        let result = loop {
+            match self.consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    last_progress = Instant::now();
+                    let off = m.offset();
+                    if off >= to {
+                        break Ok(n);
+                    }
+                    f(
+                        off,
+                        ChangeRecord {
+                            key: m.key().unwrap_or_default().to_vec(),
+                            value: m.payload().map(|p| p.to_vec()),
+                        },
+                    );
+                    n += 1;
+                    if off + 1 >= to {
+                        break Ok(n);
+                    }
+                }
+                Some(Err(e)) => break Err(e.into()),
+                None => {
+                    // Compaction may have removed the tail of the range.
+                    let (_, high) = self.watermarks(topic, partition)?;
+                    let position = self
+                        .consumer
+                        .position()?
+                        .find_partition(topic, partition)
+                        .and_then(|p| p.offset().to_raw())
+                        .unwrap_or(from);
+                    if position >= to.min(high) {
+                        break Ok(n);
+                    }
+                    if last_progress.elapsed() > ADMIN_TIMEOUT {
+                        break Err(KafkaError::Timeout(format!(
+                            "reading {topic}[{partition}] {from}..{to}"
+                        )));
+                    }
+                }
+            }
+        };
+        self.consumer.unassign()?;
+        result
+    }
+
+    /// The last record of a partition (`None` when empty), e.g. a checkpoint.
+    pub fn read_last(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<(i64, ChangeRecord)>, KafkaError> {
+        let (low, high) = self.watermarks(topic, partition)?;
+        if high <= low {
+            return Ok(None);
+        }
+        // The last offset may have been compacted away: look back a little.
+        let mut from = (high - 1).max(low);
+        loop {
+            let mut last = None;
+            self.read(topic, partition, from, high, |o, r| last = Some((o, r)))?;
+            if last.is_some() || from == low {
+                return Ok(last);
+            }
+            from = (from - 64).max(low);
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Task state that moves between instances: changelog commit and restore.
+//!
+//! A task's stores each have a changelog partition; a checkpoint changelog
+//! partition holds the task's checkpoints. A commit writes, in order:
+//! 1. a checkpoint carrying the *intent* (object names about to be
+//!    published) when the segment has outputs,
+//! 2. (the caller publishes the outputs),
+//! 3. the store changes, then a checkpoint with every store changelog's log
+//!    end after them (and the application payload: offsets, counters),
+//! 4. the same into the local sled database, atomically.
+//!
+//! Restore reads the last checkpoint and applies each store changelog up to
+//! the end it records — from the local sled checkpoint when that is an
+//! earlier point of the same log, else from the start. Records past that end
+//! come from a commit that never finished (a crash between 3's writes):
+//! restore overwrites each of their keys with the restored value
+//! (compensation records), so the log read up to any later checkpoint is
+//! consistent again. An intent in the last checkpoint names objects of an
+//! unfinished segment, which the caller discards before processing.
+
+use super::changelog::{ChangelogProducer, PartitionReader};
+use super::KafkaError;
+use neonblue_state::{decode, encode, ChangeRecord, CommitBatch, StateDb};
+use rdkafka::producer::DeliveryFuture;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// A task checkpoint, in its checkpoint changelog and in local sled metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Log end of each store's changelog partition at this checkpoint.
+    pub ends: Vec<(String, i64)>,
+    /// Objects of a segment being published (discarded on restore).
+    pub intent: Vec<String>,
+    /// Application payload (offsets applied, counters, …).
+    pub payload: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// The recorded log end of `store` (0 when never written).
+    pub fn end_of(&self, store: &str) -> i64 {
+        self.ends
+            .iter()
+            .find(|(s, _)| s == store)
+            .map_or(0, |(_, e)| *e)
+    }
+
+    fn set_end(&mut self, store: &str, end: i64) {
+        match self.ends.iter_mut().find(|(s, _)| s == store) {
+            Some(e) => e.1 = end,
+            None => self.ends.push((store.to_string(), end)),
+        }
+    }
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreStats {
+    /// Changelog records applied.
+    pub records: u64,
+    /// True when the local sled copy was reused (only a tail was read).
+    pub incremental: bool,
+    /// Compensation records written over an unfinished commit.
+    pub compensated: u64,
+}
+
+/// The changelogs of one task.
+#[derive(Clone, Debug)]
+pub struct TaskLog {
+    /// sled namespace of the task's trees.
+    pub ns: String,
+    /// Partition of every changelog topic the task owns.
+    pub partition: i32,
+    /// (store name, changelog topic).
+    pub stores: Vec<(String, String)>,
+    /// The checkpoint changelog topic.
+    pub checkpoint_topic: String,
+}
+
+impl TaskLog {
+    /// Local metadata key of the task's checkpoint.
+    pub fn meta_key(&self) -> String {
+        format!("checkpoint/{}", self.ns)
+    }
+
+    fn topic_of(&self, store: &str) -> Option<&str> {
+        self.stores
+            .iter()
+            .find(|(s, _)| s == store)
+            .map(|(_, t)| t.as_str())
+    }
+
+    /// Rebuilds the task's trees in `db` from its changelogs and returns the
+    /// last checkpoint (its intent still set: the caller discards those
+    /// objects, then calls [`TaskLog::clear_intent`]).
+    pub fn restore(
+        &self,
+        db: &StateDb,
+        reader: &PartitionReader,
+        producer: &ChangelogProducer,
+    ) -> Result<(Checkpoint, RestoreStats), KafkaError> {
+        let mut remote: Checkpoint =
+            match reader.read_last(&self.checkpoint_topic, self.partition)? {
+                Some((_, ChangeRecord { value: Some(v), .. })) => {
+                    decode(&v).map_err(neonblue_state::StateError::from)?
+                }
+                _ => Checkpoint::default(),
+            };
+        let local: Option<Checkpoint> = match db.get_meta(&self.meta_key())? {
+            Some(b) => Some(decode(&b).map_err(neonblue_state::StateError::from)?),
+            None => None,
+        };
+        let incremental = local.as_ref().is_some_and(|l| {
+            self.stores
+                .iter()
+                .all(|(s, _)| l.end_of(s) <= remote.end_of(s))
+        });
+        let mut stats = RestoreStats {
+            incremental,
+            ..Default::default()
+        };
+        let mut compensations = Vec::new();
+        for (store, topic) in &self.stores {
+            let tree = db.tree(&self.ns, store)?;
+            let (low, high) = reader.watermarks(topic, self.partition)?;
+            let end = remote.end_of(store);
+            let from = if incremental {
+                local.as_ref().map_or(0, |l| l.end_of(store)).max(low)
+            } else {
+                tree.clear()?;
+                low
+            };
+            let mut chunk = Vec::with_capacity(4096);
+            let mut failed = None;
+            stats.records += reader.read(topic, self.partition, from, end, |_, rec| {
+                chunk.push(rec);
+                if chunk.len() >= 4096 && failed.is_none() {
+                    if let Err(e) = db.restore(&tree, chunk.drain(..)) {
+                        failed = Some(e);
+                    }
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            db.restore(&tree, chunk.drain(..))?;
+            if high > end {
+                // An unfinished commit's records: overwrite their keys.
+                let mut keys = HashSet::new();
+                reader.read(topic, self.partition, end, high, |_, rec| {
+                    keys.insert(rec.key);
+                })?;
+                let mut fix: Vec<ChangeRecord> = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let value = tree.get(&key)?;
+                    fix.push(ChangeRecord { key, value });
+                }
+                fix.sort_by(|a, b| a.key.cmp(&b.key));
+                compensations.push((store.clone(), topic.clone(), fix));
+            }
+        }
+        if !compensations.is_empty() {
+            for (store, topic, fix) in compensations {
+                stats.compensated += fix.len() as u64;
+                if let Some(end) = producer.write_changes(&topic, self.partition, &fix)? {
+                    remote.set_end(&store, end);
+                } else {
+                    let (_, high) = reader.watermarks(&topic, self.partition)?;
+                    remote.set_end(&store, high);
+                }
+            }
+            let f = self.send_checkpoint(producer, &remote)?;
+            ChangelogProducer::await_all(vec![f])?;
+        }
+        db.put_meta_durable(&self.meta_key(), Some(&encode(&remote)))?;
+        Ok((remote, stats))
+    }
+
+    /// Records that the intent of `ckpt` has been discarded.
+    pub fn clear_intent(
+        &self,
+        db: &StateDb,
+        producer: &ChangelogProducer,
+        ckpt: &mut Checkpoint,
+    ) -> Result<(), KafkaError> {
+        ckpt.intent.clear();
+        ChangelogProducer::await_all(vec![self.send_checkpoint(producer, ckpt)?])?;
+        db.put_meta_durable(&self.meta_key(), Some(&encode(&*ckpt)))?;
+        Ok(())
+    }
+
+    /// Queues a checkpoint record.
+    pub fn send_checkpoint(
+        &self,
+        producer: &ChangelogProducer,
+        ckpt: &Checkpoint,
+    ) -> Result<DeliveryFuture, KafkaError> {
+        producer.send(
+            &self.checkpoint_topic,
+            self.partition,
+            self.ns.as_bytes(),
+            Some(&encode(ckpt)),
+        )
+    }
+}
+
+/// One task's share of a group commit.
+pub struct TaskCommit<'a> {
+    /// The task's changelogs.
+    pub log: &'a TaskLog,
+    /// The new checkpoint: previous ends, new payload, intent to publish.
+    pub checkpoint: Checkpoint,
+    /// Store changes and local metadata (committed to sled last).
+    pub batch: CommitBatch,
+}
+
+/// Commits many tasks at once (one round trip per step, not per task):
+/// intents, then `publish`, then store changelogs and checkpoints, then the
+/// local sled database. Returns the committed checkpoints in input order.
+pub fn commit_tasks<E: From<KafkaError>>(
+    producer: &ChangelogProducer,
+    db: &StateDb,
+    mut commits: Vec<TaskCommit<'_>>,
+    publish: impl FnOnce() -> Result<(), E>,
+) -> Result<Vec<Checkpoint>, E> {
+    // 1. Intents.
+    let intents = commits
+        .iter()
+        .filter(|c| !c.checkpoint.intent.is_empty())
+        .map(|c| c.log.send_checkpoint(producer, &c.checkpoint))
+        .collect::<Result<Vec<_>, _>>()?;
+    ChangelogProducer::await_all(intents)?;
+    // 2. Outputs.
+    publish()?;
+    // 3. Store changes, then checkpoints with the new log ends.
+    let mut pending: Vec<(usize, String, Vec<DeliveryFuture>)> = Vec::new();
+    for (i, c) in commits.iter().enumerate() {
+        for (store, changes) in c.batch.store_changes() {
+            if changes.is_empty() {
+                continue;
+            }
+            let topic = c.log.topic_of(store).ok_or_else(|| KafkaError::Topic {
+                topic: store.to_string(),
+                problem: "store has no changelog topic".into(),
+            })?;
+            let futures = changes
+                .iter()
+                .map(|ch| producer.send(topic, c.log.partition, &ch.key, ch.value.as_deref()))
+                .collect::<Result<Vec<_>, _>>()?;
+            pending.push((i, store.to_string(), futures));
+        }
+    }
+    for (i, store, futures) in pending {
+        if let Some(last) = ChangelogProducer::await_all(futures)? {
+            commits[i].checkpoint.set_end(&store, last + 1);
+        }
+    }
+    let mut futures = Vec::with_capacity(commits.len());
+    for c in commits.iter_mut() {
+        c.checkpoint.intent.clear();
+        futures.push(c.log.send_checkpoint(producer, &c.checkpoint)?);
+    }
+    ChangelogProducer::await_all(futures)?;
+    // 4. Local copy, atomically with the checkpoints.
+    let mut all = CommitBatch::default();
+    let mut out = Vec::with_capacity(commits.len());
+    for c in commits {
+        all.append(c.batch);
+        all.set_meta(c.log.meta_key(), Some(encode(&c.checkpoint)));
+        out.push(c.checkpoint);
+    }
+    db.commit(all).map_err(KafkaError::from)?;
+    Ok(out)
+}
