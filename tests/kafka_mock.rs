@@ -1,0 +1,236 @@
+//! Kafka mode on librdkafka's in-process mock cluster (fast, no broker):
+//! one instance with `/metrics` and `/healthz`, stopped by SIGTERM mid-stream
+//! (graceful: commit and leave the group), restarted with `--until-end`; the
+//! outputs equal a file-mode run. Also: restore with compensation of an
+//! unfinished commit, directly on the topology's changelog API.
+
+mod common;
+mod kafka_support;
+
+use kafka_support::*;
+use neonblue_state::{ChangeRecord, CommitBatch, KeyValueStore, StateDb};
+use neonblue_topology::kafka::{
+    commit_tasks, ensure_topics, ChangelogProducer, Checkpoint, PartitionReader, TaskCommit,
+    TaskLog, TopicSpec,
+};
+use rdkafka::mocking::MockCluster;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn sigterm_then_until_end_equals_file_mode() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let topic = "mock-input";
+    cluster.create_topic(topic, 4, 1).unwrap();
+    // The mock cluster has no CreateTopics API: create the internal topics
+    // the way an operator would for a locked-down cluster.
+    let app = neonblue::kafka::AppTopics::new("mock-app", vec![(topic.into(), 4)], 0);
+    for spec in app.internal_specs() {
+        cluster
+            .create_topic(&spec.name, spec.partitions, 1)
+            .unwrap();
+    }
+    let input = prepare_input(d, topic, 4, 3000, 5);
+    let expected = outputs(&file_run(&input, d, 4));
+    let base = neonblue::kafka::client_config(
+        &neonblue::config::KafkaConfig {
+            brokers: brokers.clone(),
+            ..Default::default()
+        },
+        "test",
+    );
+    neonblue::kafka::produce::produce_file(&base, &input, topic, 4).unwrap();
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut a = start_instance(
+        &brokers,
+        "mock-app",
+        topic,
+        d,
+        "a",
+        &["--metrics-addr", &addr, "--max-records-per-second", "500"],
+    );
+    assert!(
+        wait_for_output(&d.join("out"), Duration::from_secs(60)),
+        "no output; log:\n{}",
+        std::fs::read_to_string(d.join("a.log")).unwrap_or_default()
+    );
+    let metrics = http_get(&addr, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("neonblue_records_total{stage=\"input\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("neonblue_commit_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(http_get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(http_get(&addr, "/nope").starts_with("HTTP/1.1 404"));
+
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &a.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_ok(
+        &mut a,
+        Duration::from_secs(60),
+        "SIGTERM shutdown",
+        &d.join("a.log"),
+    );
+    let log = std::fs::read_to_string(d.join("a.log")).unwrap();
+    assert!(log.contains("left the group"), "{log}");
+    let partial = outputs(&d.join("out"));
+    assert!(
+        partial.events.len() < expected.events.len(),
+        "SIGTERM came too late to test a restart ({} events)",
+        partial.events.len()
+    );
+
+    // Same state directory: resumes from the local checkpoints.
+    let mut b = start_instance(&brokers, "mock-app", topic, d, "a", &["--until-end"]);
+    wait_ok(
+        &mut b,
+        Duration::from_secs(120),
+        "restart",
+        &d.join("a.log"),
+    );
+    assert_same(&expected, &outputs(&d.join("out")), "SIGTERM + restart");
+}
+
+#[test]
+fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
+    let cluster = MockCluster::new(1).unwrap();
+    let mut base = rdkafka::ClientConfig::new();
+    base.set("bootstrap.servers", cluster.bootstrap_servers());
+    let specs: Vec<TopicSpec> = ["kv-changelog", "ckpt-changelog"]
+        .iter()
+        .map(|n| TopicSpec {
+            name: n.to_string(),
+            partitions: 2,
+            compacted: true,
+        })
+        .collect();
+    for spec in &specs {
+        cluster
+            .create_topic(&spec.name, spec.partitions, 1)
+            .unwrap();
+    }
+    // Existing topics are accepted; partition counts are checked.
+    ensure_topics(&base, 1, &specs).unwrap();
+    let wrong = TopicSpec {
+        partitions: 3,
+        ..specs[0].clone()
+    };
+    let err = ensure_topics(&base, 1, &[wrong]).unwrap_err().to_string();
+    assert!(err.contains("has 2 partitions but 3 are required"), "{err}");
+
+    let log = TaskLog {
+        ns: "task-0001".into(),
+        partition: 1,
+        stores: vec![("kv".into(), "kv-changelog".into())],
+        checkpoint_topic: "ckpt-changelog".into(),
+    };
+    let producer = ChangelogProducer::new(&base).unwrap();
+    let reader = PartitionReader::new(&base).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Instance 1 commits a = 1, b = 2.
+    let db1 = StateDb::open(&dir.path().join("one"), 1 << 20).unwrap();
+    let tree = db1.tree(&log.ns, "kv").unwrap();
+    let mut kv: KeyValueStore<String, u64> = KeyValueStore::load("kv", &tree).unwrap();
+    kv.insert("a".into(), 1);
+    kv.insert("b".into(), 2);
+    let mut batch = CommitBatch::default();
+    batch.add_store(&tree, &mut kv);
+    let ckpt = Checkpoint {
+        payload: b"first".to_vec(),
+        ..Default::default()
+    };
+    let committed = commit_tasks::<neonblue_topology::kafka::KafkaError>(
+        &producer,
+        &db1,
+        vec![TaskCommit {
+            log: &log,
+            checkpoint: ckpt,
+            batch,
+        }],
+        || Ok(()),
+    )
+    .unwrap();
+    assert_eq!(committed[0].end_of("kv"), 2);
+
+    // It then dies half-way through its next commit: an intent was written,
+    // store records reached the changelog, the checkpoint did not.
+    let mut with_intent = committed[0].clone();
+    with_intent.intent = vec!["events/part-x.parquet".into()];
+    ChangelogProducer::await_all(vec![log.send_checkpoint(&producer, &with_intent).unwrap()])
+        .unwrap();
+    producer
+        .write_changes(
+            "kv-changelog",
+            1,
+            &[
+                ChangeRecord {
+                    key: neonblue_state::encode(&"a".to_string()),
+                    value: Some(neonblue_state::encode(&99u64)),
+                },
+                ChangeRecord {
+                    key: neonblue_state::encode(&"c".to_string()),
+                    value: Some(neonblue_state::encode(&7u64)),
+                },
+            ],
+        )
+        .unwrap();
+
+    // Instance 2 (empty local state) restores the committed state only, and
+    // is told about the intent.
+    let db2 = StateDb::open(&dir.path().join("two"), 1 << 20).unwrap();
+    let (ckpt2, stats) = log.restore(&db2, &reader, &producer).unwrap();
+    assert_eq!(ckpt2.payload, b"first");
+    assert_eq!(ckpt2.intent, vec!["events/part-x.parquet".to_string()]);
+    assert!(!stats.incremental);
+    assert_eq!(stats.compensated, 2);
+    let kv2: KeyValueStore<String, u64> =
+        KeyValueStore::load("kv", &db2.tree(&log.ns, "kv").unwrap()).unwrap();
+    assert_eq!(kv2.get(&"a".to_string()), Some(&1));
+    assert_eq!(kv2.get(&"b".to_string()), Some(&2));
+    assert_eq!(kv2.get(&"c".to_string()), None);
+
+    // Instance 1's stale local copy catches up incrementally and agrees:
+    // the compensation records undid the unfinished commit in the log.
+    let (_, stats1) = log.restore(&db1, &reader, &producer).unwrap();
+    assert!(stats1.incremental);
+    let kv1: KeyValueStore<String, u64> =
+        KeyValueStore::load("kv", &db1.tree(&log.ns, "kv").unwrap()).unwrap();
+    assert_eq!(kv1.get(&"a".to_string()), Some(&1));
+    assert_eq!(kv1.get(&"c".to_string()), None);
+    // A third, fresh restore reads the whole log (with compensations) alike.
+    let db3 = StateDb::open(&dir.path().join("three"), 1 << 20).unwrap();
+    log.restore(&db3, &reader, &producer).unwrap();
+    let kv3: KeyValueStore<String, u64> =
+        KeyValueStore::load("kv", &db3.tree(&log.ns, "kv").unwrap()).unwrap();
+    assert_eq!(kv3.get(&"a".to_string()), Some(&1));
+    assert_eq!(kv3.get(&"c".to_string()), None);
+}
