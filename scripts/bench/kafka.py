@@ -71,7 +71,8 @@ def latency(binary, brokers, work, samples):
     out = os.path.join(work, "lat-out")
     p = Producer({"bootstrap.servers": brokers, "linger.ms": 0})
     from confluent_kafka.admin import AdminClient, NewTopic
-    AdminClient({"bootstrap.servers": brokers}).create_topics([NewTopic(topic, 1, 1)])[topic].result()
+    admin = AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
     log = open(os.path.join(work, "lat.log"), "w")
     proc = subprocess.Popen([binary, "run", "--no-progress", "--brokers", brokers, "--topics", topic,
                              "--app-id", "lat-" + uuid.uuid4().hex[:8], "--commit-interval-ms", "200",
@@ -136,7 +137,9 @@ def main():
     produce_secs = time.time() - t0
     size = int(re.search(r"\((\d+) bytes\)", r.stderr).group(1))
     n, consume_secs = consume_rate(a.brokers, topic, a.records)
+    print(f"consumed {n} in {consume_secs:.1f} s", file=sys.stderr)
     rate, busy, wall, rss = neonblue_rate(a.bin, a.brokers, topic, a.records, work)
+    print(f"neonblue {rate:.0f}/s", file=sys.stderr)
     p50, pmax = latency(a.bin, a.brokers, work, a.samples)
     print(f"input: {a.records} envelopes, {size / 1e6:.0f} MB, {a.partitions} partitions, broker {a.brokers}")
     print(f"{'case':<34}{'records/s':>12}{'seconds':>10}")

@@ -531,6 +531,12 @@ impl Engine {
             r.dirty = false;
             positions.push((r.topic.clone(), r.partition, r.next_offset));
         }
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            input_records = self.uncommitted,
+            tasks = positions.len(),
+            "committed"
+        );
         metrics::histogram!("neonblue_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("neonblue_commits_total").increment(1);
         metrics::gauge!("neonblue_state_size_bytes").set(self.db.size_on_disk() as f64);

@@ -172,7 +172,13 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         engine: engine.clone(),
         fatal: Mutex::new(None),
     };
-    let consumer: BaseConsumer<GroupContext> = ClientConfig::clone(&base)
+    let mut consumer_config = ClientConfig::clone(&base);
+    if consumer_config.get("fetch.wait.max.ms").is_none() {
+        // Brokers that hold a fetch for the whole wait (Tansu) would stall
+        // the repartition round trip; short waits cost only idle requests.
+        consumer_config.set("fetch.wait.max.ms", "50");
+    }
+    let consumer: BaseConsumer<GroupContext> = consumer_config
         .set("group.id", &app_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.auto.commit", "false")
