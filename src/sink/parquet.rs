@@ -258,9 +258,18 @@ impl ParquetSink {
 
     /// Deletes objects (e.g. of an intent that will not be completed);
     /// objects that do not exist are fine.
+    /// On a local filesystem an upload interrupted by a crash leaves its
+    /// staging file (`<name>#<n>`, object_store's naming) beside the object:
+    /// those go too.
     pub async fn delete_all(&self, paths: &[Path]) -> Result<()> {
         let store = self.root.store();
-        futures::stream::iter(paths.iter().map(|p| async move {
+        let mut all: Vec<Path> = paths.to_vec();
+        if self.root.is_local() {
+            for p in paths {
+                all.extend((1..=4).map(|n| Path::from(format!("{p}#{n}"))));
+            }
+        }
+        futures::stream::iter(all.iter().map(|p| async move {
             match store.delete(p).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(source) => Err(SinkError::Store {

@@ -20,6 +20,7 @@ pub const STORE_ENV_PREFIXES: [&str; 3] = ["AWS_", "AZURE_", "GOOGLE_"];
 pub struct OutputRoot {
     store: Arc<dyn ObjectStore>,
     display: String,
+    local: bool,
 }
 
 impl fmt::Debug for OutputRoot {
@@ -97,6 +98,7 @@ impl OutputRoot {
         Ok(OutputRoot {
             store,
             display: root.to_string(),
+            local: false,
         })
     }
 
@@ -112,6 +114,7 @@ impl OutputRoot {
         Ok(OutputRoot {
             store: Arc::new(fs),
             display: root.to_string(),
+            local: true,
         })
     }
 
@@ -120,7 +123,13 @@ impl OutputRoot {
         OutputRoot {
             store,
             display: display.into(),
+            local: false,
         }
+    }
+
+    /// True for a local directory (`file://` or a path).
+    pub fn is_local(&self) -> bool {
+        self.local
     }
 
     /// The underlying store; paths are relative to the root.
