@@ -155,6 +155,52 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Prometheus `/metrics` and `/healthz`.
     pub metrics: MetricsConfig,
+    /// The ClickHouse sink (off while `url` is empty).
+    pub clickhouse: ClickHouseConfig,
+}
+
+/// The ClickHouse sink (SPEC 6.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// HTTP interface, e.g. `http://localhost:8123`; empty: no ClickHouse output.
+    pub url: String,
+    /// Database of the tables.
+    pub database: String,
+    /// User.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Rows per INSERT request.
+    pub batch_rows: usize,
+    /// Retries of a transient failure before the commit fails (the run then
+    /// stops; a restart re-delivers, nothing is lost).
+    pub max_retries: u32,
+    /// First back-off; doubles per retry (with jitter).
+    pub retry_initial_ms: u64,
+    /// Back-off cap.
+    pub retry_max_ms: u64,
+    /// Request timeout.
+    pub timeout_secs: u64,
+    /// gzip request bodies.
+    pub compression: bool,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            url: String::new(),
+            database: "neonblue".into(),
+            user: "default".into(),
+            password: String::new(),
+            batch_rows: 100_000,
+            max_retries: 12,
+            retry_initial_ms: 200,
+            retry_max_ms: 30_000,
+            timeout_secs: 120,
+            compression: true,
+        }
+    }
 }
 
 /// Kafka mode: brokers, internal topics, commits (SPEC 3, 7).

@@ -6,6 +6,7 @@ use neonblue::cli::{self, Cli, Command};
 use neonblue::kafka::{self, replay, replay::ReplayFrom};
 use neonblue::ops;
 use neonblue::pipeline::file::{run_file, FileRun};
+use neonblue::sink::clickhouse::ddl;
 use std::io::{IsTerminal, Write};
 
 #[global_allocator]
@@ -39,6 +40,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => {
             let mut config = cli::load_config(cli.config.as_ref(), &args.processing)?;
             args.kafka.apply(&mut config)?;
+            args.clickhouse.apply(&mut config);
             let Some(input) = args.input else {
                 apply_per_app_defaults(&mut config);
                 let progress = !args.no_progress && std::io::stderr().is_terminal();
@@ -69,6 +71,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay(args) => {
             let mut config = cli::load_config(cli.config.as_ref(), &args.processing)?;
             args.kafka.apply(&mut config)?;
+            args.clickhouse.apply(&mut config);
             apply_per_app_defaults(&mut config);
             let progress = !args.no_progress && std::io::stderr().is_terminal();
             let now = cli::parse_now(args.now.as_deref())?;
@@ -90,6 +93,31 @@ fn run(cli: Cli) -> Result<()> {
             let start = replay::output_start(&base, &topics, &from)?;
             let summary = run_kafka(config, now, true, start, progress)?;
             finish_kafka(summary, args.summary.as_deref())
+        }
+        Command::Schema(args) => {
+            let mut config = match cli.config.as_ref() {
+                Some(p) => neonblue::config::Config::from_file(p)?,
+                None => Default::default(),
+            };
+            args.clickhouse.apply(&mut config);
+            let ch = &config.clickhouse;
+            if args.action == "print" {
+                print!("{}", ddl::script(&ch.database, args.legacy));
+                return Ok(());
+            }
+            if ch.url.is_empty() {
+                anyhow::bail!(
+                    "no ClickHouse configured: pass --clickhouse-url (or [clickhouse] url)"
+                );
+            }
+            let (n, legacy) = ddl::apply(ch, args.legacy.then_some(true))?;
+            eprintln!(
+                "applied {n} statements ({} DDL) to {} (database {})",
+                if legacy { "18.16" } else { "current" },
+                ch.url,
+                ch.database
+            );
+            Ok(())
         }
         Command::Generate(args) => {
             let opts = cli::generate_options(&args)?;

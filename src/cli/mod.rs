@@ -38,6 +38,8 @@ pub enum Command {
     /// Rebuild outputs from the input topics: from offsets or a timestamp,
     /// into a fresh application id or after `--reset`; runs to the end.
     Replay(ReplayArgs),
+    /// Print or apply the ClickHouse DDL (`schemas/clickhouse/`).
+    Schema(SchemaArgs),
     /// Generate a data set, run it embedded, print the variant table.
     Demo(demo::DemoArgs),
     /// Benchmark helper: parse every envelope and payload of a file, print the count.
@@ -144,6 +146,57 @@ impl KafkaArgs {
     }
 }
 
+/// ClickHouse sink settings (override `[clickhouse]`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClickHouseArgs {
+    /// ClickHouse HTTP interface, e.g. `http://localhost:8123` (enables the sink).
+    #[arg(long, env = "NEONBLUE_CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse database.
+    #[arg(long, env = "NEONBLUE_CLICKHOUSE_DATABASE")]
+    pub clickhouse_database: Option<String>,
+    /// ClickHouse user.
+    #[arg(long, env = "NEONBLUE_CLICKHOUSE_USER")]
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password.
+    #[arg(long, env = "NEONBLUE_CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
+}
+
+impl ClickHouseArgs {
+    /// Applies the flags to `cfg`.
+    pub fn apply(&self, cfg: &mut Config) {
+        let c = &mut cfg.clickhouse;
+        if let Some(v) = &self.clickhouse_url {
+            c.url = v.clone();
+        }
+        if let Some(v) = &self.clickhouse_database {
+            c.database = v.clone();
+        }
+        if let Some(v) = &self.clickhouse_user {
+            c.user = v.clone();
+        }
+        if let Some(v) = &self.clickhouse_password {
+            c.password = v.clone();
+        }
+    }
+}
+
+/// `schema` arguments.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// `print` the DDL, or `apply` it to the configured ClickHouse.
+    #[arg(value_parser = ["print", "apply"])]
+    pub action: String,
+    /// The DDL adapted for ClickHouse 18.16 (no DateTime64/Bool/LowCardinality);
+    /// `apply` picks it by itself for servers older than 20.1.
+    #[arg(long)]
+    pub legacy: bool,
+    /// ClickHouse settings.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+}
+
 /// `replay` arguments.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -153,6 +206,9 @@ pub struct ReplayArgs {
     /// Kafka settings.
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// ClickHouse settings.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
     /// Output events from these offsets on: `topic:partition=offset,…`
     /// (unlisted partitions from 0). Assignments are always rebuilt from the start.
     #[arg(long, conflicts_with = "from_timestamp")]
@@ -187,6 +243,9 @@ pub struct RunArgs {
     /// Kafka settings.
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// ClickHouse settings.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
     /// Kafka mode: stop once every input record is processed (closing every window).
     #[arg(long)]
     pub until_end: bool,

@@ -15,6 +15,7 @@ use crate::parse::raw::{Headers, RawRecord};
 use crate::parse::{parse_record, ParseContext};
 use crate::pipeline::router::{Router, RouterCounters};
 use crate::pipeline::summary::Summary;
+use crate::sink::clickhouse::ClickHouseSink;
 use crate::sink::parquet::{EncodedObject, ParquetSink, Segment};
 use anyhow::{Context, Result};
 use neonblue_state::{decode, encode, CommitBatch, StateDb};
@@ -83,6 +84,7 @@ pub struct Engine {
     producer: ChangelogProducer,
     reader: PartitionReader,
     sink: ParquetSink,
+    clickhouse: Option<ClickHouseSink>,
     rt: tokio::runtime::Runtime,
     routers: BTreeMap<u32, RouterTask>,
     joins: BTreeMap<i32, JoinTask>,
@@ -123,6 +125,11 @@ impl Engine {
             producer: ChangelogProducer::new(base)?,
             reader: PartitionReader::new(base)?,
             sink,
+            clickhouse: if cfg.clickhouse.url.is_empty() {
+                None
+            } else {
+                Some(ClickHouseSink::connect(&cfg.clickhouse)?)
+            },
             rt: tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -461,6 +468,7 @@ impl Engine {
                 .collect()
         });
         let mut objects = Vec::new();
+        let mut outs: Vec<&OutputBatch> = Vec::new();
         let mut commits = Vec::new();
         let mut join_ids = Vec::new();
         for (t, enc) in self.joins.values_mut().filter(|t| t.dirty).zip(encoded) {
@@ -481,6 +489,7 @@ impl Engine {
             metrics::gauge!("neonblue_open_windows", "partition" => t.task.partition.to_string())
                 .set(t.task.processor.open_windows() as f64);
             join_ids.push(t.task.partition as i32);
+            outs.push(&t.out);
             commits.push(TaskCommit {
                 log: &t.log,
                 checkpoint: ckpt,
@@ -508,9 +517,14 @@ impl Engine {
             self.last_commit = Instant::now();
             return Ok(Vec::new());
         }
-        let (sink, rt) = (&self.sink, &self.rt);
+        let (sink, rt, clickhouse) = (&self.sink, &self.rt, self.clickhouse.as_ref());
         let committed = commit_tasks::<anyhow::Error>(&self.producer, &self.db, commits, || {
             rt.block_on(sink.put_all(&objects))?;
+            if let Some(ch) = clickhouse {
+                for out in &outs {
+                    ch.insert(out)?;
+                }
+            }
             Ok(())
         })?;
         let mut committed = committed.into_iter();

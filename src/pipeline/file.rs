@@ -14,6 +14,7 @@ use crate::parse::ParseContext;
 use crate::pipeline::publish::ObjectSink;
 use crate::pipeline::router::{Router, RouterCounters};
 use crate::pipeline::summary::Summary;
+use crate::sink::clickhouse::ClickHouseSink;
 use crate::sink::parquet::{ParquetSink, ParquetSinkOptions};
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, CommitBatch, StateDb};
@@ -127,6 +128,11 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         },
     )?;
     let object_sink = ObjectSink::new(&sink)?;
+    let clickhouse = if cfg.clickhouse.url.is_empty() {
+        None
+    } else {
+        Some(ClickHouseSink::connect(&cfg.clickhouse)?)
+    };
     let protocol = CommitProtocol::new(db.clone(), "intent/file");
     let discarded = protocol.recover(&object_sink)?;
     if discarded > 0 {
@@ -229,6 +235,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
                 &protocol,
                 &sink,
                 &object_sink,
+                clickhouse.as_ref(),
                 &mut router,
                 &mut tasks,
                 &mut outputs,
@@ -340,6 +347,7 @@ fn commit_segment(
     protocol: &CommitProtocol,
     sink: &ParquetSink,
     object_sink: &ObjectSink,
+    clickhouse: Option<&ClickHouseSink>,
     router: &mut Router,
     tasks: &mut [Task<ExperimentTask>],
     outputs: &mut [OutputBatch],
@@ -395,6 +403,13 @@ fn commit_segment(
         );
     }
     batch.set_meta("checkpoint/file", Some(encode(ckpt)));
+    if let Some(ch) = clickhouse {
+        // Idempotent (ReplacingMergeTree, content tokens): a segment re-run
+        // after a crash inserts the same rows again harmlessly.
+        for out in outputs.iter() {
+            ch.insert(out)?;
+        }
+    }
     protocol.commit(object_sink, prepared, batch)?;
     // Keep the vectors' capacity for the next segment (no re-growth).
     for out in outputs.iter_mut() {

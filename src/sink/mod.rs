@@ -15,6 +15,7 @@
 //! 4. after a crash, [`ParquetSink::delete_all`] removes the objects of an
 //!    intent that will be re-done differently.
 
+pub mod clickhouse;
 pub mod parquet;
 pub mod paths;
 pub mod read;

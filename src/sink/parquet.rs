@@ -263,13 +263,12 @@ impl ParquetSink {
     /// those go too.
     pub async fn delete_all(&self, paths: &[Path]) -> Result<()> {
         let store = self.root.store();
-        let mut all: Vec<Path> = paths.to_vec();
-        if self.root.is_local() {
+        if let Some(dir) = self.root.local_dir() {
             for p in paths {
-                all.extend((1..=4).map(|n| Path::from(format!("{p}#{n}"))));
+                remove_staging_files(&dir.join(p.as_ref()));
             }
         }
-        futures::stream::iter(all.iter().map(|p| async move {
+        futures::stream::iter(paths.iter().map(|p| async move {
             match store.delete(p).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(source) => Err(SinkError::Store {
@@ -290,5 +289,22 @@ impl ParquetSink {
         let objs = self.encode(seg)?;
         self.put_all(&objs).await?;
         Ok(objs.into_iter().map(|o| o.path).collect())
+    }
+}
+
+/// Removes `<file>#<n>` staging files left beside `file` by interrupted
+/// local uploads (best effort: the directory may not exist).
+fn remove_staging_files(file: &std::path::Path) {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}#", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }

@@ -20,7 +20,7 @@ pub const STORE_ENV_PREFIXES: [&str; 3] = ["AWS_", "AZURE_", "GOOGLE_"];
 pub struct OutputRoot {
     store: Arc<dyn ObjectStore>,
     display: String,
-    local: bool,
+    local: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for OutputRoot {
@@ -98,7 +98,7 @@ impl OutputRoot {
         Ok(OutputRoot {
             store,
             display: root.to_string(),
-            local: false,
+            local: None,
         })
     }
 
@@ -114,7 +114,7 @@ impl OutputRoot {
         Ok(OutputRoot {
             store: Arc::new(fs),
             display: root.to_string(),
-            local: true,
+            local: Some(dir.to_path_buf()),
         })
     }
 
@@ -123,13 +123,13 @@ impl OutputRoot {
         OutputRoot {
             store,
             display: display.into(),
-            local: false,
+            local: None,
         }
     }
 
-    /// True for a local directory (`file://` or a path).
-    pub fn is_local(&self) -> bool {
-        self.local
+    /// The directory of a local root (`file://` or a path).
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        self.local.as_deref()
     }
 
     /// The underlying store; paths are relative to the root.

@@ -1,0 +1,109 @@
+//! The ClickHouse DDL of `schemas/clickhouse/`, embedded in the binary for
+//! `neonblue schema print|apply`.
+
+use super::{ClickHouseError, ClickHouseSink};
+use crate::config::ClickHouseConfig;
+
+/// Table DDL for current releases, in order (database creation excluded:
+/// the database is the configured one).
+pub const CURRENT: [(&str, &str); 4] = [
+    (
+        "010_events_processed.sql",
+        include_str!("../../../schemas/clickhouse/010_events_processed.sql"),
+    ),
+    (
+        "020_agg_hourly.sql",
+        include_str!("../../../schemas/clickhouse/020_agg_hourly.sql"),
+    ),
+    (
+        "030_agg_daily.sql",
+        include_str!("../../../schemas/clickhouse/030_agg_daily.sql"),
+    ),
+    (
+        "040_user_journeys.sql",
+        include_str!("../../../schemas/clickhouse/040_user_journeys.sql"),
+    ),
+];
+
+/// Table DDL adapted for ClickHouse 18.16.
+pub const LEGACY: [(&str, &str); 4] = [
+    (
+        "010_events_processed.sql",
+        include_str!("../../../schemas/clickhouse/legacy-18.16/010_events_processed.sql"),
+    ),
+    (
+        "020_agg_hourly.sql",
+        include_str!("../../../schemas/clickhouse/legacy-18.16/020_agg_hourly.sql"),
+    ),
+    (
+        "030_agg_daily.sql",
+        include_str!("../../../schemas/clickhouse/legacy-18.16/030_agg_daily.sql"),
+    ),
+    (
+        "040_user_journeys.sql",
+        include_str!("../../../schemas/clickhouse/legacy-18.16/040_user_journeys.sql"),
+    ),
+];
+
+/// The statements to create `database` and its tables.
+pub fn statements(database: &str, legacy: bool) -> Vec<String> {
+    let tables = if legacy { &LEGACY } else { &CURRENT };
+    let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS `{database}`;\n")];
+    out.extend(tables.iter().map(|(_, sql)| sql.to_string()));
+    out
+}
+
+/// The whole DDL as one script (`schema print`).
+pub fn script(database: &str, legacy: bool) -> String {
+    let mut s = format!(
+        "-- neonblue ClickHouse schema ({}), database `{database}`\n-- apply with: neonblue schema apply{}\n\n",
+        if legacy { "ClickHouse 18.16" } else { "current releases" },
+        if legacy { " --legacy" } else { "" }
+    );
+    for st in statements(database, legacy) {
+        s.push_str(st.trim_end());
+        s.push_str("\n\n");
+    }
+    s
+}
+
+/// Creates the database and tables (idempotent: `IF NOT EXISTS`). Without
+/// an explicit `legacy`, servers older than 20.1 get the 18.16 DDL.
+pub fn apply(
+    cfg: &ClickHouseConfig,
+    legacy: Option<bool>,
+) -> Result<(usize, bool), ClickHouseError> {
+    // The database may not exist yet: create it without selecting it.
+    let bootstrap = ClickHouseConfig {
+        database: "default".into(),
+        ..cfg.clone()
+    };
+    let sink = ClickHouseSink::unchecked(&bootstrap)?;
+    let legacy = match legacy {
+        Some(l) => l,
+        None => {
+            let version = sink.query("SELECT version()", "SELECT version()")?;
+            let major: u32 = version
+                .trim()
+                .split('.')
+                .next()
+                .and_then(|m| m.parse().ok())
+                .unwrap_or(99);
+            if major < 20 {
+                tracing::info!(
+                    version = version.trim(),
+                    "old ClickHouse: applying the 18.16 DDL"
+                );
+            }
+            major < 20
+        }
+    };
+    let statements = statements(&cfg.database, legacy);
+    sink.execute(&statements[0], "CREATE DATABASE")?;
+    let sink = ClickHouseSink::unchecked(cfg)?;
+    for st in &statements[1..] {
+        let sql = st.trim().trim_end_matches(';');
+        sink.execute(sql, "CREATE TABLE")?;
+    }
+    Ok((statements.len(), legacy))
+}

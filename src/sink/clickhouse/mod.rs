@@ -1,0 +1,505 @@
+//! ClickHouse sink over HTTP (SPEC 6.4): `INSERT … FORMAT JSONEachRow` in
+//! batches of `batch_rows`, gzip-compressed, retried with exponential
+//! back-off and jitter on transient failures (network, overload, 5xx), never
+//! dropping rows: the caller's commit waits (backpressure) and fails only
+//! when retries are exhausted, so a restart re-delivers. Re-delivered rows
+//! are harmless: the tables are `ReplacingMergeTree` on the natural key, and
+//! on current releases every batch carries an `insert_deduplication_token`
+//! derived from its content.
+//!
+//! At start the sink checks the tables: a missing table, a missing column,
+//! bad credentials or an unreachable server are clear errors. The dialect
+//! follows the tables found (`timestamp_us` marks the 18.16 DDL).
+
+pub mod ddl;
+pub mod rows;
+
+use crate::config::ClickHouseConfig;
+use crate::domain::{OutputBatch, WindowKind};
+use rows::{Dialect, TableRows};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Errors of the ClickHouse sink.
+#[derive(Debug, thiserror::Error)]
+pub enum ClickHouseError {
+    /// Credentials were refused.
+    #[error("ClickHouse at {url} refused the credentials of user {user:?}: {message}")]
+    Auth {
+        /// Server URL.
+        url: String,
+        /// User name.
+        user: String,
+        /// Server message.
+        message: String,
+    },
+    /// A table does not exist.
+    #[error("ClickHouse table {database}.{table} does not exist; create the tables with `neonblue schema apply` (or `--legacy` for ClickHouse 18.16)")]
+    MissingTable {
+        /// Database.
+        database: String,
+        /// Table.
+        table: String,
+    },
+    /// A table lacks columns the sink writes.
+    #[error("ClickHouse table {table} does not match neonblue's schema: missing columns {missing:?} (see `neonblue schema print`)")]
+    SchemaMismatch {
+        /// Table.
+        table: String,
+        /// Missing columns.
+        missing: Vec<String>,
+    },
+    /// The server rejected a request for good (bad data, syntax, …).
+    #[error("ClickHouse rejected {what}: HTTP {status}: {message}")]
+    Rejected {
+        /// What was sent.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// Server message.
+        message: String,
+    },
+    /// Transient failures outlasted the retries.
+    #[error("ClickHouse {what} still failing after {attempts} attempts over {secs} s: {last}")]
+    RetriesExhausted {
+        /// What was sent.
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent.
+        secs: u64,
+        /// The last failure.
+        last: String,
+    },
+    /// The client could not be built or the runtime started.
+    #[error("ClickHouse client: {0}")]
+    Client(String),
+}
+
+/// Error codes that retrying cannot fix.
+const PERMANENT_CODES: [u32; 16] = [
+    16, 27, 36, 41, 47, 53, 60, 62, 70, 72, 81, 117, 192, 193, 194, 516,
+];
+const AUTH_CODES: [u32; 4] = [192, 193, 194, 516];
+
+/// `Code: NNN` of a ClickHouse error message.
+fn error_code(body: &str) -> Option<u32> {
+    let rest = &body[body.find("Code: ")? + 6..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+enum Failure {
+    Retry(String),
+    Fatal(ClickHouseError),
+}
+
+/// What an insert wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InsertStats {
+    /// Rows sent.
+    pub rows: u64,
+    /// HTTP requests that succeeded.
+    pub batches: u64,
+    /// Failed attempts that were retried.
+    pub retries: u64,
+}
+
+/// The ClickHouse sink.
+pub struct ClickHouseSink {
+    client: reqwest::Client,
+    cfg: ClickHouseConfig,
+    dialect: Dialect,
+    rt: tokio::runtime::Runtime,
+}
+
+impl ClickHouseSink {
+    /// A client without the schema check (for DDL).
+    pub fn unchecked(cfg: &ClickHouseConfig) -> Result<Self, ClickHouseError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
+            .build()
+            .map_err(|e| ClickHouseError::Client(e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ClickHouseError::Client(e.to_string()))?;
+        Ok(ClickHouseSink {
+            client,
+            cfg: cfg.clone(),
+            dialect: Dialect::Current,
+            rt,
+        })
+    }
+
+    /// Connects, checks credentials and the four tables, picks the dialect.
+    pub fn connect(cfg: &ClickHouseConfig) -> Result<Self, ClickHouseError> {
+        let mut sink = Self::unchecked(cfg)?;
+        let q = format!(
+            "SELECT table, name FROM system.columns WHERE database = '{}' AND table IN ('events_processed', 'agg_hourly', 'agg_daily', 'user_journeys') FORMAT TabSeparated",
+            cfg.database.replace('\'', "")
+        );
+        let text = sink.query(&q, "the schema check")?;
+        let mut tables: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for line in text.lines() {
+            if let Some((t, c)) = line.split_once('\t') {
+                tables.entry(t).or_default().insert(c);
+            }
+        }
+        let legacy = tables
+            .get("events_processed")
+            .is_some_and(|c| c.contains("timestamp_us"));
+        sink.dialect = if legacy {
+            Dialect::Legacy
+        } else {
+            Dialect::Current
+        };
+        for (table, expected) in expected_columns(sink.dialect) {
+            let Some(have) = tables.get(table) else {
+                return Err(ClickHouseError::MissingTable {
+                    database: cfg.database.clone(),
+                    table: table.to_string(),
+                });
+            };
+            let missing: Vec<String> = expected
+                .iter()
+                .filter(|c| !have.contains(c.as_str()))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(ClickHouseError::SchemaMismatch {
+                    table: table.to_string(),
+                    missing,
+                });
+            }
+        }
+        tracing::info!(url = %cfg.url, database = %cfg.database, dialect = ?sink.dialect, "ClickHouse sink ready");
+        Ok(sink)
+    }
+
+    /// The dialect of the tables found.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Runs a query and returns its text output (retried like inserts).
+    pub fn query(&self, sql: &str, what: &str) -> Result<String, ClickHouseError> {
+        self.with_retries(what, || {
+            self.request(Vec::new(), sql.as_bytes().to_vec(), false)
+        })
+    }
+
+    /// Runs a statement (DDL) with `sql` as the request body.
+    pub fn execute(&self, sql: &str, what: &str) -> Result<(), ClickHouseError> {
+        self.with_retries(what, || {
+            self.request(Vec::new(), sql.as_bytes().to_vec(), false)
+        })
+        .map(|_| ())
+    }
+
+    /// Inserts every row of `batch` (events, aggregates, user days).
+    pub fn insert(&self, batch: &OutputBatch) -> Result<InsertStats, ClickHouseError> {
+        let d = self.dialect;
+        let tables = [
+            rows::events(d, &batch.events),
+            rows::aggregates(d, WindowKind::Hourly, &batch.aggregates),
+            rows::aggregates(d, WindowKind::Daily, &batch.aggregates),
+            rows::user_journeys(d, &batch.user_daily),
+        ];
+        let mut stats = InsertStats::default();
+        for t in tables.iter().filter(|t| !t.lines.is_empty()) {
+            for chunk in t.lines.chunks(self.cfg.batch_rows.max(1)) {
+                let started = Instant::now();
+                let retries = self.insert_chunk(t, chunk)?;
+                stats.rows += chunk.len() as u64;
+                stats.batches += 1;
+                stats.retries += retries;
+                metrics::counter!("neonblue_clickhouse_rows_total", "table" => t.table)
+                    .increment(chunk.len() as u64);
+                metrics::histogram!("neonblue_clickhouse_insert_seconds")
+                    .record(started.elapsed().as_secs_f64());
+            }
+        }
+        Ok(stats)
+    }
+
+    fn insert_chunk(&self, t: &TableRows, lines: &[String]) -> Result<u64, ClickHouseError> {
+        let mut body = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        for l in lines {
+            body.extend_from_slice(l.as_bytes());
+            body.push(b'\n');
+        }
+        let mut params = vec![(
+            "query",
+            format!(
+                "INSERT INTO {} ({}) FORMAT JSONEachRow",
+                t.table,
+                t.columns
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )];
+        if self.dialect == Dialect::Current {
+            // Same content, same token: a re-delivered batch is dropped.
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            body.hash(&mut h);
+            params.push((
+                "insert_deduplication_token",
+                format!("neonblue-{}-{}-{:016x}", t.table, lines.len(), h.finish()),
+            ));
+        }
+        let body = if self.cfg.compression {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&body)
+                .and_then(|_| gz.finish())
+                .map_err(|e| ClickHouseError::Client(e.to_string()))?
+        } else {
+            body
+        };
+        let mut retries = 0;
+        self.with_retries(&format!("insert into {}", t.table), || {
+            retries += 1;
+            self.request(params.clone(), body.clone(), self.cfg.compression)
+        })?;
+        Ok(retries - 1)
+    }
+
+    fn request(
+        &self,
+        params: Vec<(&str, String)>,
+        body: Vec<u8>,
+        gzip: bool,
+    ) -> Result<String, Failure> {
+        let mut req = self
+            .client
+            .post(&self.cfg.url)
+            .query(&[("database", self.cfg.database.as_str())])
+            .query(&params)
+            .basic_auth(&self.cfg.user, Some(&self.cfg.password))
+            .body(body);
+        if gzip {
+            req = req.header("Content-Encoding", "gzip");
+        }
+        self.rt.block_on(async {
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Failure::Retry(format!("cannot reach {}: {e}", self.cfg.url)))?;
+            let status = resp.status().as_u16();
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| Failure::Retry(format!("reading the response: {e}")))?;
+            if status < 300 {
+                return Ok(text);
+            }
+            let message = text.trim().chars().take(600).collect::<String>();
+            let code = error_code(&text);
+            if status == 401 || status == 403 || code.is_some_and(|c| AUTH_CODES.contains(&c)) {
+                return Err(Failure::Fatal(ClickHouseError::Auth {
+                    url: self.cfg.url.clone(),
+                    user: self.cfg.user.clone(),
+                    message,
+                }));
+            }
+            if code == Some(60) || code == Some(81) {
+                let table = message
+                    .split('`')
+                    .nth(1)
+                    .or_else(|| message.split_whitespace().nth(4))
+                    .unwrap_or("?")
+                    .to_string();
+                return Err(Failure::Fatal(ClickHouseError::MissingTable {
+                    database: self.cfg.database.clone(),
+                    table,
+                }));
+            }
+            let permanent = code.is_some_and(|c| PERMANENT_CODES.contains(&c))
+                || (400..500).contains(&status) && status != 408 && status != 429;
+            if permanent {
+                Err(Failure::Fatal(ClickHouseError::Rejected {
+                    what: "the request".into(),
+                    status,
+                    message,
+                }))
+            } else {
+                Err(Failure::Retry(format!("HTTP {status}: {message}")))
+            }
+        })
+    }
+
+    /// Retries transient failures with exponential back-off and full jitter.
+    fn with_retries(
+        &self,
+        what: &str,
+        mut attempt: impl FnMut() -> Result<String, Failure>,
+    ) -> Result<String, ClickHouseError> {
+        let started = Instant::now();
+        let mut n = 0u32;
+        loop {
+            n += 1;
+            match attempt() {
+                Ok(text) => return Ok(text),
+                Err(Failure::Fatal(ClickHouseError::Rejected {
+                    status, message, ..
+                })) => {
+                    return Err(ClickHouseError::Rejected {
+                        what: what.to_string(),
+                        status,
+                        message,
+                    })
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Retry(last)) => {
+                    if n > self.cfg.max_retries {
+                        return Err(ClickHouseError::RetriesExhausted {
+                            what: what.to_string(),
+                            attempts: n,
+                            secs: started.elapsed().as_secs(),
+                            last,
+                        });
+                    }
+                    let cap = self
+                        .cfg
+                        .retry_initial_ms
+                        .saturating_mul(1 << (n - 1).min(16))
+                        .min(self.cfg.retry_max_ms);
+                    let wait = Duration::from_millis(cap / 2 + jitter(cap / 2 + 1));
+                    metrics::counter!("neonblue_clickhouse_retries_total").increment(1);
+                    tracing::warn!(what, attempt = n, wait_ms = wait.as_millis() as u64, error = %last, "ClickHouse request failed; retrying");
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+}
+
+/// A pseudo-random number below `n` (jitter; not cryptographic).
+fn jitter(n: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    let mut x = nanos ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x % n.max(1)
+}
+
+/// The columns the sink writes, per table, in a dialect.
+pub fn expected_columns(d: Dialect) -> Vec<(&'static str, Vec<String>)> {
+    use crate::domain::{AggRow, Event, EventRow, Origin, UserDailyRow};
+    let event = EventRow {
+        event: Event {
+            event_id: String::new(),
+            experiment_id: 0,
+            user_id: String::new(),
+            event_type: String::new(),
+            timestamp: 0,
+            session_id: None,
+            claimed_variant_id: None,
+            page: None,
+            device: None,
+            browser: None,
+            value: None,
+            score: None,
+            properties: String::new(),
+        },
+        variant_id: None,
+        variant_key: None,
+        assigned_at: None,
+        is_valid: false,
+        invalid_reason: None,
+        is_late: false,
+        origin: Origin {
+            topic: "".into(),
+            partition: 0,
+            offset: 0,
+        },
+    };
+    let agg = |kind| AggRow {
+        kind,
+        window_start: 0,
+        window_end: 0,
+        experiment_id: 0,
+        variant_id: 0,
+        variant_key: None,
+        event_type: String::new(),
+        events: 0,
+        users: 0,
+        value_count: 0,
+        value_sum: 0.0,
+        value_sum_sq: 0.0,
+        partition: 0,
+    };
+    let day = UserDailyRow {
+        date: 0,
+        experiment_id: 0,
+        variant_id: 0,
+        user_id: String::new(),
+        variant_key: None,
+        events: 0,
+        journey: Vec::new(),
+        value_sum: 0.0,
+        sessions: 0,
+        exposed: false,
+        converted: false,
+        first_ts: 0,
+        last_ts: 0,
+        partition: 0,
+    };
+    [
+        rows::events(d, &[event]),
+        rows::aggregates(d, WindowKind::Hourly, &[agg(WindowKind::Hourly)]),
+        rows::aggregates(d, WindowKind::Daily, &[agg(WindowKind::Daily)]),
+        rows::user_journeys(d, &[day]),
+    ]
+    .into_iter()
+    .map(|t| (t.table, t.columns))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes() {
+        assert_eq!(
+            error_code("Code: 60, e.displayText() = DB::Exception: Table x.y doesn't exist"),
+            Some(60)
+        );
+        assert_eq!(
+            error_code("Code: 516. DB::Exception: default: Authentication failed"),
+            Some(516)
+        );
+        assert_eq!(error_code("boom"), None);
+    }
+
+    #[test]
+    fn columns_per_dialect() {
+        let cur = expected_columns(Dialect::Current);
+        let leg = expected_columns(Dialect::Legacy);
+        assert_eq!(cur.len(), 4);
+        assert!(cur[0].1.contains(&"timestamp".to_string()));
+        assert!(!cur[0].1.contains(&"timestamp_us".to_string()));
+        assert!(leg[0].1.contains(&"timestamp_us".to_string()));
+        assert!(leg[3].1.contains(&"first_ts_us".to_string()));
+        assert!(cur[1].1.contains(&"hour".to_string()));
+        assert!(!cur[2].1.contains(&"hour".to_string()));
+    }
+
+    #[test]
+    fn jitter_is_bounded() {
+        for n in [1, 2, 100] {
+            assert!(jitter(n) < n);
+        }
+    }
+}
