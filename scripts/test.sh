@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints-as-errors build, every Rust test.
-# Installs what the tests need on a fresh machine (idempotent).
+# The whole test suite: formatting, every Rust test (with the real services
+# they need), and the checks written in Python (analytics on chDB and DuckDB,
+# the docker-compose stack, the Debezium end-to-end run).
+# Installs and starts what the tests need on a fresh machine (idempotent);
+# stops the services it started at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+WORK="${TMPDIR:-/tmp}/neonblue-test"
+mkdir -p "$WORK"
 
 echo "== toolchain"
 cargo --version
@@ -10,14 +16,48 @@ cargo --version
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== services: Tansu (Kafka-compatible broker) for the Kafka-mode tests"
-TANSU_PORT="${TANSU_PORT:-19092}"
-export TANSU_DIR="${TMPDIR:-/tmp}/neonblue-test-tansu"
-NEONBLUE_TEST_BROKERS="$(scripts/services/tansu.sh start "$TANSU_PORT")"
-export NEONBLUE_TEST_BROKERS NEONBLUE_REQUIRE_BROKER=1
-trap 'scripts/services/tansu.sh stop' EXIT
-echo "broker at $NEONBLUE_TEST_BROKERS"
+echo "== Python packages (chdb, duckdb, pyarrow, confluent-kafka, pyyaml, jsonschema)"
+"$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    chdb duckdb pyarrow pytz confluent-kafka pyyaml jsonschema 2>&1 | grep -v -i warning || true
+
+stop_services() {
+    scripts/services/tansu.sh stop || true
+    scripts/services/clickhouse.sh stop >/dev/null 2>&1 || true
+    [[ -x scripts/services/s3.sh ]] && scripts/services/s3.sh stop >/dev/null 2>&1 || true
+}
+trap stop_services EXIT
+
+echo "== services: Tansu (Kafka-compatible broker), ClickHouse 18.16, S3 (moto)"
+export TANSU_DIR="$WORK/tansu"
+NEONBLUE_TEST_BROKERS="$(scripts/services/tansu.sh start "${TANSU_PORT:-19092}")"
+NEONBLUE_TEST_CLICKHOUSE="$(scripts/services/clickhouse.sh start "${CLICKHOUSE_HTTP_PORT:-8123}")"
+NEONBLUE_TEST_CLICKHOUSE="${NEONBLUE_TEST_CLICKHOUSE%/}"
+export NEONBLUE_TEST_BROKERS NEONBLUE_TEST_CLICKHOUSE NEONBLUE_REQUIRE_BROKER=1 NEONBLUE_REQUIRE_SERVICES=1
+if [[ -x scripts/services/s3.sh ]]; then
+    NEONBLUE_TEST_S3_ENDPOINT="$(scripts/services/s3.sh start "${S3_PORT:-19900}")"
+    export NEONBLUE_TEST_S3_ENDPOINT
+fi
+echo "broker $NEONBLUE_TEST_BROKERS, clickhouse $NEONBLUE_TEST_CLICKHOUSE, s3 ${NEONBLUE_TEST_S3_ENDPOINT:-none}"
 
 echo "== cargo test (workspace)"
-cargo test --workspace --all-targets 2>&1 | tee /tmp/neonblue-test.log
-grep -E "^test result:" /tmp/neonblue-test.log | awk '{p+=$4; f+=$6; s+=$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}'
+cargo test --workspace --all-targets 2>&1 | tee "$WORK/cargo-test.log"
+grep -E "^test result:" "$WORK/cargo-test.log" | awk '{p+=$4; f+=$6; s+=$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}'
+
+BIN=target/debug/neonblue
+
+echo "== analytics: ClickHouse DDL + queries on chDB (26.x) vs DuckDB over the Parquet"
+rm -rf "$WORK/analytics"
+"$BIN" generate --records 20000 --seed 7 --output "$WORK/analytics/in.jsonl" 2>/dev/null
+"$BIN" run --no-progress --partitions 2 --now 2100-01-01T00:00:00Z --input "$WORK/analytics/in.jsonl" \
+    --state "$WORK/analytics/state" --output "$WORK/analytics/out" >/dev/null 2>&1
+"$PY" scripts/analytics_check.py "$WORK/analytics/out"
+
+echo "== docker-compose stack (static checks; no Docker engine needed)"
+"$PY" scripts/check_compose.py
+
+if [[ -f scripts/e2e/debezium_e2e.py ]]; then
+    echo "== end to end: PostgreSQL -> Debezium 3.6 -> Kafka (Tansu) -> neonblue -> ClickHouse + Parquet"
+    "$PY" scripts/e2e/debezium_e2e.py --bin "$BIN"
+fi
+
+echo "== all checks passed"
