@@ -114,6 +114,11 @@ impl Engine {
                 ..Default::default()
             },
         )?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(sink.root().check_access())?;
         Ok(Engine {
             ctx: ParseContext {
                 source: cfg.source.clone(),
@@ -130,10 +135,7 @@ impl Engine {
             } else {
                 Some(ClickHouseSink::connect(&cfg.clickhouse)?)
             },
-            rt: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?,
+            rt,
             routers: BTreeMap::new(),
             joins: BTreeMap::new(),
             inflight: Vec::new(),

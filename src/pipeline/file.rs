@@ -128,6 +128,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         },
     )?;
     let object_sink = ObjectSink::new(&sink)?;
+    object_sink.check_access()?;
     let clickhouse = if cfg.clickhouse.url.is_empty() {
         None
     } else {

@@ -34,6 +34,11 @@ impl<'a> ObjectSink<'a> {
             .build()?;
         Ok(ObjectSink { sink, rt })
     }
+
+    /// Checks the output root is reachable (see `OutputRoot::check_access`).
+    pub fn check_access(&self) -> Result<(), PublishError> {
+        Ok(self.rt.block_on(self.sink.root().check_access())?)
+    }
 }
 
 impl SegmentSink for ObjectSink<'_> {

@@ -2,7 +2,7 @@
 //! one [`ObjectStore`] whose paths are relative to the root.
 
 use super::{Result, SinkError};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -152,6 +152,30 @@ impl OutputRoot {
                 })?;
         out.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(out)
+    }
+
+    /// Checks that the root can be listed (the bucket exists, credentials and
+    /// endpoint work) before any processing, with a hint for common mistakes.
+    pub async fn check_access(&self) -> Result<()> {
+        let p = Path::from("_neonblue_access_check");
+        let mut listing = self.store.list(Some(&p));
+        match listing.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(source)) => {
+                let text = source.to_string();
+                let hint = if text.contains("URL scheme is not allowed") {
+                    " (set AWS_ALLOW_HTTP=true for a plain-http endpoint)"
+                } else if text.contains("NoSuchBucket") {
+                    " (create the bucket first)"
+                } else {
+                    ""
+                };
+                Err(SinkError::InvalidRoot {
+                    root: self.display.clone(),
+                    reason: format!("cannot list it: {text}{hint}"),
+                })
+            }
+        }
     }
 
     /// Deletes every object under the root (replay resets); returns how many.
