@@ -23,7 +23,8 @@ echo "== Python packages (chdb, duckdb, pyarrow, confluent-kafka, pyyaml, jsonsc
 stop_services() {
     scripts/services/tansu.sh stop || true
     scripts/services/clickhouse.sh stop >/dev/null 2>&1 || true
-    [[ -x scripts/services/s3.sh ]] && scripts/services/s3.sh stop >/dev/null 2>&1 || true
+    scripts/services/s3.sh stop >/dev/null 2>&1 || true
+    scripts/services/postgres.sh stop >/dev/null 2>&1 || true
 }
 trap stop_services EXIT
 
@@ -33,10 +34,8 @@ NEONBLUE_TEST_BROKERS="$(scripts/services/tansu.sh start "${TANSU_PORT:-19092}")
 NEONBLUE_TEST_CLICKHOUSE="$(scripts/services/clickhouse.sh start "${CLICKHOUSE_HTTP_PORT:-8123}")"
 NEONBLUE_TEST_CLICKHOUSE="${NEONBLUE_TEST_CLICKHOUSE%/}"
 export NEONBLUE_TEST_BROKERS NEONBLUE_TEST_CLICKHOUSE NEONBLUE_REQUIRE_BROKER=1 NEONBLUE_REQUIRE_SERVICES=1
-if [[ -x scripts/services/s3.sh ]]; then
-    NEONBLUE_TEST_S3_ENDPOINT="$(scripts/services/s3.sh start "${S3_PORT:-19900}")"
-    export NEONBLUE_TEST_S3_ENDPOINT
-fi
+NEONBLUE_TEST_S3_ENDPOINT="$(scripts/services/s3.sh start "${S3_PORT:-19900}")"
+export NEONBLUE_TEST_S3_ENDPOINT
 echo "broker $NEONBLUE_TEST_BROKERS, clickhouse $NEONBLUE_TEST_CLICKHOUSE, s3 ${NEONBLUE_TEST_S3_ENDPOINT:-none}"
 
 echo "== cargo test (workspace)"
@@ -46,7 +45,7 @@ grep -E "^test result:" "$WORK/cargo-test.log" | awk '{p+=$4; f+=$6; s+=$8} END 
 BIN=target/debug/neonblue
 
 echo "== analytics: ClickHouse DDL + queries on chDB (26.x) vs DuckDB over the Parquet"
-rm -rf "$WORK/analytics"
+rm -rf "$WORK/analytics" && mkdir -p "$WORK/analytics"
 "$BIN" generate --records 20000 --seed 7 --output "$WORK/analytics/in.jsonl" 2>/dev/null
 "$BIN" run --no-progress --partitions 2 --now 2100-01-01T00:00:00Z --input "$WORK/analytics/in.jsonl" \
     --state "$WORK/analytics/state" --output "$WORK/analytics/out" >/dev/null 2>&1
@@ -55,9 +54,7 @@ rm -rf "$WORK/analytics"
 echo "== docker-compose stack (static checks; no Docker engine needed)"
 "$PY" scripts/check_compose.py
 
-if [[ -f scripts/e2e/debezium_e2e.py ]]; then
-    echo "== end to end: PostgreSQL -> Debezium 3.6 -> Kafka (Tansu) -> neonblue -> ClickHouse + Parquet"
-    "$PY" scripts/e2e/debezium_e2e.py --bin "$BIN"
-fi
+echo "== end to end: PostgreSQL -> Debezium 3.6 -> Kafka (Tansu) -> neonblue -> ClickHouse + Parquet"
+"$PY" scripts/e2e/debezium_e2e.py --bin "$BIN"
 
 echo "== all checks passed"
