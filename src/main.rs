@@ -81,7 +81,7 @@ fn run(cli: Cli) -> Result<()> {
                 (None, Some(t)) => ReplayFrom::Timestamp(cli::parse_now(Some(t))? / 1000),
                 (None, None) => ReplayFrom::Beginning,
             };
-            let topics = kafka_topics(&config)?;
+            let topics = kafka::AppTopics::discover(&config)?;
             if args.reset {
                 replay::reset(&base, &config, &topics)?;
             } else if !replay::is_fresh(&base, &topics)? {
@@ -204,27 +204,6 @@ fn finish_kafka(
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
-}
-
-/// The topics of the configured application (reads input partition counts).
-fn kafka_topics(config: &neonblue::config::Config) -> Result<kafka::AppTopics> {
-    let base = kafka::client_config(&config.kafka, &config.processing.app_id);
-    if config.kafka.brokers.is_empty() {
-        anyhow::bail!("no brokers configured: set kafka.brokers or --brokers");
-    }
-    let existing = neonblue_topology::kafka::admin::topic_partitions(&base)?;
-    let mut inputs = Vec::new();
-    for t in &config.source.topics {
-        let n = existing
-            .get(t)
-            .ok_or_else(|| anyhow::anyhow!("input topic {t} does not exist"))?;
-        inputs.push((t.clone(), *n));
-    }
-    Ok(kafka::AppTopics::new(
-        &config.processing.app_id,
-        inputs,
-        config.kafka.repartition_partitions,
-    ))
 }
 
 /// Kafka mode without explicit `--state`/`--output`: directories named

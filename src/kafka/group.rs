@@ -8,7 +8,6 @@ use crate::ops::{Health, Shutdown};
 use crate::pipeline::summary::Summary;
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, StateDb};
-use neonblue_topology::kafka::admin::topic_partitions;
 use neonblue_topology::kafka::ensure_topics;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
@@ -114,20 +113,8 @@ struct KafkaJob {
 pub fn run_group(run: GroupRun) -> Result<Summary> {
     let cfg = &run.config;
     let app_id = cfg.processing.app_id.clone();
-    if cfg.kafka.brokers.is_empty() {
-        bail!("no brokers configured: set kafka.brokers (or --brokers / NEONBLUE_BROKERS), or pass --input FILE for file mode");
-    }
+    let topics = AppTopics::discover(cfg)?;
     let base = super::client_config(&cfg.kafka, &app_id);
-    let existing = topic_partitions(&base)
-        .with_context(|| format!("cannot reach the brokers at {}", cfg.kafka.brokers))?;
-    let mut inputs = Vec::new();
-    for t in &cfg.source.topics {
-        match existing.get(t) {
-            Some(n) => inputs.push((t.clone(), *n)),
-            None => bail!("input topic {t} does not exist on {}", cfg.kafka.brokers),
-        }
-    }
-    let topics = AppTopics::new(&app_id, inputs, cfg.kafka.repartition_partitions);
     ensure_topics(
         &base,
         cfg.kafka.replication_factor,

@@ -44,6 +44,30 @@ impl AppTopics {
         }
     }
 
+    /// The topics of the configured application, reading the input topics'
+    /// partition counts from the brokers (a missing input topic is an error).
+    pub fn discover(cfg: &crate::config::Config) -> Result<Self> {
+        if cfg.kafka.brokers.is_empty() {
+            bail!("no brokers configured: set kafka.brokers (or --brokers / NEONBLUE_BROKERS), or pass --input FILE for file mode");
+        }
+        let base = super::client_config(&cfg.kafka, &cfg.processing.app_id);
+        let existing = neonblue_topology::kafka::admin::topic_partitions(&base).map_err(|e| {
+            anyhow::anyhow!("cannot reach the brokers at {}: {e}", cfg.kafka.brokers)
+        })?;
+        let mut inputs = Vec::new();
+        for t in &cfg.source.topics {
+            match existing.get(t) {
+                Some(n) => inputs.push((t.clone(), *n)),
+                None => bail!("input topic {t} does not exist on {}", cfg.kafka.brokers),
+            }
+        }
+        Ok(AppTopics::new(
+            &cfg.processing.app_id,
+            inputs,
+            cfg.kafka.repartition_partitions,
+        ))
+    }
+
     /// `<app_id>-<store>-changelog`.
     pub fn changelog(&self, store: &str) -> String {
         format!("{}-{store}-changelog", self.app_id)
