@@ -159,8 +159,8 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
 }
 
-/// The ClickHouse sink (SPEC 6.4).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The ClickHouse sink (SPEC 6.4). Its `Debug` form masks the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClickHouseConfig {
     /// HTTP interface, e.g. `http://localhost:8123`; empty: no ClickHouse output.
@@ -203,8 +203,9 @@ impl Default for ClickHouseConfig {
     }
 }
 
-/// Kafka mode: brokers, internal topics, commits (SPEC 3, 7).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Kafka mode: brokers, internal topics, commits (SPEC 3, 7). Its `Debug`
+/// form masks secret properties ([`is_secret_property`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers (`host:port,…`); empty runs nothing but file mode.
@@ -238,6 +239,63 @@ impl Default for KafkaConfig {
             session_timeout_ms: 10_000,
             max_records_per_second: 0,
         }
+    }
+}
+
+/// True for librdkafka properties that hold secrets (`sasl.password`,
+/// `ssl.key.password`, `sasl.oauthbearer.client.secret`, `sasl.jaas.config`, …):
+/// never logged, printed masked.
+pub fn is_secret_property(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("password") || n.contains("secret") || n.contains("jaas") || n.ends_with(".pem")
+}
+
+const MASK: &str = "****";
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &crate::sink::clickhouse::redacted_url(&self.url))
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field(
+                "password",
+                &if self.password.is_empty() { "" } else { MASK },
+            )
+            .field("batch_rows", &self.batch_rows)
+            .field("max_retries", &self.max_retries)
+            .field("retry_initial_ms", &self.retry_initial_ms)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("compression", &self.compression)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: std::collections::BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_property(k) {
+                    MASK
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("properties", &properties)
+            .field("repartition_partitions", &self.repartition_partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("commit_interval_ms", &self.commit_interval_ms)
+            .field("commit_records", &self.commit_records)
+            .field("session_timeout_ms", &self.session_timeout_ms)
+            .field("max_records_per_second", &self.max_records_per_second)
+            .finish()
     }
 }
 

@@ -101,6 +101,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             args.clickhouse.apply(&mut config);
             let ch = &config.clickhouse;
+            ddl::check_identifier("database", &ch.database)?;
             if args.action == "print" {
                 print!("{}", ddl::script(&ch.database, args.legacy));
                 return Ok(());

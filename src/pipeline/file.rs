@@ -19,7 +19,7 @@ use crate::sink::parquet::{ParquetSink, ParquetSinkOptions};
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, CommitBatch, StateDb};
 use neonblue_topology::lines::LineSource;
-use neonblue_topology::{AppliedOffsets, CommitProtocol, Processor, Task};
+use neonblue_topology::{CommitProtocol, Processor, Task};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,13 +61,12 @@ struct FileCheckpoint {
     router: RouterCounters,
 }
 
-/// A task's checkpoint: scalar state and applied offsets.
+/// A task's checkpoint: its scalar state. (File mode needs no applied
+/// offsets: a restart resumes at the checkpointed file position.)
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskCheckpoint {
     /// Stream time and counters.
     pub meta: TaskMeta,
-    /// Origin offsets applied.
-    pub applied: AppliedOffsets,
 }
 
 /// One parsed line, ready for the router.
@@ -152,7 +151,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
             None => TaskCheckpoint::default(),
         };
         let processor = ExperimentTask::load(&db, &task_ns(p), p as i32, grace, tc.meta)?;
-        tasks.push(Task::new(p, processor, tc.applied));
+        tasks.push(Task::new(p, processor, Default::default()));
     }
     let summary_of = |router: &Router, tasks: &[Task<ExperimentTask>]| {
         let mut s = Summary::default();
@@ -316,6 +315,11 @@ fn parse_lines(
 }
 
 /// Runs every task over its input, in parallel when there are several.
+///
+/// File order is the truth: every record is processed, whatever its
+/// `offset` says (the offset only labels the record's origin in the
+/// outputs). Nothing needs de-duplicating by position, because a restart
+/// resumes at the checkpointed file position with the state of that point.
 fn run_tasks(
     tasks: &mut [Task<ExperimentTask>],
     inputs: &mut [Vec<Routed>],
@@ -323,9 +327,7 @@ fn run_tasks(
 ) {
     let work = |task: &mut Task<ExperimentTask>, input: &mut Vec<Routed>, out: &mut OutputBatch| {
         for r in input.drain(..) {
-            let (topic, partition, offset) =
-                (r.origin.topic.clone(), r.origin.partition, r.origin.offset);
-            task.offer(&topic, partition, offset, r, out);
+            task.processor.process(r, out);
         }
     };
     if tasks.len() == 1 {
@@ -396,7 +398,6 @@ fn commit_segment(
         t.processor.add_changes(&mut batch);
         let tc = TaskCheckpoint {
             meta: t.processor.meta.clone(),
-            applied: t.applied.clone(),
         };
         batch.set_meta(
             format!("checkpoint/{}", task_ns(t.partition)),

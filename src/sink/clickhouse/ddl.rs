@@ -1,6 +1,7 @@
 //! The ClickHouse DDL of `schemas/clickhouse/`, embedded in the binary for
 //! `neonblue schema print|apply`.
 
+pub use super::check_identifier;
 use super::{ClickHouseError, ClickHouseSink};
 use crate::config::ClickHouseConfig;
 
@@ -48,6 +49,7 @@ pub const LEGACY: [(&str, &str); 4] = [
 /// The statements to create `database` and its tables.
 pub fn statements(database: &str, legacy: bool) -> Vec<String> {
     let tables = if legacy { &LEGACY } else { &CURRENT };
+    // `database` is a checked identifier (see `check_identifier`).
     let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS `{database}`;\n")];
     out.extend(tables.iter().map(|(_, sql)| sql.to_string()));
     out
@@ -73,6 +75,7 @@ pub fn apply(
     cfg: &ClickHouseConfig,
     legacy: Option<bool>,
 ) -> Result<(usize, bool), ClickHouseError> {
+    super::check_identifier("database", &cfg.database)?;
     // The database may not exist yet: create it without selecting it.
     let bootstrap = ClickHouseConfig {
         database: "default".into(),

@@ -5,7 +5,12 @@
 //! when retries are exhausted, so a restart re-delivers. Re-delivered rows
 //! are harmless: the tables are `ReplacingMergeTree` on the natural key, and
 //! on current releases every batch carries an `insert_deduplication_token`
-//! derived from its content.
+//! derived from its content ([`dedup_token`]: a documented, stable hash, so
+//! a retry after an upgrade of neonblue or of Rust is still recognised).
+//!
+//! The database name from the configuration is checked to be a plain
+//! identifier before it reaches any SQL, and neither the password nor
+//! credentials embedded in the URL ever appear in logs or errors.
 //!
 //! At start the sink checks the tables: a missing table, a missing column,
 //! bad credentials or an unreachable server are clear errors. The dialect
@@ -18,7 +23,6 @@ use crate::config::ClickHouseConfig;
 use crate::domain::{OutputBatch, WindowKind};
 use rows::{Dialect, TableRows};
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -76,6 +80,58 @@ pub enum ClickHouseError {
     /// The client could not be built or the runtime started.
     #[error("ClickHouse client: {0}")]
     Client(String),
+    /// A configured name is not a plain identifier.
+    #[error("ClickHouse {what} {name:?} is not a plain identifier: use letters, digits and '_', not starting with a digit")]
+    BadIdentifier {
+        /// Which setting.
+        what: &'static str,
+        /// The rejected value.
+        name: String,
+    },
+}
+
+/// Checks that `name` (a database from the configuration) is a plain
+/// identifier, `[A-Za-z_][A-Za-z0-9_]*`, so it can be written into SQL
+/// (back-quoted) without escaping.
+pub fn check_identifier(what: &'static str, name: &str) -> Result<(), ClickHouseError> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ClickHouseError::BadIdentifier {
+            what,
+            name: name.to_string(),
+        })
+    }
+}
+
+/// `url` without the password of any credentials embedded in it, for logs and errors.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "<unparseable URL>".to_string(),
+    }
+}
+
+/// The `insert_deduplication_token` of a batch: `neonblue-v1-<table>-<rows>-<hash>`
+/// where `<hash>` is the XXH3-128 of the request body (the JSONEachRow lines,
+/// each followed by `\n`, before compression) in 32 lowercase hex digits.
+/// XXH3 is a published, frozen algorithm: the same batch gets the same token
+/// from every neonblue build, so a batch re-delivered after an upgrade is
+/// still dropped by ClickHouse.
+pub fn dedup_token(table: &str, rows: usize, body: &[u8]) -> String {
+    format!(
+        "neonblue-v1-{table}-{rows}-{:032x}",
+        xxhash_rust::xxh3::xxh3_128(body)
+    )
 }
 
 /// Error codes that retrying cannot fix.
@@ -120,6 +176,7 @@ pub struct ClickHouseSink {
 impl ClickHouseSink {
     /// A client without the schema check (for DDL).
     pub fn unchecked(cfg: &ClickHouseConfig) -> Result<Self, ClickHouseError> {
+        check_identifier("database", &cfg.database)?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
             .build()
@@ -141,7 +198,7 @@ impl ClickHouseSink {
         let mut sink = Self::unchecked(cfg)?;
         let q = format!(
             "SELECT table, name FROM system.columns WHERE database = '{}' AND table IN ('events_processed', 'agg_hourly', 'agg_daily', 'user_journeys') FORMAT TabSeparated",
-            cfg.database.replace('\'', "")
+            cfg.database // a checked identifier: no quote can occur
         );
         let text = sink.query(&q, "the schema check")?;
         let mut tables: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
@@ -177,7 +234,7 @@ impl ClickHouseSink {
                 });
             }
         }
-        tracing::info!(url = %cfg.url, database = %cfg.database, dialect = ?sink.dialect, "ClickHouse sink ready");
+        tracing::info!(url = %redacted_url(&cfg.url), database = %cfg.database, dialect = ?sink.dialect, "ClickHouse sink ready");
         Ok(sink)
     }
 
@@ -247,11 +304,9 @@ impl ClickHouseSink {
         )];
         if self.dialect == Dialect::Current {
             // Same content, same token: a re-delivered batch is dropped.
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            body.hash(&mut h);
             params.push((
                 "insert_deduplication_token",
-                format!("neonblue-{}-{}-{:016x}", t.table, lines.len(), h.finish()),
+                dedup_token(t.table, lines.len(), &body),
             ));
         }
         let body = if self.cfg.compression {
@@ -287,15 +342,18 @@ impl ClickHouseSink {
             req = req.header("Content-Encoding", "gzip");
         }
         self.rt.block_on(async {
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| Failure::Retry(format!("cannot reach {}: {e}", self.cfg.url)))?;
+            let resp = req.send().await.map_err(|e| {
+                // The error's URL would carry the whole query: leave it out.
+                Failure::Retry(format!(
+                    "cannot reach {}: {}",
+                    redacted_url(&self.cfg.url),
+                    e.without_url()
+                ))
+            })?;
             let status = resp.status().as_u16();
-            let text = resp
-                .text()
-                .await
-                .map_err(|e| Failure::Retry(format!("reading the response: {e}")))?;
+            let text = resp.text().await.map_err(|e| {
+                Failure::Retry(format!("reading the response: {}", e.without_url()))
+            })?;
             if status < 300 {
                 return Ok(text);
             }
@@ -303,7 +361,7 @@ impl ClickHouseSink {
             let code = error_code(&text);
             if status == 401 || status == 403 || code.is_some_and(|c| AUTH_CODES.contains(&c)) {
                 return Err(Failure::Fatal(ClickHouseError::Auth {
-                    url: self.cfg.url.clone(),
+                    url: redacted_url(&self.cfg.url),
                     user: self.cfg.user.clone(),
                     message,
                 }));
@@ -501,5 +559,86 @@ mod tests {
         for n in [1, 2, 100] {
             assert!(jitter(n) < n);
         }
+    }
+
+    #[test]
+    fn dedup_token_is_the_published_xxh3_128_of_the_body() {
+        // The expected hash is computed by the reference implementation
+        // (python-xxhash: `xxhash.xxh3_128_intdigest`), not by this crate.
+        let body = b"{\"a\":1}\n{\"a\":2}\n";
+        assert_eq!(
+            dedup_token("agg_daily", 2, body),
+            "neonblue-v1-agg_daily-2-b0f50a1de50c8d4d55e73022c3e319a2"
+        );
+    }
+
+    #[test]
+    fn only_plain_identifiers_reach_sql() {
+        for ok in ["neonblue", "_x", "db_2"] {
+            assert!(check_identifier("database", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "2db", "a-b", "a`b", "x'; DROP TABLE t; --", "a.b", "é"] {
+            let e = check_identifier("database", bad).unwrap_err().to_string();
+            assert!(e.contains("not a plain identifier"), "{bad}: {e}");
+        }
+        let cfg = ClickHouseConfig {
+            url: "http://127.0.0.1:1".into(),
+            database: "x`y".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            ClickHouseSink::unchecked(&cfg),
+            Err(ClickHouseError::BadIdentifier { .. })
+        ));
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redacted_url("http://alice:s3cret@ch:8123/"),
+            "http://alice:****@ch:8123/"
+        );
+        assert_eq!(redacted_url("http://ch:8123"), "http://ch:8123");
+        let cfg = ClickHouseConfig {
+            url: "http://alice:s3cret@ch:8123/".into(),
+            password: "hunter2".into(),
+            ..Default::default()
+        };
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        let mut kafka = crate::config::KafkaConfig::default();
+        for (k, v) in [
+            ("sasl.password", "p1"),
+            ("ssl.key.password", "p2"),
+            ("sasl.oauthbearer.client.secret", "p3"),
+            ("sasl.username", "bob"),
+        ] {
+            kafka.properties.insert(k.into(), v.into());
+        }
+        let shown = format!("{kafka:?}");
+        assert!(shown.contains("bob"), "{shown}");
+        for secret in ["p1", "p2", "p3"] {
+            assert!(!shown.contains(&format!("\"{secret}\"")), "{shown}");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_server_error_names_neither_password_nor_query() {
+        let cfg = ClickHouseConfig {
+            url: "http://alice:s3cret@127.0.0.1:9/".into(),
+            password: "hunter2".into(),
+            max_retries: 0,
+            ..Default::default()
+        };
+        let sink = ClickHouseSink::unchecked(&cfg).unwrap();
+        let e = sink
+            .query("SELECT 'the query text'", "probe")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("s3cret") && !e.contains("hunter2"), "{e}");
+        assert!(!e.contains("query text"), "{e}");
     }
 }
