@@ -46,6 +46,7 @@ impl Harness {
             Routed {
                 origin,
                 snapshot,
+                captured: None,
                 change,
             },
             &mut self.out,
@@ -285,6 +286,142 @@ fn snapshot_reads_freeze_stream_time() {
         .aggregates
         .iter()
         .any(|a| a.window_start == t && a.kind == WindowKind::Hourly));
+}
+
+#[test]
+fn a_delete_read_in_a_snapshot_keeps_the_freeze() {
+    let mut h = Harness::new();
+    let t = DAY0 + 20 * HOUR;
+    h.feed(Change::Event(event("e", "u", "click", t)), true);
+    h.feed(Change::Assign(assignment("gone", 1, t + 3 * HOUR)), true);
+    // An outbox ASSIGNMENT_DELETED row read by the snapshot (op r).
+    h.feed(
+        Change::Unassign(AssignmentDelete {
+            id: None,
+            experiment_id: 1,
+            user_id: "gone".into(),
+        }),
+        true,
+    );
+    assert!(h.task.meta.stream_time.get().is_none(), "still frozen");
+    h.feed(Change::Assign(assignment("u", 2, t - MIN)), true);
+    assert!(
+        h.row("e").is_valid,
+        "the snapshot's event joined its assignment"
+    );
+}
+
+/// Kafka mode (SPEC 5.1): stream time is the watermark of the input
+/// partitions, fed by [`ExperimentTask::advance_watermark`].
+mod watermark_clock {
+    use super::*;
+
+    fn harness() -> Harness {
+        let mut h = Harness::new();
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), 8 << 20).unwrap();
+        h.task = ExperimentTask::load(&db, "t", 0, GRACE, TaskMeta::default())
+            .unwrap()
+            .driven_by_watermark();
+        h._dir = dir;
+        h
+    }
+
+    fn feed_from(h: &mut Harness, change: Change, captured: i64, source_time: Option<i64>) {
+        let origin = Origin {
+            topic: Arc::from("t"),
+            partition: 0,
+            offset: h.offset,
+        };
+        h.offset += 1;
+        let routed = Routed {
+            origin,
+            snapshot: false,
+            captured: Some(captured),
+            change,
+        };
+        h.task.process_from(routed, source_time, &mut h.out);
+    }
+
+    #[test]
+    fn records_do_not_move_stream_time_watermarks_do() {
+        let mut h = harness();
+        let t = DAY0 + 10 * HOUR;
+        h.assign("u", 2, t);
+        h.event("e", "u", t + HOUR);
+        assert_eq!(h.task.meta.stream_time.get(), None);
+        assert!(
+            !h.has_row("e"),
+            "waits until the watermark reaches its time"
+        );
+        h.task.advance_watermark(t + HOUR, &mut h.out);
+        assert!(h.row("e").is_valid);
+    }
+
+    #[test]
+    fn an_event_joins_the_version_in_effect_even_if_it_arrives_later() {
+        // Events and assignments through separate topics: the reassignment
+        // (10:31) arrives after the event (10:32) it applies to.
+        let mut h = harness();
+        let t = DAY0 + 10 * HOUR;
+        h.assign("u", 22, t - HOUR);
+        h.task.advance_watermark(t, &mut h.out);
+        h.event("after", "u", t + 32 * MIN);
+        h.assign("u", 2, t + 31 * MIN);
+        h.task.advance_watermark(t + 32 * MIN, &mut h.out);
+        let r = h.row("after");
+        assert_eq!((r.variant_id, r.assigned_at), (Some(2), Some(t + 31 * MIN)));
+    }
+
+    #[test]
+    fn a_delete_ends_the_history_at_its_capture_time() {
+        let mut h = harness();
+        let t = DAY0 + 10 * HOUR;
+        feed_from(&mut h, Change::Assign(assignment("u", 2, t)), 100, None);
+        // Captured before the delete (commit order), but arriving after it.
+        let delete = AssignmentDelete {
+            id: None,
+            experiment_id: 1,
+            user_id: "u".into(),
+        };
+        feed_from(&mut h, Change::Unassign(delete), 300, None);
+        feed_from(
+            &mut h,
+            Change::Event(event("before", "u", "click", t + MIN)),
+            200,
+            None,
+        );
+        feed_from(
+            &mut h,
+            Change::Event(event("after", "u", "click", t + 2 * MIN)),
+            400,
+            None,
+        );
+        h.task.advance_watermark(t + HOUR, &mut h.out);
+        assert!(h.row("before").is_valid);
+        assert_eq!(
+            h.row("after").invalid_reason,
+            Some(InvalidReason::Unassigned)
+        );
+    }
+
+    #[test]
+    fn lateness_follows_the_records_own_partition_too() {
+        let mut h = harness();
+        let t = DAY0 + 10 * HOUR;
+        h.assign("u", 2, t - HOUR);
+        h.task.advance_watermark(t, &mut h.out);
+        // The watermark is at 10:00 (another partition lags) but the event's
+        // own partition is at 11:10: its 09:00 window closed there.
+        let e = Change::Event(event("old", "u", "click", t - 30 * MIN));
+        feed_from(&mut h, e, 1, Some(t + HOUR + 10 * MIN));
+        // Another partition's record, on time in its own partition.
+        let e = Change::Event(event("fresh", "u", "click", t + MIN));
+        feed_from(&mut h, e, 2, Some(t + 2 * MIN));
+        h.task.advance_watermark(t + 2 * HOUR, &mut h.out);
+        assert!(h.row("old").is_late);
+        assert!(!h.row("fresh").is_late);
+    }
 }
 
 #[test]

@@ -15,28 +15,6 @@ use rdkafka::message::{Headers, Message};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-fn brokers() -> Option<String> {
-    match std::env::var("NEONBLUE_TEST_BROKERS") {
-        Ok(b) if !b.is_empty() => Some(b),
-        _ => {
-            assert!(
-                std::env::var("NEONBLUE_REQUIRE_BROKER").as_deref() != Ok("1"),
-                "NEONBLUE_TEST_BROKERS is not set but a broker is required (scripts/test.sh starts Tansu)"
-            );
-            eprintln!("skipped: no broker (set NEONBLUE_TEST_BROKERS, or run scripts/test.sh)");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!("{prefix}-{t}-{}", std::process::id())
-}
-
 /// Distinct origins of the records in a DLQ topic (re-deliveries after a
 /// SIGKILL may repeat a record; its origin headers identify it).
 fn dlq_origins(brokers: &str, topic: &str) -> BTreeSet<(String, String, String, String)> {
@@ -89,7 +67,7 @@ fn dlq_origins(brokers: &str, topic: &str) -> BTreeSet<(String, String, String, 
 
 #[test]
 fn group_with_join_and_sigkill_equals_file_mode_and_replay() {
-    let Some(brokers) = brokers() else { return };
+    let Some(brokers) = real_broker() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let topic = unique("nb-input");

@@ -106,6 +106,8 @@ pub struct Routed {
     pub origin: Origin,
     /// True for Debezium snapshot reads (`op = r`): they freeze stream time.
     pub snapshot: bool,
+    /// When the change was captured (see [`Parsed::Change`]).
+    pub captured: Option<Micros>,
     /// The change itself.
     pub change: Change,
 }
@@ -196,6 +198,22 @@ impl DeadLetter {
 pub struct DeleteById {
     /// The assignment id to resolve through the id → (experiment, user) mapping.
     pub id: String,
+    /// When the delete was captured (see [`Parsed::Change`]'s `captured`).
+    pub captured: Option<Micros>,
+}
+
+impl Parsed {
+    /// Dates a change or delete that the envelope did not date (e.g. with
+    /// the Kafka record's timestamp).
+    pub fn date_if_undated(&mut self, captured: Option<Micros>) {
+        match self {
+            Parsed::Change { captured: c, .. }
+            | Parsed::DeleteById(DeleteById { captured: c, .. }) => {
+                *c = c.or(captured);
+            }
+            Parsed::Skip(_) | Parsed::Dead(_) => {}
+        }
+    }
 }
 
 /// What the parser concluded about one input record.
@@ -207,6 +225,10 @@ pub enum Parsed {
         change: Change,
         /// Snapshot read?
         snapshot: bool,
+        /// When the change was captured from the database: the envelope's
+        /// `ts_ms` (in Kafka mode, else the record's timestamp). It orders a
+        /// user's changes that arrive through different topics (SPEC 5.1).
+        captured: Option<Micros>,
     },
     /// An assignment delete that must be resolved through the id mapping.
     DeleteById(DeleteById),

@@ -20,6 +20,17 @@ pub struct VariantRef {
     pub variant_id: u32,
     /// Variant key.
     pub variant_key: Option<String>,
+    /// Watermark clock: the capture time of the delete that ended this
+    /// version. Events captured before it still see the version.
+    pub deleted_at: Option<Micros>,
+}
+
+impl VariantRef {
+    /// True when an event captured at `captured` sees this version.
+    fn visible_to(&self, captured: Option<Micros>) -> bool {
+        self.deleted_at
+            .is_none_or(|d| captured.is_some_and(|c| c < d))
+    }
 }
 
 /// An event waiting for its user's assignment.
@@ -31,6 +42,8 @@ pub struct PendingEvent {
     pub is_late: bool,
     /// Origin record.
     pub origin: Origin,
+    /// When it was captured (see [`Routed::captured`]).
+    pub captured: Option<Micros>,
 }
 
 /// Counters of one task, checkpointed with its state.
@@ -57,10 +70,25 @@ pub struct TaskMeta {
 
 const DAY: Micros = 86_400_000_000;
 
+/// Where a task's stream time comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// The records it applies, in arrival order (file mode, SPEC 5).
+    Records,
+    /// Watermarks of its input partitions, given by
+    /// [`ExperimentTask::advance_watermark`] (Kafka mode, SPEC 5.1); the
+    /// records' own timestamps and snapshot flags do not move it.
+    Watermark,
+}
+
 /// The join/window processor of one partition.
 pub struct ExperimentTask {
     partition: i32,
     grace: Micros,
+    clock: Clock,
+    /// Watermark clock: the stream time of the record's input partition just
+    /// before it, while the record is processed.
+    source_time: Option<Micros>,
     /// Stream time and counters.
     pub meta: TaskMeta,
     assignments: VersionedStore<AssignmentKey, VariantRef>,
@@ -100,6 +128,8 @@ impl ExperimentTask {
         Ok(ExperimentTask {
             partition,
             grace,
+            clock: Clock::Records,
+            source_time: None,
             meta,
             assignments,
             pending,
@@ -108,6 +138,45 @@ impl ExperimentTask {
             windows: WindowStores::load(db, ns)?,
             trees,
         })
+    }
+
+    /// Takes stream time from watermarks instead of records (Kafka mode).
+    pub fn driven_by_watermark(mut self) -> Self {
+        self.clock = Clock::Watermark;
+        let mut due = Deadlines::default();
+        for (key, events) in self.pending.iter() {
+            for p in events {
+                due.schedule(
+                    self.deadline(p.event.timestamp),
+                    (key.clone(), p.event.event_id.clone()),
+                );
+            }
+        }
+        self.due = due;
+        self
+    }
+
+    /// The watermark moved to `watermark` (Kafka mode): stream time follows,
+    /// due pending events resolve, due windows close, old event ids expire.
+    pub fn advance_watermark(&mut self, watermark: Micros, out: &mut OutputBatch) {
+        self.meta.stream_time.advance(watermark);
+        self.punctuate(out);
+    }
+
+    /// Processes a record of the watermark clock. `source_time` is the
+    /// stream time of its input partition just before it: an event is late
+    /// when its hourly window has closed by the watermark (it can no longer
+    /// be counted) or in the order of its own partition — so lateness does
+    /// not depend on how fast other partitions are read.
+    pub fn process_from(
+        &mut self,
+        input: Routed,
+        source_time: Option<Micros>,
+        out: &mut OutputBatch,
+    ) {
+        self.source_time = source_time;
+        self.process(input, out);
+        self.source_time = None;
     }
 
     /// Adds every store's pending changes to `batch`.
@@ -130,35 +199,40 @@ impl ExperimentTask {
         self.windows.open_windows()
     }
 
-    fn apply_event(&mut self, event: Event, origin: Origin, snapshot: bool, out: &mut OutputBatch) {
+    fn apply_event(
+        &mut self,
+        event: Event,
+        origin: Origin,
+        snapshot: bool,
+        captured: Option<Micros>,
+        out: &mut OutputBatch,
+    ) {
         if self.seen.contains_in_any(event.event_id.as_str()) {
             self.meta.counters.duplicates += 1;
             return;
         }
-        if !snapshot && self.meta.stream_time.release() {
-            self.punctuate(out);
-        }
+        self.release_snapshot(snapshot, out);
         let ts = event.timestamp;
         let hour_end = WindowKind::Hourly.start_of(ts) + WindowKind::Hourly.len_micros();
         let is_late = self
             .meta
             .stream_time
             .get()
+            .max(self.source_time)
             .is_some_and(|now| now >= hour_end.saturating_add(self.grace));
         self.seen
             .insert_ref_if_absent(WindowKind::Daily.start_of(ts), event.event_id.as_str(), ());
         let key: AssignmentKey = (event.experiment_id, event.user_id.clone());
-        if self.assignments.versions(&key).is_some() {
-            self.emit(&key, event, is_late, origin, out);
+        if self.joinable(&key, ts, captured) {
+            self.emit(&key, event, is_late, origin, captured, out);
         } else {
-            self.due.schedule(
-                ts.saturating_add(self.grace),
-                (key.clone(), event.event_id.clone()),
-            );
+            self.due
+                .schedule(self.deadline(ts), (key.clone(), event.event_id.clone()));
             let p = PendingEvent {
                 event,
                 is_late,
                 origin,
+                captured,
             };
             match self.pending.get_mut(&key) {
                 Some(list) => list.push(p),
@@ -169,9 +243,7 @@ impl ExperimentTask {
     }
 
     fn apply_assignment(&mut self, a: Assignment, snapshot: bool, out: &mut OutputBatch) {
-        if !snapshot && self.meta.stream_time.release() {
-            self.punctuate(out);
-        }
+        self.release_snapshot(snapshot, out);
         self.meta.counters.assignments_applied += 1;
         let key: AssignmentKey = (a.experiment_id, a.user_id);
         self.assignments.upsert(
@@ -180,33 +252,112 @@ impl ExperimentTask {
             VariantRef {
                 variant_id: a.variant_id,
                 variant_key: a.variant_key,
+                deleted_at: None,
             },
         );
         if let Some(waiting) = self.pending.remove(&key) {
+            let mut still = Vec::new();
             for p in waiting {
-                self.due.cancel(
-                    p.event.timestamp.saturating_add(self.grace),
-                    &(key.clone(), p.event.event_id.clone()),
-                );
-                self.emit(&key, p.event, p.is_late, p.origin, out);
+                if !self.joinable(&key, p.event.timestamp, p.captured) {
+                    still.push(p);
+                    continue;
+                }
+                let id = (key.clone(), p.event.event_id.clone());
+                let ts = p.event.timestamp;
+                if !self.due.cancel(ts.saturating_add(self.grace), &id) {
+                    self.due.cancel(ts, &id);
+                }
+                self.emit(&key, p.event, p.is_late, p.origin, p.captured, out);
+            }
+            if !still.is_empty() {
+                self.pending.insert(key, still);
             }
         }
         self.advance(a.assigned_at, snapshot, out);
     }
 
-    fn apply_delete(&mut self, d: AssignmentDelete, out: &mut OutputBatch) {
-        if self.meta.stream_time.release() {
-            self.punctuate(out);
-        }
-        self.meta.counters.assignments_applied += 1;
-        self.assignments.delete(&(d.experiment_id, d.user_id));
+    /// Can an event of `key` at `ts`, captured at `captured`, join now?
+    /// When its user has versions it sees, and, with the watermark clock,
+    /// once the watermark has reached its time: every input partition has
+    /// then been read past it, so every version in effect at `ts` has
+    /// arrived, whatever the pace of the partitions (an event-time temporal
+    /// join).
+    fn joinable(&self, key: &AssignmentKey, ts: Micros, captured: Option<Micros>) -> bool {
+        self.has_versions(key, captured) && (self.clock == Clock::Records || self.reached(ts))
     }
 
-    fn advance(&mut self, ts: Micros, snapshot: bool, out: &mut OutputBatch) {
-        if snapshot {
-            self.meta.stream_time.hold(Some(ts));
+    /// True when `key` has a version an event captured at `captured` sees.
+    fn has_versions(&self, key: &AssignmentKey, captured: Option<Micros>) -> bool {
+        self.assignments
+            .versions(key)
+            .is_some_and(|v| v.iter().any(|(_, x)| x.visible_to(captured)))
+    }
+
+    /// True when stream time has reached `ts`.
+    fn reached(&self, ts: Micros) -> bool {
+        self.meta.stream_time.get().is_some_and(|now| now >= ts)
+    }
+
+    /// When a pending event of time `ts` is next due: at `ts + grace` it
+    /// resolves as `unassigned`; with the watermark clock it is first due at
+    /// `ts`, to join the versions that arrived by then.
+    fn deadline(&self, ts: Micros) -> Micros {
+        if self.clock == Clock::Watermark && !self.reached(ts) {
+            ts
         } else {
-            self.meta.stream_time.advance(ts);
+            ts.saturating_add(self.grace)
+        }
+    }
+
+    fn apply_delete(
+        &mut self,
+        d: AssignmentDelete,
+        snapshot: bool,
+        captured: Option<Micros>,
+        out: &mut OutputBatch,
+    ) {
+        // A delete read in a snapshot (an outbox `ASSIGNMENT_DELETED` row with
+        // `op = r`) is a snapshot record: it keeps the freeze, it does not
+        // release it (SPEC 5).
+        self.release_snapshot(snapshot, out);
+        if snapshot && self.clock == Clock::Records {
+            self.meta.stream_time.hold(None);
+        }
+        self.meta.counters.assignments_applied += 1;
+        let key = (d.experiment_id, d.user_id);
+        // Records clock: the delete removes the history now (SPEC 4). Watermark
+        // clock: records of a user that come through different topics arrive
+        // in any order, so the history ends at the delete's capture time
+        // instead: events captured before it still see their versions, later
+        // ones see none, whenever each arrives.
+        match (self.clock, captured) {
+            (Clock::Watermark, Some(at)) => {
+                for (_, v) in self.assignments.versions_mut(&key).into_iter().flatten() {
+                    v.deleted_at = v.deleted_at.or(Some(at));
+                }
+            }
+            _ => {
+                self.assignments.delete(&key);
+            }
+        }
+    }
+
+    /// A non-snapshot record ends a snapshot's freeze: stream time first
+    /// advances to the held-back time (records clock only).
+    fn release_snapshot(&mut self, snapshot: bool, out: &mut OutputBatch) {
+        if self.clock == Clock::Records && !snapshot && self.meta.stream_time.release() {
+            self.punctuate(out);
+        }
+    }
+
+    /// Step 3: stream time takes the record's timestamp, or holds it back in
+    /// a snapshot (records clock; a watermark clock does not move here).
+    /// Then steps 4 and 5.
+    fn advance(&mut self, ts: Micros, snapshot: bool, out: &mut OutputBatch) {
+        match (self.clock, snapshot) {
+            (Clock::Watermark, _) => {}
+            (Clock::Records, true) => self.meta.stream_time.hold(Some(ts)),
+            (Clock::Records, false) => self.meta.stream_time.advance(ts),
         }
         self.punctuate(out);
     }
@@ -219,11 +370,21 @@ impl ExperimentTask {
         event: Event,
         is_late: bool,
         origin: Origin,
+        captured: Option<Micros>,
         out: &mut OutputBatch,
     ) {
-        let (version, reason) = match self.assignments.as_of(key, event.timestamp) {
+        let ts = event.timestamp;
+        let versions = self
+            .assignments
+            .versions(key)
+            .map_or(&[][..], |v| v.as_slice());
+        let seen = |v: &&(Micros, VariantRef)| v.1.visible_to(captured);
+        let split = versions.partition_point(|(t, _)| *t <= ts);
+        // The latest version at or before the event, else (every version
+        // is later) the earliest one.
+        let (version, reason) = match versions[..split].iter().rev().find(seen) {
             Some(v) => (Some(v), None),
-            None => match self.assignments.versions(key).and_then(|v| v.first()) {
+            None => match versions[split..].iter().find(seen) {
                 Some(v) => (Some(v), Some(InvalidReason::BeforeAssignment)),
                 None => (None, Some(InvalidReason::Unassigned)),
             },
@@ -258,7 +419,7 @@ impl ExperimentTask {
             return;
         };
         while let Some((_, (key, event_id))) = self.due.pop_due(now) {
-            self.resolve_unassigned(&key, &event_id, out);
+            self.resolve_due(&key, &event_id, Some(now), out);
         }
         self.windows.close(
             Some(now),
@@ -272,16 +433,41 @@ impl ExperimentTask {
         while self.seen.drop_before(before).is_some() {}
     }
 
-    fn resolve_unassigned(&mut self, key: &AssignmentKey, event_id: &str, out: &mut OutputBatch) {
-        let Some(list) = self.pending.get_mut(key) else {
+    /// A pending event is due at stream time `now` (`None`: end of input):
+    /// it joins the versions that arrived meanwhile (watermark clock), or
+    /// resolves as `unassigned` once `timestamp + grace` has passed, or waits
+    /// for that.
+    fn resolve_due(
+        &mut self,
+        key: &AssignmentKey,
+        event_id: &str,
+        now: Option<Micros>,
+        out: &mut OutputBatch,
+    ) {
+        let Some(list) = self.pending.get(key) else {
             return;
         };
         let Some(i) = list.iter().position(|p| p.event.event_id == event_id) else {
             return;
         };
+        let ts = list[i].event.timestamp;
+        let versions = self.has_versions(key, list[i].captured);
+        let expired = now.is_none_or(|n| n >= ts.saturating_add(self.grace));
+        if !versions && !expired {
+            self.due.schedule(
+                ts.saturating_add(self.grace),
+                (key.clone(), event_id.to_string()),
+            );
+            return;
+        }
+        let list = self.pending.get_mut(key).expect("found above");
         let p = list.remove(i);
         if list.is_empty() {
             self.pending.remove(key);
+        }
+        if versions {
+            self.emit(key, p.event, p.is_late, p.origin, p.captured, out);
+            return;
         }
         let row = EventRow {
             variant_id: None,
@@ -303,9 +489,11 @@ impl Processor for ExperimentTask {
 
     fn process(&mut self, input: Routed, out: &mut OutputBatch) {
         match input.change {
-            Change::Event(e) => self.apply_event(e, input.origin, input.snapshot, out),
+            Change::Event(e) => {
+                self.apply_event(e, input.origin, input.snapshot, input.captured, out)
+            }
             Change::Assign(a) => self.apply_assignment(a, input.snapshot, out),
-            Change::Unassign(d) => self.apply_delete(d, out),
+            Change::Unassign(d) => self.apply_delete(d, input.snapshot, input.captured, out),
         }
     }
 
@@ -314,7 +502,7 @@ impl Processor for ExperimentTask {
             self.punctuate(out);
         }
         while let Some((_, (key, event_id))) = self.due.pop_first() {
-            self.resolve_unassigned(&key, &event_id, out);
+            self.resolve_due(&key, &event_id, None, out);
         }
         self.windows.close(
             None,

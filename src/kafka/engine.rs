@@ -6,11 +6,19 @@
 //! restore lazily from their changelogs on their first record, skip records
 //! below their checkpointed position (re-deliveries after a rebalance or a
 //! crash) and commit through [`commit_tasks`].
+//!
+//! Event time (SPEC 5.1): each router keeps its input partition's stream
+//! time and sends it along with every record it re-keys and, as a watermark
+//! record to every repartition partition, at each commit when it changed
+//! (including when the partition has no unread records: idle). A join
+//! task's stream time is the watermark over every input partition
+//! ([`Watermarks`]), never the arrival order of records.
 
+use super::repartition::Repartitioned;
 use super::topics::AppTopics;
 use crate::config::Config;
 use crate::domain::task::{ExperimentTask, TaskMeta};
-use crate::domain::{Change, Micros, Origin, OutputBatch, Parsed, Routed, SkipReason};
+use crate::domain::{Change, Micros, Origin, OutputBatch, Parsed, SkipReason};
 use crate::parse::raw::{Headers, RawRecord};
 use crate::parse::{parse_record, ParseContext};
 use crate::pipeline::router::{Router, RouterCounters};
@@ -23,7 +31,7 @@ use neonblue_topology::kafka::checkpoint::RestoreStats;
 use neonblue_topology::kafka::{
     commit_tasks, ChangelogProducer, Checkpoint, PartitionReader, TaskCommit, TaskLog,
 };
-use neonblue_topology::{AppliedOffsets, Processor, Task};
+use neonblue_topology::{AppliedOffsets, Processor, SourceTime, StreamTime, Task, Watermarks};
 use rdkafka::message::{BorrowedMessage, Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::Message;
@@ -39,6 +47,8 @@ struct RouterPayload {
     counters: RouterCounters,
     /// Replays: events below this offset rebuild nothing and are not output.
     output_from: Option<i64>,
+    /// The input partition's stream time (SPEC 5.1).
+    time: StreamTime,
 }
 
 /// Checkpoint payload of a join task.
@@ -48,6 +58,8 @@ struct JoinPayload {
     meta: TaskMeta,
     applied: AppliedOffsets,
     drained: bool,
+    /// What the task knows of every input partition's stream time.
+    watermarks: Watermarks,
 }
 
 struct RouterTask {
@@ -58,7 +70,54 @@ struct RouterTask {
     ckpt: Checkpoint,
     next_offset: i64,
     output_from: Option<i64>,
+    /// The input partition's stream time.
+    time: StreamTime,
+    /// No unread records in the input partition (until the next record).
+    idle: bool,
+    /// The last time report sent to the join tasks.
+    announced: Option<SourceTime>,
+    /// The partition's log end was checked against `next_offset`.
+    log_checked: bool,
     dirty: bool,
+}
+
+impl RouterTask {
+    /// The partition's time report as of now.
+    fn report(&self) -> SourceTime {
+        SourceTime {
+            position: self.next_offset,
+            time: self.time.get(),
+            idle: self.idle,
+        }
+    }
+
+    /// True when the join tasks have not heard the latest report.
+    fn unannounced(&self) -> bool {
+        self.announced != Some(self.report())
+    }
+
+    /// Applies a domain change to the partition's stream time (SPEC 5, per
+    /// input partition): a snapshot record holds its timestamp back; any
+    /// other record first releases a freeze, then advances to its timestamp
+    /// (deletes do not advance). Returns the time before and after it.
+    fn clock(&mut self, change: &Change, snapshot: bool) -> (Option<Micros>, Option<Micros>) {
+        let ts = match change {
+            Change::Event(e) => Some(e.timestamp),
+            Change::Assign(a) => Some(a.assigned_at),
+            Change::Unassign(_) => None,
+        };
+        if snapshot {
+            let now = self.time.get();
+            self.time.hold(ts);
+            return (now, self.time.get());
+        }
+        self.time.release();
+        let before = self.time.get();
+        if let Some(ts) = ts {
+            self.time.advance(ts);
+        }
+        (before, self.time.get())
+    }
 }
 
 struct JoinTask {
@@ -69,7 +128,36 @@ struct JoinTask {
     segment_start: i64,
     out: OutputBatch,
     drained: bool,
+    watermarks: Watermarks,
+    /// The partition's log end was checked against `next_offset`.
+    log_checked: bool,
     dirty: bool,
+}
+
+impl JoinTask {
+    /// Applies an input partition's time report; punctuates when the
+    /// watermark advanced.
+    fn observe(&mut self, inputs: &[(String, i32)], topic: &str, partition: i32, st: SourceTime) {
+        if let Some(w) = self.watermarks.observe(inputs, topic, partition, st) {
+            self.task.processor.advance_watermark(w, &mut self.out);
+        }
+    }
+}
+
+/// Looks up the end of a partition's log as last fetched (see
+/// [`neonblue_topology::kafka::fetched_log_end`]).
+pub type LogEnd<'a> = &'a dyn Fn(&str, i32) -> Option<i64>;
+
+/// Fails when a partition's log ends before a position already applied: the
+/// topic was deleted and re-created, or truncated. Skipping "re-deliveries"
+/// then would silently drop new records.
+fn check_log_end(topic: &str, partition: i32, applied_to: i64, end: Option<i64>) -> Result<()> {
+    match end {
+        Some(end) if end < applied_to => anyhow::bail!(
+            "{topic}[{partition}] ends at offset {end}, but this application already processed it up to offset {applied_to}: the topic was deleted and re-created or truncated. Its new records would be skipped as re-deliveries; rebuild with `neonblue replay --reset` or use a fresh --app-id"
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Where replays start emitting outputs, per input (topic, partition).
@@ -150,14 +238,36 @@ impl Engine {
         &self.topics
     }
 
-    /// Handles one consumed record (input or repartition).
-    pub fn on_message(&mut self, m: &BorrowedMessage<'_>) -> Result<()> {
+    /// Handles one consumed record (input or repartition). `log_end` tells
+    /// where a partition's log ends, to tell re-deliveries from a re-created
+    /// topic.
+    pub fn on_message(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
         if m.topic() == self.topics.repartition {
-            self.on_routed(m)
+            self.on_routed(m, log_end)
         } else {
             self.uncommitted += 1;
-            self.on_input(m)
+            self.on_input(m, log_end)
         }
+    }
+
+    /// The consumer reached the end of an input partition (`end`, the log end
+    /// it fetched; `position`, its own position if known): when this
+    /// partition's router has read everything, the partition is idle and no
+    /// longer holds the watermark back (SPEC 5.1).
+    pub fn on_input_end(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        end: i64,
+        position: Option<i64>,
+    ) -> Result<()> {
+        let index = self.router(topic, partition)?;
+        let r = self.routers.get_mut(&index).expect("router restored");
+        if r.next_offset.max(position.unwrap_or(i64::MIN)) >= end && !r.idle {
+            r.idle = true;
+            tracing::debug!(topic, partition, end, "input partition idle");
+        }
+        Ok(())
     }
 
     /// The router task of an input partition, restored if needed; returns its index.
@@ -206,6 +316,10 @@ impl Engine {
             ckpt,
             next_offset: payload.next_offset,
             output_from: payload.output_from,
+            time: payload.time,
+            idle: false,
+            announced: None,
+            log_checked: false,
             dirty: false,
         })
     }
@@ -227,7 +341,8 @@ impl Engine {
             decode(&ckpt.payload)?
         };
         let processor =
-            ExperimentTask::load(&self.db, &log.ns, partition, self.grace, payload.meta)?;
+            ExperimentTask::load(&self.db, &log.ns, partition, self.grace, payload.meta)?
+                .driven_by_watermark();
         tracing::info!(
             partition,
             next_offset = payload.next_offset,
@@ -243,6 +358,8 @@ impl Engine {
             segment_start: payload.next_offset,
             out: OutputBatch::default(),
             drained: payload.drained,
+            watermarks: payload.watermarks,
+            log_checked: false,
             dirty: false,
         })
     }
@@ -270,7 +387,7 @@ impl Engine {
         Ok((ckpt, stats))
     }
 
-    fn on_input(&mut self, m: &BorrowedMessage<'_>) -> Result<()> {
+    fn on_input(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
         let index = self.router(topic, partition)?;
         let Engine {
@@ -284,8 +401,16 @@ impl Engine {
         let (repartition, dlq) = (&topics.repartition, &topics.dlq);
         let r = routers.get_mut(&index).expect("router restored");
         if offset < r.next_offset {
-            return Ok(()); // applied before a crash or a rebalance
+            // Applied before a crash or a rebalance, provided the log still
+            // holds what was applied.
+            if !r.log_checked {
+                check_log_end(topic, partition, r.next_offset, log_end(topic, partition))?;
+                r.log_checked = true;
+            }
+            metrics::counter!("neonblue_redelivered_total", "stage" => "input").increment(1);
+            return Ok(());
         }
+        r.idle = false;
         let key = m.key().map(String::from_utf8_lossy);
         let value = m.payload().map(String::from_utf8_lossy);
         let pairs: Vec<(String, String)> = m
@@ -315,7 +440,13 @@ impl Engine {
                 Headers::Pairs(&pairs)
             },
         };
-        let parsed = parse_record(ctx, &raw);
+        let mut parsed = parse_record(ctx, &raw);
+        // Changes the envelope does not date are dated by the Kafka record.
+        parsed.date_if_undated(
+            m.timestamp()
+                .to_millis()
+                .and_then(|ms| ms.checked_mul(1000)),
+        );
         r.next_offset = offset + 1;
         r.dirty = true;
         metrics::counter!("neonblue_records_total", "stage" => "input").increment(1);
@@ -329,7 +460,14 @@ impl Engine {
             );
         if hidden {
             // A replay rebuilds assignments from the start but outputs events
-            // only from its start offsets.
+            // only from its start offsets; hidden events still move the
+            // partition's stream time, as in the full run.
+            if let Parsed::Change {
+                change, snapshot, ..
+            } = &parsed
+            {
+                r.clock(change, *snapshot);
+            }
             metrics::counter!("neonblue_replay_hidden_total").increment(1);
             return Ok(());
         }
@@ -381,43 +519,79 @@ impl Engine {
             offset,
         };
         if let Some((p, routed)) = r.router.route(origin, parsed) {
-            let bytes = encode(&routed);
-            let key = routed.change.user_id().as_bytes();
-            inflight.push(producer.send(repartition, p as i32, key, Some(&bytes))?);
+            let (before, after) = r.clock(&routed.change, routed.snapshot);
+            let key = routed.change.user_id().as_bytes().to_vec();
+            let bytes = Repartitioned::Record {
+                routed,
+                before,
+                after,
+            }
+            .encode();
+            inflight.push(producer.send(repartition, p as i32, &key, Some(&bytes))?);
             metrics::counter!("neonblue_records_total", "stage" => "routed").increment(1);
         }
         Ok(())
     }
 
-    fn on_routed(&mut self, m: &BorrowedMessage<'_>) -> Result<()> {
+    fn on_routed(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
         let (partition, offset) = (m.partition(), m.offset());
+        let repartition = self.topics.repartition.clone();
+        let inputs = self.topics.inputs.clone();
         let t = self.join(partition)?;
         if offset < t.next_offset {
+            if !t.log_checked {
+                check_log_end(
+                    &repartition,
+                    partition,
+                    t.next_offset,
+                    log_end(&repartition, partition),
+                )?;
+                t.log_checked = true;
+            }
+            metrics::counter!("neonblue_redelivered_total", "stage" => "repartition").increment(1);
             return Ok(());
         }
+        let record = Repartitioned::decode(m.payload())
+            .with_context(|| format!("{repartition}[{partition}] at offset {offset}"))?;
         t.next_offset = offset + 1;
         t.dirty = true;
-        let routed: Routed = match m.payload().map(decode) {
-            Some(Ok(r)) => r,
-            _ => {
-                tracing::error!(
-                    partition,
-                    offset,
-                    "undecodable repartition record skipped (written by another version?)"
-                );
-                metrics::counter!("neonblue_repartition_undecodable_total").increment(1);
+        let (routed, before_time, after_time) = match record {
+            Repartitioned::Watermark {
+                topic,
+                partition,
+                time,
+            } => {
+                t.observe(&inputs, &topic, partition, time);
                 return Ok(());
             }
+            Repartitioned::Record {
+                routed,
+                before,
+                after,
+            } => (routed, before, after),
         };
         let (topic, p, o) = (
             routed.origin.topic.clone(),
             routed.origin.partition,
             routed.origin.offset,
         );
-        let before = t.task.processor.meta.counters.clone();
-        if !t.task.offer(&topic, p, o, routed, &mut t.out) {
-            metrics::counter!("neonblue_repartition_duplicates_total").increment(1);
+        if t.task.applied.is_applied(&topic, p, o) {
+            // Re-produced by a router that restarted from its checkpoint.
+            metrics::counter!("neonblue_redelivered_total", "stage" => "routed").increment(1);
+            return Ok(());
         }
+        let before = t.task.processor.meta.counters.clone();
+        let report = |position, time| SourceTime {
+            position,
+            time,
+            idle: false,
+        };
+        t.observe(&inputs, &topic, p, report(o, before_time));
+        t.task
+            .processor
+            .process_from(routed, before_time, &mut t.out);
+        t.task.applied.mark(&topic, p, o);
+        t.observe(&inputs, &topic, p, report(o + 1, after_time));
         let after = &t.task.processor.meta.counters;
         metrics::counter!("neonblue_records_total", "stage" => "joined").increment(1);
         metrics::counter!("neonblue_late_events_total").increment(after.late - before.late);
@@ -431,8 +605,42 @@ impl Engine {
     /// True when nothing changed since the last commit.
     pub fn is_clean(&self) -> bool {
         self.inflight.is_empty()
-            && self.routers.values().all(|r| !r.dirty)
+            && self.routers.values().all(|r| !r.dirty && !r.unannounced())
             && self.joins.values().all(|t| !t.dirty)
+    }
+
+    /// Sends each router's stream time to every join task when it changed
+    /// since the last report (SPEC 5.1: at least every commit).
+    fn announce_watermarks(&mut self) -> Result<()> {
+        let parts = self.topics.repartition_partitions;
+        for r in self.routers.values_mut().filter(|r| r.unannounced()) {
+            let time = r.report();
+            let bytes = Repartitioned::Watermark {
+                topic: r.topic.clone(),
+                partition: r.partition,
+                time,
+            }
+            .encode();
+            for p in 0..parts {
+                self.inflight.push(self.producer.send(
+                    &self.topics.repartition,
+                    p,
+                    b"",
+                    Some(&bytes),
+                )?);
+            }
+            r.announced = Some(time);
+            r.dirty = true;
+            let labels = [
+                ("topic", r.topic.clone()),
+                ("partition", r.partition.to_string()),
+            ];
+            metrics::gauge!("neonblue_input_idle", &labels).set(if time.idle { 1.0 } else { 0.0 });
+            if let Some(t) = time.time {
+                metrics::gauge!("neonblue_input_stream_time_seconds", &labels).set(t as f64 / 1e6);
+            }
+        }
+        Ok(())
     }
 
     /// Commits every dirty task: repartition/DLQ deliveries, then outputs,
@@ -440,6 +648,7 @@ impl Engine {
     /// Returns the positions to commit to the consumer group.
     pub fn commit(&mut self) -> Result<Vec<(String, i32, i64)>> {
         let started = Instant::now();
+        self.announce_watermarks()?;
         ChangelogProducer::await_all(std::mem::take(&mut self.inflight))
             .context("producing to the repartition/DLQ topics")?;
         // Encode the join tasks' segments in parallel.
@@ -484,8 +693,18 @@ impl Engine {
                 meta: t.task.processor.meta.clone(),
                 applied: t.task.applied.clone(),
                 drained: t.drained,
+                watermarks: t.watermarks.clone(),
             });
             objects.extend(enc);
+            let task = t.task.partition.to_string();
+            if let Some(w) = t.watermarks.get() {
+                metrics::gauge!("neonblue_watermark_seconds", "task" => task.clone())
+                    .set(w as f64 / 1e6);
+            }
+            if let Some((topic, p)) = t.watermarks.held_back_by(&self.topics.inputs) {
+                metrics::gauge!("neonblue_watermark_held_back_by", "task" => task, "topic" => topic, "partition" => p.to_string())
+                    .set(1.0);
+            }
             metrics::gauge!("neonblue_pending_events", "partition" => t.task.partition.to_string())
                 .set(t.task.processor.pending_count() as f64);
             metrics::gauge!("neonblue_open_windows", "partition" => t.task.partition.to_string())
@@ -507,6 +726,7 @@ impl Engine {
                 next_offset: r.next_offset,
                 counters: r.router.counters.clone(),
                 output_from: r.output_from,
+                time: r.time.clone(),
             });
             router_ids.push(*id);
             commits.push(TaskCommit {

@@ -8,7 +8,7 @@ use crate::ops::{Health, Shutdown};
 use crate::pipeline::summary::Summary;
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, StateDb};
-use neonblue_topology::kafka::ensure_topics;
+use neonblue_topology::kafka::{ensure_topics, fetched_log_end};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
@@ -170,7 +170,8 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
+        // End-of-partition events tell when an input partition is idle (SPEC 5.1).
+        .set("enable.partition.eof", "true")
         .set(
             "session.timeout.ms",
             cfg.kafka.session_timeout_ms.to_string(),
@@ -216,10 +217,17 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         let idle = match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 processed += 1;
-                if let Err(e) = lock(&engine).on_message(&m) {
+                let log_end = |t: &str, p: i32| fetched_log_end(consumer.client(), t, p);
+                if let Err(e) = lock(&engine).on_message(&m, &log_end) {
                     break Err(e);
                 }
                 false
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                if let Err(e) = on_partition_end(&consumer, &engine, &topics, p) {
+                    break Err(e);
+                }
+                true
             }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "consumer error");
@@ -289,6 +297,33 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
     drop(consumer);
     tracing::info!("left the group");
     Ok(summary)
+}
+
+/// librdkafka reports the end of a partition by number only: every assigned
+/// input partition with that number whose fetched log end this instance has
+/// read up to is idle (the repartition topic's ends are not input ends).
+fn on_partition_end(
+    consumer: &BaseConsumer<GroupContext>,
+    engine: &Shared,
+    topics: &AppTopics,
+    partition: i32,
+) -> Result<()> {
+    let assignment = consumer.assignment()?;
+    let positions = consumer.position()?;
+    for e in assignment.elements() {
+        if e.partition() != partition || e.topic() == topics.repartition {
+            continue;
+        }
+        let Some(end) = fetched_log_end(consumer.client(), e.topic(), partition) else {
+            continue;
+        };
+        let position = positions
+            .find_partition(e.topic(), partition)
+            .and_then(|p| p.offset().to_raw())
+            .filter(|o| *o >= 0);
+        lock(engine).on_input_end(e.topic(), partition, end, position)?;
+    }
+    Ok(())
 }
 
 fn lock(engine: &Shared) -> std::sync::MutexGuard<'_, Engine> {

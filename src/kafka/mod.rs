@@ -13,6 +13,7 @@
 pub mod engine;
 pub mod group;
 pub mod produce;
+pub mod repartition;
 pub mod replay;
 pub mod topics;
 

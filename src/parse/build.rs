@@ -102,7 +102,7 @@ pub fn assignment_from_row(row: &Row, now: Micros) -> Result<Assignment, DeadLet
 /// an `id` is present, the delete is resolved later through the id mapping
 /// ([`Parsed::DeleteById`]); without an id the record is dead-lettered for the
 /// first unusable field.
-pub fn delete_from_row(row: &Row, snapshot: bool) -> Parsed {
+pub fn delete_from_row(row: &Row, snapshot: bool, captured: Option<Micros>) -> Parsed {
     let id = fields::text_id(&row.id).ok();
     let exp = fields::u32_id(&row.experiment_id);
     let user = fields::text_id(&row.user_id);
@@ -114,9 +114,10 @@ pub fn delete_from_row(row: &Row, snapshot: bool) -> Parsed {
                 user_id,
             }),
             snapshot,
+            captured,
         },
         (exp, user) => match id {
-            Some(id) => Parsed::DeleteById(DeleteById { id }),
+            Some(id) => Parsed::DeleteById(DeleteById { id, captured }),
             None => match (exp, user) {
                 (Err(e), _) => Parsed::Dead(field_dead(e, "experiment_id")),
                 (_, Err(e)) => Parsed::Dead(field_dead(e, "user_id")),
@@ -127,21 +128,37 @@ pub fn delete_from_row(row: &Row, snapshot: bool) -> Parsed {
     }
 }
 
-/// Runs `action` on a captured payload/row and wraps the outcome as [`Parsed`].
+/// When a change was captured: an envelope's `ts_ms` (epoch milliseconds),
+/// when it is a usable number.
+pub fn captured_at(ts_ms: &Val) -> Option<Micros> {
+    match ts_ms {
+        Val::U64(ms) => i64::try_from(*ms).ok()?.checked_mul(1000),
+        Val::I64(ms) => ms.checked_mul(1000),
+        _ => None,
+    }
+}
+
+/// Runs `action` on a captured payload/row and wraps the outcome as
+/// [`Parsed`]; `captured` (see [`captured_at`]) is when it was captured.
 pub fn build(
     action: Action,
     row: &Row,
     fallback_id: impl FnOnce() -> Result<String, FieldError>,
     snapshot: bool,
+    captured: Option<Micros>,
     now: Micros,
 ) -> Parsed {
     let change = match action {
         Action::Upsert => assignment_from_row(row, now).map(Change::Assign),
         Action::Event => event_from_row(row, fallback_id, now).map(Change::Event),
-        Action::Delete => return delete_from_row(row, snapshot),
+        Action::Delete => return delete_from_row(row, snapshot, captured),
     };
     match change {
-        Ok(change) => Parsed::Change { change, snapshot },
+        Ok(change) => Parsed::Change {
+            change,
+            snapshot,
+            captured,
+        },
         Err(d) => Parsed::Dead(d),
     }
 }

@@ -431,6 +431,7 @@ fn assignments_and_deletes() {
     let Parsed::Change {
         change: Change::Assign(a),
         snapshot: true,
+        ..
     } = got
     else {
         panic!("{got:?}")
@@ -485,6 +486,7 @@ fn assignments_and_deletes() {
     let Parsed::Change {
         change: Change::Unassign(d),
         snapshot: false,
+        captured: Some(1_000), // the envelope's ts_ms, 1 ms
     } = del(p.clone())
     else {
         panic!()
@@ -504,7 +506,10 @@ fn assignments_and_deletes() {
     assert_eq!((d.id, d.user_id.as_str()), (None, "5"));
     assert_eq!(
         del(json!({"id": 15, "experiment_id": null})),
-        Parsed::DeleteById(DeleteById { id: "15".into() })
+        Parsed::DeleteById(DeleteById {
+            id: "15".into(),
+            captured: Some(1_000)
+        })
     );
     assert_eq!(
         del(json!({"user_id": "u"})),

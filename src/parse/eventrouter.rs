@@ -106,6 +106,7 @@ fn interpret<'a>(
         row,
         || key_id(rec.key),
         snapshot,
+        None, // the routed value carries no capture time
         ctx.now,
     ))
 }

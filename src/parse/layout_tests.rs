@@ -30,7 +30,11 @@ fn router(topic: &str, key: Option<&str>, value: &str, headers: &[(&str, &str)])
 fn eventrouter_layout() {
     let payload = event_payload().to_string();
     let as_string = Value::String(payload.clone()).to_string();
-    let expected = ev_out("c", &event_payload());
+    // The routed value carries no capture time (the outbox envelope's is 1 ms).
+    let mut expected = ev_out("c", &event_payload());
+    if let Parsed::Change { captured, .. } = &mut expected {
+        *captured = None;
+    }
     assert_eq!(
         router("outbox.event.event", None, &as_string, &[("id", "77")]),
         expected
@@ -154,7 +158,8 @@ fn tables_layout() {
         table(t, &env("u", json!(null), row.clone(), None)),
         Parsed::Change {
             change: Change::Assign(_),
-            snapshot: false
+            snapshot: false,
+            ..
         }
     ));
     assert!(matches!(
@@ -177,8 +182,21 @@ fn tables_layout() {
     );
     let key_only = json!({"id": 15, "experiment_id": null, "user_id": null, "variant_id": null, "assigned_at": null});
     assert_eq!(
-        table(t, &env("d", key_only, json!(null), None)),
-        Parsed::DeleteById(DeleteById { id: "15".into() })
+        table(t, &env("d", key_only.clone(), json!(null), None)),
+        Parsed::DeleteById(DeleteById {
+            id: "15".into(),
+            captured: None
+        })
+    );
+    // The envelope's capture time dates the delete.
+    let mut dated = env("d", key_only, json!(null), None);
+    dated["ts_ms"] = json!(1_759_228_800_123i64);
+    assert_eq!(
+        table(t, &dated),
+        Parsed::DeleteById(DeleteById {
+            id: "15".into(),
+            captured: Some(1_759_228_800_123_000)
+        })
     );
     assert_eq!(
         table(t, &env("d", json!(null), json!(null), None)),

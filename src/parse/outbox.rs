@@ -53,10 +53,11 @@ impl<'de> FromMap<'de> for OutboxRow<'de> {
 pub(crate) struct OutboxEnvelope<'a> {
     op: Val<'a>,
     after: Shape<'a, OutboxRow<'a>>,
+    ts_ms: Val<'a>,
     wrapper: Wrapper<'a>,
 }
 
-const ENV_KEYS: &[&str] = &["op", "after", "schema", "payload"];
+const ENV_KEYS: &[&str] = &["op", "after", "schema", "payload", "ts_ms"];
 
 impl<'de> FromMap<'de> for OutboxEnvelope<'de> {
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
@@ -71,6 +72,7 @@ impl<'de> FromMap<'de> for OutboxEnvelope<'de> {
                     map.next_value::<IgnoredAny>()?;
                 }
                 3 => e.wrapper.payload = Some(map.next_value::<&'de RawValue>()?),
+                4 => e.ts_ms = map.next_value()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -142,5 +144,8 @@ fn interpret<'a>(
         Val::Absent | Val::Null => Err(FieldError::Missing),
         v => fields::text_id(v),
     };
-    Ok(build::build(action, row, fallback, snapshot, ctx.now))
+    let captured = build::captured_at(&env.ts_ms);
+    Ok(build::build(
+        action, row, fallback, snapshot, captured, ctx.now,
+    ))
 }

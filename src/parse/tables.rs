@@ -48,10 +48,13 @@ pub(crate) struct TableEnvelope<'a> {
     before: Shape<'a, Box<Row<'a>>>,
     after: Shape<'a, Box<Row<'a>>>,
     source: Shape<'a, SourceInfo<'a>>,
+    ts_ms: Val<'a>,
     wrapper: Wrapper<'a>,
 }
 
-const ENV_KEYS: &[&str] = &["op", "before", "after", "source", "schema", "payload"];
+const ENV_KEYS: &[&str] = &[
+    "op", "before", "after", "source", "schema", "payload", "ts_ms",
+];
 
 impl<'de> FromMap<'de> for TableEnvelope<'de> {
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
@@ -68,6 +71,7 @@ impl<'de> FromMap<'de> for TableEnvelope<'de> {
                     map.next_value::<IgnoredAny>()?;
                 }
                 5 => e.wrapper.payload = Some(map.next_value::<&'de RawValue>()?),
+                6 => e.ts_ms = map.next_value()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -150,6 +154,7 @@ fn interpret<'a>(
         row,
         || Err(FieldError::Missing),
         op == Op::Read,
+        build::captured_at(&env.ts_ms),
         ctx.now,
     ))
 }

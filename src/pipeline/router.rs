@@ -66,7 +66,7 @@ impl Router {
     /// Accounts one parsed record; returns the record to hand to a task, if any.
     pub fn route(&mut self, origin: Origin, parsed: Parsed) -> Option<(u32, Routed)> {
         self.counters.records_in += 1;
-        let (change, snapshot) = match parsed {
+        let (change, snapshot, captured) = match parsed {
             Parsed::Skip(reason) => {
                 self.counters.skipped[reason.index()] += 1;
                 return None;
@@ -75,7 +75,11 @@ impl Router {
                 self.counters.dead_lettered += 1;
                 return None;
             }
-            Parsed::Change { change, snapshot } => (change, snapshot),
+            Parsed::Change {
+                change,
+                snapshot,
+                captured,
+            } => (change, snapshot, captured),
             Parsed::DeleteById(d) => match self.ids.get(&d.id) {
                 Some((experiment_id, user_id)) => (
                     Change::Unassign(AssignmentDelete {
@@ -84,6 +88,7 @@ impl Router {
                         user_id: user_id.clone(),
                     }),
                     false,
+                    d.captured,
                 ),
                 None => {
                     self.counters.unresolved_deletes += 1;
@@ -115,6 +120,7 @@ impl Router {
             Routed {
                 origin,
                 snapshot,
+                captured,
                 change,
             },
         ))

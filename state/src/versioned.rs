@@ -50,6 +50,11 @@ where
         self.inner.remove(key).is_some()
     }
 
+    /// Mutable access to the versions of `key` (marks it changed).
+    pub fn versions_mut(&mut self, key: &K) -> Option<&mut Versions<V>> {
+        self.inner.get_mut(key)
+    }
+
     /// All versions of `key`, oldest first.
     pub fn versions(&self, key: &K) -> Option<&Versions<V>> {
         self.inner.get(key)

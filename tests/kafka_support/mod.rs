@@ -10,10 +10,36 @@ use std::time::{Duration, Instant};
 
 /// The pinned clock of every run.
 pub const NOW: &str = "2100-01-01T00:00:00Z";
-/// A grace far beyond the data's span: no row depends on stream time
-/// (SPEC 4: only late/unassigned rows may differ between runs that
-/// interleave partitions differently).
-pub const GRACE: &str = "30d";
+/// The product's default grace. Rows that depend on stream time (late,
+/// unassigned at grace, window closing) must equal file mode's whatever the
+/// pace of the input partitions: SPEC 5.1's watermarks make Kafka mode's
+/// stream time independent of how partitions interleave.
+pub const GRACE: &str = "5m";
+
+/// The real broker's address (`NEONBLUE_TEST_BROKERS`, set by
+/// `scripts/test.sh`); `None` skips the test unless a broker is required.
+pub fn real_broker() -> Option<String> {
+    match std::env::var("NEONBLUE_TEST_BROKERS") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            assert!(
+                std::env::var("NEONBLUE_REQUIRE_BROKER").as_deref() != Ok("1"),
+                "NEONBLUE_TEST_BROKERS is not set but a broker is required (scripts/test.sh starts Tansu)"
+            );
+            eprintln!("skipped: no broker (set NEONBLUE_TEST_BROKERS, or run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// A name no earlier run used (topics and application ids on a shared broker).
+pub fn unique(prefix: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!("{prefix}-{t}-{}", std::process::id())
+}
 
 /// The neonblue binary.
 pub fn bin() -> Command {
@@ -39,30 +65,43 @@ fn user_of(v: &serde_json::Value) -> Option<String> {
 /// partitions of `topic` keyed by user (so a user's records keep their
 /// order, as with an outbox keyed by user), offsets counted per partition.
 pub fn prepare_input(dir: &Path, topic: &str, partitions: u32, records: u64, seed: u64) -> PathBuf {
+    let knobs = [
+        "--clean",
+        "--set",
+        "duplicates=0.02",
+        "--set",
+        "before_assignment=0.05",
+        "--set",
+        "reassignments=0.05",
+        "--set",
+        "deletes=0.01",
+        "--set",
+        "malformed=0.005",
+    ];
+    prepare_input_with(dir, topic, partitions, records, seed, &knobs)
+}
+
+/// [`prepare_input`] with the generator's arguments `knobs` (e.g. `--clean`,
+/// `--set k=v`); users are spread over `partitions` partitions (a topic may
+/// have more, left empty).
+pub fn prepare_input_with(
+    dir: &Path,
+    topic: &str,
+    partitions: u32,
+    records: u64,
+    seed: u64,
+    knobs: &[&str],
+) -> PathBuf {
     let raw = dir.join("raw.jsonl");
     let st = bin()
         .args([
             "generate",
-            "--clean",
             "--records",
             &records.to_string(),
             "--seed",
             &seed.to_string(),
         ])
-        .args([
-            "--set",
-            "duplicates=0.02",
-            "--set",
-            "before_assignment=0.05",
-        ])
-        .args([
-            "--set",
-            "reassignments=0.05",
-            "--set",
-            "deletes=0.01",
-            "--set",
-            "malformed=0.005",
-        ])
+        .args(knobs)
         .arg("--output")
         .arg(&raw)
         .stderr(Stdio::null())
@@ -95,14 +134,24 @@ pub fn prepare_input(dir: &Path, topic: &str, partitions: u32, records: u64, see
 
 /// Runs file mode over `input` with `partitions` tasks into `dir/file-out`.
 pub fn file_run(input: &Path, dir: &Path, partitions: u32) -> PathBuf {
-    let out = dir.join("file-out");
+    file_run_with(
+        input,
+        dir,
+        "file",
+        &["--partitions", &partitions.to_string()],
+    )
+}
+
+/// Runs file mode over `input` with `extra` arguments into `dir/<name>-out`.
+pub fn file_run_with(input: &Path, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let out = dir.join(format!("{name}-out"));
     let st = bin()
         .args(["run", "--no-progress", "--now", NOW, "--grace", GRACE])
-        .args(["--partitions", &partitions.to_string()])
+        .args(extra)
         .arg("--input")
         .arg(input)
         .arg("--state")
-        .arg(dir.join("file-state"))
+        .arg(dir.join(format!("{name}-state")))
         .arg("--output")
         .arg(&out)
         .stderr(Stdio::null())
@@ -112,7 +161,7 @@ pub fn file_run(input: &Path, dir: &Path, partitions: u32) -> PathBuf {
     out
 }
 
-/// Starts a Kafka-mode instance; its log goes to `dir/<name>.log`.
+/// Starts a Kafka-mode instance writing to `dir/out`; its log goes to `dir/<name>.log`.
 pub fn start_instance(
     brokers: &str,
     app_id: &str,
@@ -121,15 +170,28 @@ pub fn start_instance(
     name: &str,
     extra: &[&str],
 ) -> Child {
+    start_instance_into(brokers, app_id, topic, dir, name, &dir.join("out"), extra)
+}
+
+/// [`start_instance`] writing to `out`. `topics` is comma-separated.
+pub fn start_instance_into(
+    brokers: &str,
+    app_id: &str,
+    topics: &str,
+    dir: &Path,
+    name: &str,
+    out: &Path,
+    extra: &[&str],
+) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     bin()
         .args(["run", "--no-progress", "--now", NOW, "--grace", GRACE])
-        .args(["--brokers", brokers, "--app-id", app_id, "--topics", topic])
+        .args(["--brokers", brokers, "--app-id", app_id, "--topics", topics])
         .args(["--commit-interval-ms", "300"])
         .arg("--state")
         .arg(dir.join(format!("state-{name}")))
         .arg("--output")
-        .arg(dir.join("out"))
+        .arg(out)
         .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
@@ -268,12 +330,21 @@ pub fn assert_same(expected: &Outputs, actual: &Outputs, what: &str) {
     ] {
         if a != b {
             let first = a.iter().zip(b.iter()).find(|(x, y)| x != y);
+            let differing = a.iter().zip(b.iter()).filter(|(x, y)| x != y).count();
+            // Where the rows part ways, with some context.
+            let at = first.map_or(0, |(x, y)| {
+                x.bytes().zip(y.bytes()).take_while(|(p, q)| p == q).count()
+            });
+            let cut = |r: &String| {
+                let start = r.floor_char_boundary(at.saturating_sub(120));
+                r[start..].chars().take(400).collect::<String>()
+            };
             panic!(
-                "{what}: {name} differs: {} rows expected, {} found; first difference:\n  expected {:?}\n  found    {:?}",
+                "{what}: {name} differs: {} rows expected, {} found, {differing} differ; first difference (from byte {at}):\n  expected …{}\n  found    …{}",
                 a.len(),
                 b.len(),
-                first.map(|f| f.0),
-                first.map(|f| f.1)
+                first.map(|f| cut(f.0)).unwrap_or_default(),
+                first.map(|f| cut(f.1)).unwrap_or_default()
             );
         }
     }

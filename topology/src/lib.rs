@@ -9,6 +9,8 @@
 //! - [`task`]: the processor trait a per-partition task implements.
 //! - [`commit`]: the commit protocol — sinks first (behind an intent log), then
 //!   state and offsets atomically.
+//! - [`watermark`]: event time across input partitions: a task's watermark
+//!   as the minimum of its input partitions' stream times.
 //! - [`lines`]: a resumable, chunked line source for files.
 //! - [`kafka`]: internal topics, changelog commit and restore on a broker.
 
@@ -19,9 +21,11 @@ pub mod offsets;
 pub mod partitioner;
 pub mod stream_time;
 pub mod task;
+pub mod watermark;
 
 pub use commit::{CommitProtocol, Intent, SegmentSink};
 pub use offsets::AppliedOffsets;
 pub use partitioner::{murmur2, partition_for_key};
 pub use stream_time::{Deadlines, StreamTime};
 pub use task::{Processor, Task};
+pub use watermark::{SourceTime, Watermarks};

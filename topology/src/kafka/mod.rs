@@ -7,10 +7,12 @@
 pub mod admin;
 pub mod changelog;
 pub mod checkpoint;
+pub mod position;
 
 pub use admin::{ensure_topics, TopicSpec};
 pub use changelog::{ChangelogProducer, PartitionReader};
 pub use checkpoint::{commit_tasks, Checkpoint, RestoreStats, TaskCommit, TaskLog};
+pub use position::fetched_log_end;
 
 use std::time::Duration;
 
