@@ -210,7 +210,8 @@ pub struct KafkaConfig {
     /// Bootstrap servers (`host:port,…`); empty runs nothing but file mode.
     pub brokers: String,
     /// librdkafka properties passed through as is (`security.protocol`,
-    /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`, …).
+    /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`, …); also set by
+    /// `NEONBLUE_KAFKA_<PROPERTY>` variables and `--kafka-property`.
     pub properties: std::collections::BTreeMap<String, String>,
     /// Partitions of `<app_id>-repartition` (0: as many as the largest input topic).
     pub repartition_partitions: u32,
@@ -237,6 +238,34 @@ impl Default for KafkaConfig {
             commit_records: 100_000,
             session_timeout_ms: 10_000,
             max_records_per_second: 0,
+        }
+    }
+}
+
+/// Prefix of the environment variables that set librdkafka properties: the
+/// property upper-cased with `_` for `.`, e.g. `NEONBLUE_KAFKA_SASL_PASSWORD`
+/// sets `sasl.password` (keeps secrets off the command line and out of files).
+pub const KAFKA_PROPERTY_ENV_PREFIX: &str = "NEONBLUE_KAFKA_";
+
+impl KafkaConfig {
+    /// Sets the properties named by `NEONBLUE_KAFKA_<PROPERTY>` variables
+    /// among `vars` (over the configuration file, under `--kafka-property`).
+    pub fn apply_env_properties<I, K, V>(&mut self, vars: I)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        for (k, v) in vars {
+            let (Some(k), Some(v)) = (k.as_ref().to_str(), v.as_ref().to_str()) else {
+                continue;
+            };
+            if let Some(name) = k.strip_prefix(KAFKA_PROPERTY_ENV_PREFIX) {
+                if !name.is_empty() {
+                    self.properties
+                        .insert(name.to_ascii_lowercase().replace('_', "."), v.to_string());
+                }
+            }
         }
     }
 }
