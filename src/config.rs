@@ -286,3 +286,28 @@ impl Config {
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_properties_from_the_environment() {
+        let mut k: KafkaConfig = toml::from_str::<Config>(
+            "[kafka]\nbrokers = \"b:9092\"\n[kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"sasl.username\" = \"file-user\"\n",
+        )
+        .unwrap()
+        .kafka;
+        k.apply_env_properties([
+            ("NEONBLUE_KAFKA_SASL_PASSWORD", "s3cret"),
+            ("NEONBLUE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("NEONBLUE_KAFKA_", "ignored"),
+            ("NEONBLUE_BROKERS", "not-a-property"),
+        ]);
+        let p = &k.properties;
+        assert_eq!(p["sasl.password"], "s3cret");
+        assert_eq!(p["security.protocol"], "SASL_SSL");
+        assert_eq!(p["sasl.username"], "file-user");
+        assert_eq!(p.len(), 3, "{p:?}");
+    }
+}

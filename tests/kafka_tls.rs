@@ -255,6 +255,8 @@ struct Case {
     command: &'static str,
     brokers: String,
     props: Vec<(String, String)>,
+    /// Environment variables of the process.
+    env: Vec<(&'static str, String)>,
     expect: Vec<&'static str>,
     secret: Option<String>,
 }
@@ -271,6 +273,7 @@ fn fail_case(case: &Case, dir: &Path) -> (Duration, String, bool) {
         .arg("--output")
         .arg(dir.join(format!("out-{}", case.name)))
         .args(flags(&case.props))
+        .envs(case.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null());
     if case.command == "run" {
         cmd.arg("--until-end");
@@ -303,6 +306,7 @@ fn configuration_problems_fail_fast_naming_the_problem() {
                 "ssl.ca.location",
                 tls.file("no-such-ca.pem").display().to_string(),
             ),
+            env: vec![],
             expect: vec!["ssl.ca.location", "no-such-ca.pem", "No such file"],
             secret: None,
         },
@@ -315,6 +319,7 @@ fn configuration_problems_fail_fast_naming_the_problem() {
                 "ssl.ca.location",
                 tls.file("wrong-ca.pem").display().to_string(),
             ),
+            env: vec![],
             expect: vec!["certificate verify failed", "ssl.ca.location"],
             secret: None,
         },
@@ -327,6 +332,7 @@ fn configuration_problems_fail_fast_naming_the_problem() {
                 "ssl.ca.location",
                 tls.file("wrong-ca.pem").display().to_string(),
             ),
+            env: vec![],
             expect: vec!["certificate verify failed", "ssl.ca.location"],
             secret: None,
         },
@@ -335,6 +341,7 @@ fn configuration_problems_fail_fast_naming_the_problem() {
             command: "run",
             brokers: tls.brokers.clone(),
             props: vec![("security.protocol".into(), "SSL".into())],
+            env: vec![],
             expect: vec!["certificate verify failed", "ssl.ca.location"],
             secret: None,
         },
@@ -343,6 +350,7 @@ fn configuration_problems_fail_fast_naming_the_problem() {
             command: "run",
             brokers: tls.mismatch.clone(),
             props: tls.ssl(),
+            env: vec![],
             expect: vec!["hostname mismatch", "ssl.endpoint.identification.algorithm"],
             secret: None,
         },
@@ -351,6 +359,7 @@ fn configuration_problems_fail_fast_naming_the_problem() {
             command: "run",
             brokers: tls.mtls.clone(),
             props: tls.ssl(),
+            env: vec![],
             expect: vec!["client certificate", "ssl.certificate.location"],
             secret: None,
         },
@@ -359,6 +368,7 @@ fn configuration_problems_fail_fast_naming_the_problem() {
             command: "run",
             brokers: tls.mtls.clone(),
             props: with(tls.mutual(), "ssl.key.password", "not-the-key-pw-77".into()),
+            env: vec![],
             expect: vec!["private key", "ssl.key.password"],
             secret: Some("not-the-key-pw-77".into()),
         },
@@ -367,6 +377,7 @@ fn configuration_problems_fail_fast_naming_the_problem() {
             command: "run",
             brokers: tls.brokers.clone(),
             props: vec![],
+            env: vec![],
             expect: vec!["expects TLS", "security.protocol=SSL"],
             secret: None,
         },
@@ -375,6 +386,7 @@ fn configuration_problems_fail_fast_naming_the_problem() {
             command: "run",
             brokers: tls.plaintext.clone(),
             props: tls.ssl(),
+            env: vec![],
             expect: vec!["did not answer the TLS handshake", "security.protocol"],
             secret: None,
         },
@@ -386,9 +398,10 @@ fn configuration_problems_fail_fast_naming_the_problem() {
                 let mut p = with(tls.ssl(), "security.protocol", "SASL_SSL".into());
                 p.push(("sasl.mechanism".into(), "SCRAM-SHA-512".into()));
                 p.push(("sasl.username".into(), "neonblue".into()));
-                p.push(("sasl.password".into(), sasl_password.clone()));
                 p
             },
+            // The password from the environment, as the README recommends.
+            env: vec![("NEONBLUE_KAFKA_SASL_PASSWORD", sasl_password.clone())],
             expect: vec!["SASL: authentication failed", "sasl.password"],
             secret: Some(sasl_password.clone()),
         },
@@ -397,6 +410,7 @@ fn configuration_problems_fail_fast_naming_the_problem() {
             command: "run",
             brokers: tls.sasl_ssl.clone(),
             props: tls.ssl(),
+            env: vec![],
             expect: vec!["requires SASL", "security.protocol=SASL_SSL"],
             secret: None,
         },
