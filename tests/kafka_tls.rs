@@ -8,9 +8,10 @@
 //! - the same over mutual TLS (client certificate, encrypted key);
 //! - `generate --topic --kafka-property …` produces over TLS;
 //! - configuration mistakes (missing or wrong CA, wrong host name, no client
-//!   certificate, plaintext on the TLS port, TLS on a plaintext port, failed
-//!   SASL) stop `run`/`replay` within seconds with a message naming the
-//!   problem and the property, never showing a password.
+//!   certificate, a wrong key password, plaintext on the TLS port, TLS on a
+//!   plaintext port, failed SASL, a SASL mechanism the broker does not
+//!   offer, SASL required) stop `run`/`replay` within seconds with a message
+//!   naming the problem and the property, never showing a password.
 
 mod common;
 mod kafka_support;
@@ -403,6 +404,20 @@ fn configuration_problems_fail_fast_naming_the_problem() {
             // The password from the environment, as the README recommends.
             env: vec![("NEONBLUE_KAFKA_SASL_PASSWORD", sasl_password.clone())],
             expect: vec!["SASL: authentication failed", "sasl.password"],
+            secret: Some(sasl_password.clone()),
+        },
+        Case {
+            name: "sasl-mechanism-not-offered",
+            command: "run",
+            brokers: tls.sasl_ssl.clone(),
+            props: {
+                let mut p = with(tls.ssl(), "security.protocol", "SASL_SSL".into());
+                p.push(("sasl.mechanism".into(), "PLAIN".into()));
+                p.push(("sasl.username".into(), "neonblue".into()));
+                p
+            },
+            env: vec![("NEONBLUE_KAFKA_SASL_PASSWORD", sasl_password.clone())],
+            expect: vec!["does not accept the configured mechanism", "sasl.mechanism"],
             secret: Some(sasl_password.clone()),
         },
         Case {
