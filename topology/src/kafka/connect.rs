@@ -158,7 +158,7 @@ pub fn diagnose(message: &str, security_protocol: &str) -> Option<ConnectProblem
     }
     if !sasl
         && (m.contains("broker might require sasl authentication")
-            || (m.contains("disconnected") && m.contains("in state up")))
+            || (m.contains("disconnected") && ms_in_state(&m, "up").is_some_and(|ms| ms < 2000)))
     {
         return p(
             SASL_REQUIRED,
@@ -166,6 +166,14 @@ pub fn diagnose(message: &str, security_protocol: &str) -> Option<ConnectProblem
         );
     }
     None
+}
+
+/// `N` of librdkafka's suffix `(after Nms in state STATE…)` (lower case).
+fn ms_in_state(m: &str, state: &str) -> Option<u64> {
+    let i = m.find("(after ")? + "(after ".len();
+    let (n, rest) = m[i..].split_once("ms in state ")?;
+    let s = rest.split([')', ',']).next()?;
+    (s == state).then(|| n.parse().ok()).flatten()
 }
 
 const UNTRUSTED: &str = "TLS: the broker's certificate could not be verified \
@@ -227,7 +235,14 @@ pub fn check_files(config: &ClientConfig) -> Result<(), ConnectProblem> {
 /// Explains a client-creation error (librdkafka loads the certificate and
 /// key files when the client is created).
 fn creation_problem(config: &ClientConfig, e: &rdkafka::error::KafkaError) -> KafkaError {
-    let text = redact(config, &e.to_string());
+    let text = match e {
+        // Its message ends with the value, which may be a secret under a
+        // misspelt name (`sasl.pasword`): name the property only.
+        rdkafka::error::KafkaError::ClientConfig(_, desc, key, _) => {
+            format!("{desc} (property {key})")
+        }
+        e => redact(config, &e.to_string()),
+    };
     let m = text.to_ascii_lowercase();
     let problem = |problem: &str, fix: &str| {
         KafkaError::Connection(ConnectProblem {
@@ -456,6 +471,17 @@ mod tests {
     }
 
     #[test]
+    fn a_misspelt_secret_property_is_not_echoed() {
+        let mut c = ClientConfig::new();
+        c.set("sasl.pasword", "hunter2-pw");
+        let e = fetch_metadata(&c, Duration::from_secs(1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sasl.pasword"), "{e}");
+        assert!(!e.contains("hunter2-pw"), "{e}");
+    }
+
+    #[test]
     fn missing_files_are_named() {
         let mut c = ClientConfig::new();
         c.set("ssl.ca.location", "/nonexistent/ca.pem");
@@ -539,6 +565,21 @@ mod tests {
                 assert_eq!(diagnose(transient, protocol), None, "{transient}");
             }
         }
+        // A connection closed long after it came up: the broker's idle reaper.
+        assert_eq!(
+            diagnose(
+                "ssl://b:9093/1: Disconnected: SSL connection closed by peer (after 600012ms in state UP)",
+                "SSL"
+            ),
+            None
+        );
+        assert_eq!(
+            ms_in_state(
+                "x (after 12ms in state up, 1 identical error(s) suppressed)",
+                "up"
+            ),
+            Some(12)
+        );
         // A disconnect during the handshake of a TLS client is no hint of a TLS port.
         assert_eq!(
             diagnose(
