@@ -16,14 +16,18 @@ ARG DEBIAN_RELEASE=bookworm
 # ---------------------------------------------------------------- builder
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS builder
 
-# rdkafka-sys (default features) compiles the bundled librdkafka with its own
-# mklove `./configure` + `make` (no CMake: that is only for the `cmake-build`
-# feature): bash, make and a C toolchain, all in the rust:*-bookworm image.
-# Its `libz` feature goes through libz-sys, which links the system zlib
-# found with pkg-config. Installing them explicitly keeps the build working
-# should the base image slim down.
+# rdkafka-sys compiles the bundled librdkafka with its own mklove
+# `./configure` + `make` (no CMake: that is only for the `cmake-build`
+# feature): bash, make and a C toolchain. The features enabled in Cargo.toml
+# link system libraries found with pkg-config: `ssl` OpenSSL (libssl-dev),
+# `gssapi` Cyrus SASL (libsasl2-dev; SASL PLAIN, SCRAM and OAUTHBEARER are
+# librdkafka's own), `libz` zlib (zlib1g-dev); `zstd` compiles zstd from
+# source and lz4 is part of librdkafka. Most of this is in the rust:*-bookworm
+# image already; installing it explicitly keeps the build working should the
+# base image slim down.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev \
+    && apt-get install -y --no-install-recommends build-essential pkg-config \
+        libssl-dev libsasl2-dev zlib1g-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -39,10 +43,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 # ---------------------------------------------------------------- runtime
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 
-# ca-certificates: TLS to S3 and other object stores. The binary links only
-# glibc, libgcc_s and zlib, all part of the base image.
+# The binary links glibc, libgcc_s and zlib (part of the base image), OpenSSL
+# (libssl3) and Cyrus SASL (libsasl2-2). ca-certificates: TLS to S3 and to
+# Kafka clusters with public certificates (librdkafka uses the system store
+# when ssl.ca.location is unset). SASL GSSAPI (Kerberos) needs Cyrus' GSSAPI
+# plugin (libsasl2-modules-gssapi-mit) and kinit (krb5-user), which librdkafka
+# runs to refresh tickets from sasl.kerberos.keytab; mount /etc/krb5.conf.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
+        libssl3 libsasl2-2 libsasl2-modules-gssapi-mit krb5-user \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 neonblue \
     && useradd --system --uid 10001 --gid neonblue --home-dir /var/lib/neonblue \

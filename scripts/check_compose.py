@@ -14,7 +14,8 @@ Needs no Docker engine. What it checks:
 * healthchecks call programs that their images ship;
 * published host ports are unique; a scaled service publishes no fixed host port;
 * the Dockerfile's final stage (non-root USER, ENTRYPOINT ["neonblue"], EXPOSE,
-  HEALTHCHECK) and .dockerignore;
+  HEALTHCHECK), the system libraries behind the rdkafka features of Cargo.toml
+  (headers in the builder, shared libraries in the runtime), and .dockerignore;
 * deploy/neonblue.toml against the services it names (Kafka listener, ClickHouse
   database and credentials, MinIO bucket and credentials, input topic creation)
   and against the Config structs of src/config.rs;
@@ -967,6 +968,20 @@ def check_dockerfile(ctx: Context, r: Report) -> None:
         r.ok("runtime installs ca-certificates (TLS to object stores)")
     else:
         r.warn("runtime does not install ca-certificates")
+    # The system libraries behind the rdkafka features of Cargo.toml: headers
+    # in the builder, shared libraries in the runtime image.
+    features = re.search(r'rdkafka\s*=\s*\{[^}]*features\s*=\s*\[([^\]]*)\]', cargo)
+    features = {f.strip().strip('"') for f in features.group(1).split(",")} if features else set()
+    build_runs = " ".join(df.stage_values(builder, "RUN")).split()
+    final_runs = " ".join(df.stage_values(final, "RUN")).split()
+    for feature, dev, lib in (("ssl", "libssl-dev", "libssl3"), ("gssapi", "libsasl2-dev", "libsasl2-2"),
+                              ("gssapi", "libsasl2-dev", "libsasl2-modules-gssapi-mit")):
+        if feature not in features:
+            continue
+        if dev in build_runs and lib in final_runs:
+            r.ok(f"rdkafka feature {feature}: builder installs {dev}, runtime {lib}")
+        else:
+            r.fail(f"rdkafka feature {feature} (Cargo.toml) needs {dev} in the builder and {lib} in the runtime image")
     if df.healthcheck(final):
         r.ok("final stage has a HEALTHCHECK")
     else:

@@ -2,13 +2,33 @@
 # The whole test suite: formatting, every Rust test (with the real services
 # they need), and the checks written in Python (analytics on chDB and DuckDB,
 # the docker-compose stack, the Debezium end-to-end run).
-# Installs and starts what the tests need on a fresh machine (idempotent);
-# stops the services it started at the end.
+# Installs what the build and the tests need on a fresh Debian machine (system
+# packages via apt, Python packages via pip; idempotent) and starts the
+# services; stops the services it started at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 WORK="${TMPDIR:-/tmp}/neonblue-test"
 mkdir -p "$WORK"
+
+echo "== system packages (librdkafka with TLS/SASL/zstd: C toolchain, OpenSSL, Cyrus SASL, zlib; stunnel for the TLS tests)"
+# Debian names; installed only when missing (CI runs as root with apt reachable).
+SYSTEM_PACKAGES=(build-essential pkg-config libssl-dev libsasl2-dev zlib1g-dev openssl stunnel4)
+if command -v dpkg-query >/dev/null; then
+    missing=()
+    for p in "${SYSTEM_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        echo "installing ${missing[*]}"
+        SUDO=()
+        [[ $(id -u) -eq 0 ]] || SUDO=(sudo -n)
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+else
+    echo "not Debian: make sure a C toolchain, pkg-config, OpenSSL, Cyrus SASL and zlib headers, openssl and stunnel are installed"
+fi
 
 echo "== toolchain"
 cargo --version
@@ -28,15 +48,20 @@ stop_services() {
 }
 trap stop_services EXIT
 
-echo "== services: Tansu (Kafka-compatible broker), ClickHouse 18.16, S3 (moto)"
+echo "== services: Tansu (Kafka-compatible broker; and behind TLS), ClickHouse 18.16, S3 (moto)"
 export TANSU_DIR="$WORK/tansu"
 NEONBLUE_TEST_BROKERS="$(scripts/services/tansu.sh start "${TANSU_PORT:-19092}")"
+# Tansu behind stunnel with a throwaway CA: NEONBLUE_TEST_TLS_BROKERS, NEONBLUE_TEST_TLS_CA, … (tests/kafka_tls.rs)
+TLS_SETTINGS="$(scripts/services/tansu.sh start-tls "${TANSU_TLS_PORT:-19093}")"
+while IFS='=' read -r name value; do
+    if [[ "$name" == NEONBLUE_TEST_* ]]; then export "$name=$value"; fi
+done <<<"$TLS_SETTINGS"
 NEONBLUE_TEST_CLICKHOUSE="$(scripts/services/clickhouse.sh start "${CLICKHOUSE_HTTP_PORT:-8123}")"
 NEONBLUE_TEST_CLICKHOUSE="${NEONBLUE_TEST_CLICKHOUSE%/}"
 export NEONBLUE_TEST_BROKERS NEONBLUE_TEST_CLICKHOUSE NEONBLUE_REQUIRE_BROKER=1 NEONBLUE_REQUIRE_SERVICES=1
 NEONBLUE_TEST_S3_ENDPOINT="$(scripts/services/s3.sh start "${S3_PORT:-19900}")"
 export NEONBLUE_TEST_S3_ENDPOINT
-echo "broker $NEONBLUE_TEST_BROKERS, clickhouse $NEONBLUE_TEST_CLICKHOUSE, s3 ${NEONBLUE_TEST_S3_ENDPOINT:-none}"
+echo "broker $NEONBLUE_TEST_BROKERS (TLS ${NEONBLUE_TEST_TLS_BROKERS:-none}), clickhouse $NEONBLUE_TEST_CLICKHOUSE, s3 ${NEONBLUE_TEST_S3_ENDPOINT:-none}"
 
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets 2>&1 | tee "$WORK/cargo-test.log"

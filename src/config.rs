@@ -211,7 +211,8 @@ pub struct KafkaConfig {
     /// Bootstrap servers (`host:port,…`); empty runs nothing but file mode.
     pub brokers: String,
     /// librdkafka properties passed through as is (`security.protocol`,
-    /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`, …).
+    /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`, …); also set by
+    /// `NEONBLUE_KAFKA_<PROPERTY>` variables and `--kafka-property`.
     pub properties: std::collections::BTreeMap<String, String>,
     /// Partitions of `<app_id>-repartition` (0: as many as the largest input topic).
     pub repartition_partitions: u32,
@@ -299,6 +300,34 @@ impl std::fmt::Debug for KafkaConfig {
     }
 }
 
+/// Prefix of the environment variables that set librdkafka properties: the
+/// property upper-cased with `_` for `.`, e.g. `NEONBLUE_KAFKA_SASL_PASSWORD`
+/// sets `sasl.password` (keeps secrets off the command line and out of files).
+pub const KAFKA_PROPERTY_ENV_PREFIX: &str = "NEONBLUE_KAFKA_";
+
+impl KafkaConfig {
+    /// Sets the properties named by `NEONBLUE_KAFKA_<PROPERTY>` variables
+    /// among `vars` (over the configuration file, under `--kafka-property`).
+    pub fn apply_env_properties<I, K, V>(&mut self, vars: I)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
+        for (k, v) in vars {
+            let (Some(k), Some(v)) = (k.as_ref().to_str(), v.as_ref().to_str()) else {
+                continue;
+            };
+            if let Some(name) = k.strip_prefix(KAFKA_PROPERTY_ENV_PREFIX) {
+                if !name.is_empty() {
+                    self.properties
+                        .insert(name.to_ascii_lowercase().replace('_', "."), v.to_string());
+                }
+            }
+        }
+    }
+}
+
 /// The operations endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -313,5 +342,30 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_properties_from_the_environment() {
+        let mut k: KafkaConfig = toml::from_str::<Config>(
+            "[kafka]\nbrokers = \"b:9092\"\n[kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"sasl.username\" = \"file-user\"\n",
+        )
+        .unwrap()
+        .kafka;
+        k.apply_env_properties([
+            ("NEONBLUE_KAFKA_SASL_PASSWORD", "s3cret"),
+            ("NEONBLUE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("NEONBLUE_KAFKA_", "ignored"),
+            ("NEONBLUE_BROKERS", "not-a-property"),
+        ]);
+        let p = &k.properties;
+        assert_eq!(p["sasl.password"], "s3cret");
+        assert_eq!(p["security.protocol"], "SASL_SSL");
+        assert_eq!(p["sasl.username"], "file-user");
+        assert_eq!(p.len(), 3, "{p:?}");
     }
 }

@@ -123,13 +123,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => {
             let opts = cli::generate_options(&args)?;
             if let Some(topic) = &args.topic {
-                let brokers = args.brokers.clone().unwrap_or_default();
+                let mut kcfg = match cli.config.as_ref() {
+                    Some(p) => neonblue::config::Config::from_file(p)?.kafka,
+                    None => Default::default(),
+                };
+                if let Some(b) = &args.brokers {
+                    kcfg.brokers = b.clone();
+                }
+                cli::apply_kafka_properties(&mut kcfg, &args.properties)?;
                 let tmp = tempfile::NamedTempFile::new()?;
                 let stats = neonblue::generate::generate_to_path(&opts, tmp.path())?;
-                let kcfg = neonblue::config::KafkaConfig {
-                    brokers,
-                    ..Default::default()
-                };
                 let base = kafka::client_config(&kcfg, "neonblue-generate");
                 let n =
                     kafka::produce::produce_file(&base, tmp.path(), topic, args.topic_partitions)?;

@@ -124,12 +124,7 @@ impl KafkaArgs {
         if let Some(t) = &self.topics {
             cfg.source.topics = t.clone();
         }
-        for kv in &self.properties {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| anyhow!("--kafka-property expects NAME=VALUE, got {kv:?}"))?;
-            cfg.kafka.properties.insert(k.to_string(), v.to_string());
-        }
+        apply_kafka_properties(&mut cfg.kafka, &self.properties)?;
         if let Some(n) = self.repartition_partitions {
             cfg.kafka.repartition_partitions = n;
         }
@@ -144,6 +139,27 @@ impl KafkaArgs {
         }
         Ok(())
     }
+}
+
+/// Applies `NEONBLUE_KAFKA_<PROPERTY>` environment variables, then
+/// `--kafka-property NAME=VALUE` flags, to the librdkafka properties.
+pub fn apply_kafka_properties(
+    kafka: &mut crate::config::KafkaConfig,
+    flags: &[String],
+) -> Result<()> {
+    kafka.apply_env_properties(std::env::vars_os());
+    for kv in flags {
+        // Not echoed: the argument may hold a secret.
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            anyhow!("--kafka-property expects NAME=VALUE (an argument lacks '=')")
+        })?;
+        let k = k.trim();
+        if k.is_empty() {
+            bail!("--kafka-property expects NAME=VALUE: the name is empty");
+        }
+        kafka.properties.insert(k.to_string(), v.to_string());
+    }
+    Ok(())
 }
 
 /// ClickHouse sink settings (override `[clickhouse]`).
@@ -290,6 +306,11 @@ pub struct GenerateArgs {
     /// Partitions of `--topic` when it is created (records keep their partition modulo this).
     #[arg(long, default_value_t = 1)]
     pub topic_partitions: i32,
+    /// A librdkafka property for `--topic`, `name=value` (security settings,
+    /// `compression.type=zstd` …); repeatable. Also `NEONBLUE_KAFKA_<PROPERTY>`
+    /// variables and `[kafka.properties]` of `--config`.
+    #[arg(long = "kafka-property", value_name = "NAME=VALUE")]
+    pub properties: Vec<String>,
 }
 
 /// Parses a duration like `300`, `300s`, `5m`, `1h`, `250ms` into seconds.

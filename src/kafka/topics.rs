@@ -51,8 +51,13 @@ impl AppTopics {
             bail!("no brokers configured: set kafka.brokers (or --brokers / NEONBLUE_BROKERS), or pass --input FILE for file mode");
         }
         let base = super::client_config(&cfg.kafka, &cfg.processing.app_id);
+        // Fails within seconds, naming the property to fix, when TLS, SASL
+        // or the security protocol cannot work (librdkafka alone would retry).
         let existing = neonblue_topology::kafka::admin::topic_partitions(&base).map_err(|e| {
-            anyhow::anyhow!("cannot reach the brokers at {}: {e}", cfg.kafka.brokers)
+            anyhow::anyhow!(
+                "cannot connect to the brokers at {}: {e}",
+                cfg.kafka.brokers
+            )
         })?;
         let mut inputs = Vec::new();
         for t in &cfg.source.topics {

@@ -3,7 +3,6 @@
 use super::{KafkaError, ADMIN_TIMEOUT};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
 
@@ -19,12 +18,10 @@ pub struct TopicSpec {
 }
 
 /// Partition counts of every topic on the cluster (no auto-creation).
+/// Fails fast on a configuration problem (TLS, SASL, security protocol):
+/// see [`super::connect`].
 pub fn topic_partitions(base: &ClientConfig) -> Result<BTreeMap<String, i32>, KafkaError> {
-    let consumer: BaseConsumer = base
-        .clone()
-        .set("allow.auto.create.topics", "false")
-        .create()?;
-    let md = consumer.fetch_metadata(None, ADMIN_TIMEOUT)?;
+    let md = super::connect::fetch_metadata(base, ADMIN_TIMEOUT)?;
     Ok(md
         .topics()
         .iter()

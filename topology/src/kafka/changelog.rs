@@ -15,15 +15,22 @@ pub struct ChangelogProducer {
 }
 
 impl ChangelogProducer {
-    /// An idempotent producer (`acks=all`, ordered retries) on `base`.
+    /// An idempotent producer (`acks=all`, ordered retries) on `base`;
+    /// `linger.ms` 5, `compression.type` lz4 and `message.timeout.ms` 120 s
+    /// unless `base` sets them.
     pub fn new(base: &ClientConfig) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = base
-            .clone()
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            .set("message.timeout.ms", "120000")
-            .create()?;
+        let mut config = base.clone();
+        config.set("enable.idempotence", "true");
+        for (k, v) in [
+            ("linger.ms", "5"),
+            ("compression.type", "lz4"),
+            ("message.timeout.ms", "120000"),
+        ] {
+            if base.get(k).is_none() {
+                config.set(k, v);
+            }
+        }
+        let producer: FutureProducer = config.create()?;
         Ok(ChangelogProducer { producer })
     }
 

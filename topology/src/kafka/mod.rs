@@ -7,11 +7,13 @@
 pub mod admin;
 pub mod changelog;
 pub mod checkpoint;
+pub mod connect;
 pub mod position;
 
 pub use admin::{ensure_topics, TopicSpec};
 pub use changelog::{ChangelogProducer, PartitionReader};
 pub use checkpoint::{commit_tasks, Checkpoint, RestoreStats, TaskCommit, TaskLog};
+pub use connect::ConnectProblem;
 pub use position::fetched_log_end;
 
 use std::time::Duration;
@@ -33,6 +35,10 @@ pub enum KafkaError {
     /// Local state failed.
     #[error(transparent)]
     State(#[from] neonblue_state::StateError),
+    /// The brokers cannot be used with this configuration (TLS, SASL,
+    /// security protocol, files): retrying would not help.
+    #[error("{0}")]
+    Connection(ConnectProblem),
     /// A broker call did not finish in time.
     #[error("timed out: {0}")]
     Timeout(String),
