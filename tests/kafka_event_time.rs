@@ -186,3 +186,122 @@ fn tables_capture_on_separate_topics_equals_file_mode() {
     run_to_end(d, "tables", child);
     assert_same(&expected, &outputs(&out), "tables layout on its topics");
 }
+
+/// An outbox envelope (SPEC 2.2) as Debezium writes it, for live producing.
+fn outbox_envelope(kind: &str, event_type: &str, payload: serde_json::Value, ts_ms: i64) -> String {
+    serde_json::json!({
+        "before": null,
+        "after": {
+            "id": ts_ms,
+            "aggregate_id": payload["id"].to_string(),
+            "aggregate_type": kind,
+            "event_type": event_type,
+            "payload": payload.to_string(),
+        },
+        "source": {"table": "outbox_events"},
+        "op": "c",
+        "ts_ms": ts_ms,
+    })
+    .to_string()
+}
+
+#[test]
+fn live_windows_close_promptly_with_an_idle_partition() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use std::time::Instant;
+    let Some(brokers) = real_broker() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let topic = unique("nb-live");
+    let base = neonblue::kafka::client_config(
+        &neonblue::config::KafkaConfig {
+            brokers: brokers.clone(),
+            ..Default::default()
+        },
+        "test-live",
+    );
+    neonblue_topology::kafka::ensure_topics(
+        &base,
+        1,
+        &[neonblue_topology::kafka::TopicSpec {
+            name: topic.clone(),
+            partitions: 3,
+            compacted: false,
+        }],
+    )
+    .unwrap();
+    let out = d.join("live-out");
+    let app = unique("nb-live-app");
+    let mut instance = start_instance_into(&brokers, &app, &topic, d, "live", &out, &[]);
+
+    // Event time runs 120× faster than the wall clock: two simulated
+    // minutes per second, a record per partition every 50 ms. Partition 2
+    // never gets a record.
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        base.clone().set("linger.ms", "0").create().unwrap();
+    let t0: i64 = 1_759_219_200_000; // 2025-09-30T08:00:00Z, ms
+    let iso = |ms: i64| common::fmt_micros(ms * 1000);
+    let send = |partition: i32, value: String| loop {
+        let rec = BaseRecord::<(), str>::to(&topic)
+            .partition(partition)
+            .payload(&value);
+        match producer.send(rec) {
+            Ok(()) => break,
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    };
+    for p in 0..2 {
+        let a = serde_json::json!({"id": p, "experiment_id": 1, "user_id": format!("u{p}"),
+            "variant_id": 2, "assigned_at": iso(t0 - 60_000)});
+        send(
+            p,
+            outbox_envelope("assignment", "ASSIGNMENT_CREATED", a, t0),
+        );
+    }
+    let window_end = t0 + 3_600_000; // the 08:00 hourly window
+    let due = window_end + 5 * 60_000; // … closes at 09:05 (grace 5 min)
+    let started = Instant::now();
+    let mut due_at = None;
+    let mut n = 0i64;
+    let delay = loop {
+        let sim = t0 + started.elapsed().as_millis() as i64 * 120;
+        if sim < due + 10 * 60_000 {
+            for p in 0..2 {
+                n += 1;
+                let e = serde_json::json!({"id": format!("e{n}"), "experiment_id": 1,
+                    "user_id": format!("u{p}"), "event_type": "click", "timestamp": iso(sim)});
+                send(p, outbox_envelope("event", "EVENT_CREATED", e, sim));
+            }
+            if sim >= due && due_at.is_none() {
+                due_at = Some(Instant::now()); // both partitions passed 09:05
+            }
+        }
+        if let Some(at) = due_at {
+            let rows = common::block(neonblue::sink::read::read_aggregates(
+                &common::root(&out.display().to_string()),
+                neonblue::domain::WindowKind::Hourly,
+            ))
+            .unwrap_or_default();
+            if rows.iter().any(|r| r.window_start == t0 * 1000) {
+                break at.elapsed();
+            }
+            assert!(
+                at.elapsed() < Duration::from_secs(60),
+                "the 08:00 window never appeared; log:\n{}",
+                std::fs::read_to_string(d.join("live.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    producer.flush(Duration::from_secs(10)).unwrap();
+    instance.kill().unwrap();
+    instance.wait().unwrap();
+    eprintln!(
+        "window end + grace reached on both active partitions -> hourly row visible: {} ms (commit interval 300 ms, one partition idle)",
+        delay.as_millis()
+    );
+    assert!(
+        delay < Duration::from_secs(10),
+        "windows are not produced promptly: {delay:?}"
+    );
+}

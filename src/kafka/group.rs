@@ -39,7 +39,19 @@ struct GroupContext {
     fatal: Mutex<Option<anyhow::Error>>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        // End-of-partition is how idleness is detected (SPEC 5.1), not an error.
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -227,7 +239,9 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
                 if let Err(e) = on_partition_end(&consumer, &engine, &topics, p) {
                     break Err(e);
                 }
-                true
+                // Live, partitions reach their end after every fetch: that is
+                // no reason to commit (the interval or an empty poll is).
+                false
             }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "consumer error");
