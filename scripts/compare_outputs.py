@@ -126,7 +126,8 @@ def kafka_mode(bins, gen_input: Path, brokers: str, work: Path) -> None:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
     topic = f"compare-{int(time.time())}"
-    AdminClient({"bootstrap.servers": brokers}).create_topics([NewTopic(topic, 4, 1)])[topic].result()
+    admin = AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result()
     producer = Producer({"bootstrap.servers": brokers, "linger.ms": 20})
     for line in open(gen_input):
         try:

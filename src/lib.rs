@@ -1,18 +1,24 @@
-//! neonblue: Debezium outbox envelopes → validated events, windows and rollups,
-//! written to Parquet (and ClickHouse), as a Kafka-Streams-style topology.
+//! neonblue: Debezium change envelopes of an experimentation platform →
+//! validated events, tumbling windows and per-user rollups, written to
+//! Parquet on object storage and to ClickHouse, as a Kafka-Streams-style
+//! topology. `docs/architecture.md` draws the layers; each points only down:
 //!
-//! - [`parse`]: Debezium envelope parsing (every JsonConverter form and layout).
-//! - [`domain`]: the experiment domain — validity join, windows, rollups.
-//! - [`pipeline`]: the topology wiring and the file-mode driver.
-//! - [`sink`]: Parquet on object storage.
-//! - [`cli`], [`config`], [`generate`]: operations.
+//! - [`cli`]: the command line (`run`, `replay`, `generate`, `schema`, `demo`, `report`).
+//! - [`drivers`]: file mode and Kafka mode — where records come from, when to commit.
+//! - [`sink`]: the outputs — Parquet objects, ClickHouse tables, dead letters.
+//! - [`processors`]: the two sub-topologies — router (parse → re-key) and join (validity, windows).
+//! - [`parse`]: Debezium envelopes of every layout into domain records.
+//! - [`ops`]: metrics, health, shutdown, progress.
+//! - [`generate`]: deterministic synthetic input.
+//! - [`domain`], [`config`], [`time`]: the data, the settings, time units and the calendar.
 
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod drivers;
 pub mod generate;
-pub mod kafka;
 pub mod ops;
 pub mod parse;
-pub mod pipeline;
+pub mod processors;
 pub mod sink;
+pub mod time;

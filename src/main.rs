@@ -3,9 +3,9 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use neonblue::cli::{self, Cli, Command};
-use neonblue::kafka::{self, replay, replay::ReplayFrom};
+use neonblue::drivers::file::{run_file, FileRun};
+use neonblue::drivers::kafka::{self, replay, replay::ReplayFrom};
 use neonblue::ops;
-use neonblue::pipeline::file::{run_file, FileRun};
 use neonblue::sink::clickhouse::ddl;
 use std::io::{IsTerminal, Write};
 
@@ -174,7 +174,7 @@ fn run_kafka(
     until_end: bool,
     output_start: kafka::OutputStart,
     progress: bool,
-) -> Result<neonblue::pipeline::summary::Summary> {
+) -> Result<neonblue::domain::Summary> {
     let health = ops::Health::default();
     let shutdown = ops::Shutdown::default();
     ops::serve(
@@ -197,10 +197,7 @@ fn run_kafka(
     Ok(summary)
 }
 
-fn finish_kafka(
-    summary: neonblue::pipeline::summary::Summary,
-    path: Option<&std::path::Path>,
-) -> Result<()> {
+fn finish_kafka(summary: neonblue::domain::Summary, path: Option<&std::path::Path>) -> Result<()> {
     eprintln!("accounting of the tasks this instance held at exit:");
     eprint!("{}", summary.render());
     if let Some(path) = path {

@@ -9,8 +9,8 @@
 mod common;
 
 use neonblue::config::Layout;
+use neonblue::domain::Summary;
 use neonblue::generate::{generate, GenerateOptions};
-use neonblue::pipeline::Summary;
 use proptest::prelude::*;
 use serde_json::Value;
 use std::path::Path;

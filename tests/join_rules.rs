@@ -2,8 +2,8 @@
 //! task, plus a property test: reordering a user's records within grace
 //! yields identical outputs.
 
-use neonblue::domain::task::{ExperimentTask, TaskMeta};
 use neonblue::domain::*;
+use neonblue::processors::join::{JoinTask, TaskMeta};
 use neonblue_state::StateDb;
 use neonblue_topology::Processor;
 use proptest::prelude::*;
@@ -17,7 +17,7 @@ const DAY0: i64 = 1_759_190_400_000_000;
 
 struct Harness {
     _dir: tempfile::TempDir,
-    task: ExperimentTask,
+    task: JoinTask,
     out: OutputBatch,
     offset: i64,
 }
@@ -26,7 +26,7 @@ impl Harness {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = StateDb::open(dir.path(), 8 << 20).unwrap();
-        let task = ExperimentTask::load(&db, "t", 0, GRACE, TaskMeta::default()).unwrap();
+        let task = JoinTask::load(&db, "t", 0, GRACE, TaskMeta::default()).unwrap();
         Harness {
             _dir: dir,
             task,
@@ -312,7 +312,7 @@ fn a_delete_read_in_a_snapshot_keeps_the_freeze() {
 }
 
 /// Kafka mode (SPEC 5.1): stream time is the watermark of the input
-/// partitions, fed by [`ExperimentTask::advance_watermark`].
+/// partitions, fed by [`JoinTask::advance_watermark`].
 mod watermark_clock {
     use super::*;
 
@@ -320,7 +320,7 @@ mod watermark_clock {
         let mut h = Harness::new();
         let dir = tempfile::tempdir().unwrap();
         let db = StateDb::open(dir.path(), 8 << 20).unwrap();
-        h.task = ExperimentTask::load(&db, "t", 0, GRACE, TaskMeta::default())
+        h.task = JoinTask::load(&db, "t", 0, GRACE, TaskMeta::default())
             .unwrap()
             .driven_by_watermark();
         h._dir = dir;

@@ -20,14 +20,14 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(300);
 
 fn produce(brokers: &str, input: &Path, topic: &str, partitions: i32) {
-    let base = neonblue::kafka::client_config(
+    let base = neonblue::drivers::kafka::client_config(
         &neonblue::config::KafkaConfig {
             brokers: brokers.to_string(),
             ..Default::default()
         },
         "test",
     );
-    neonblue::kafka::produce::produce_file(&base, input, topic, partitions).unwrap();
+    neonblue::drivers::kafka::produce::produce_file(&base, input, topic, partitions).unwrap();
 }
 
 /// Runs `neonblue run --until-end` (or `replay`) instances to completion.
@@ -213,7 +213,7 @@ fn live_windows_close_promptly_with_an_idle_partition() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let topic = unique("nb-live");
-    let base = neonblue::kafka::client_config(
+    let base = neonblue::drivers::kafka::client_config(
         &neonblue::config::KafkaConfig {
             brokers: brokers.clone(),
             ..Default::default()

@@ -74,14 +74,14 @@ fn group_with_join_and_sigkill_equals_file_mode_and_replay() {
     let app = unique("nb-app");
     let input = prepare_input(d, &topic, 4, 6000, 11);
     let expected = outputs(&file_run(&input, d, 4));
-    let base = neonblue::kafka::client_config(
+    let base = neonblue::drivers::kafka::client_config(
         &neonblue::config::KafkaConfig {
             brokers: brokers.clone(),
             ..Default::default()
         },
         "test",
     );
-    neonblue::kafka::produce::produce_file(&base, &input, &topic, 4).unwrap();
+    neonblue::drivers::kafka::produce::produce_file(&base, &input, &topic, 4).unwrap();
 
     // Slow enough that the group changes while records flow.
     let throttle = ["--until-end", "--max-records-per-second", "150"];

@@ -10,9 +10,10 @@ mod kafka_support;
 use kafka_support::*;
 use neonblue_state::{ChangeRecord, CommitBatch, KeyValueStore, StateDb};
 use neonblue_topology::kafka::{
-    commit_tasks, ensure_topics, ChangelogProducer, Checkpoint, PartitionReader, TaskCommit,
-    TaskLog, TopicSpec,
+    ensure_topics, ChangelogDurability, ChangelogProducer, Checkpoint, KafkaError, LoggedTask,
+    PartitionReader, TaskLog, TopicSpec,
 };
+use neonblue_topology::{commit, TaskCommit};
 use rdkafka::mocking::MockCluster;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -44,7 +45,7 @@ fn sigterm_then_until_end_equals_file_mode() {
     cluster.create_topic(topic, 4, 1).unwrap();
     // The mock cluster has no CreateTopics API: create the internal topics
     // the way an operator would for a locked-down cluster.
-    let app = neonblue::kafka::AppTopics::new("mock-app", vec![(topic.into(), 4)], 0);
+    let app = neonblue::drivers::kafka::AppTopics::new("mock-app", vec![(topic.into(), 4)], 0);
     for spec in app.internal_specs() {
         cluster
             .create_topic(&spec.name, spec.partitions, 1)
@@ -52,14 +53,14 @@ fn sigterm_then_until_end_equals_file_mode() {
     }
     let input = prepare_input(d, topic, 4, 3000, 5);
     let expected = outputs(&file_run(&input, d, 4));
-    let base = neonblue::kafka::client_config(
+    let base = neonblue::drivers::kafka::client_config(
         &neonblue::config::KafkaConfig {
             brokers: brokers.clone(),
             ..Default::default()
         },
         "test",
     );
-    neonblue::kafka::produce::produce_file(&base, &input, topic, 4).unwrap();
+    neonblue::drivers::kafka::produce::produce_file(&base, &input, topic, 4).unwrap();
 
     let addr = format!("127.0.0.1:{}", free_port());
     let mut a = start_instance(
@@ -162,31 +163,45 @@ fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
     let mut kv: KeyValueStore<String, u64> = KeyValueStore::load("kv", &tree).unwrap();
     kv.insert("a".into(), 1);
     kv.insert("b".into(), 2);
-    let mut batch = CommitBatch::default();
-    batch.add_store(&tree, &mut kv);
-    let ckpt = Checkpoint {
-        payload: b"first".to_vec(),
-        ..Default::default()
+    let mut changes = CommitBatch::default();
+    changes.add_store(&tree, &mut kv);
+    let mut durability = ChangelogDurability::new(&producer, &db1);
+    let task = LoggedTask {
+        log: log.clone(),
+        checkpoint: Checkpoint::default(),
     };
-    let committed = commit_tasks::<neonblue_topology::kafka::KafkaError>(
-        &producer,
-        &db1,
+    let committed = commit::<_, KafkaError>(
+        &mut durability,
         vec![TaskCommit {
-            log: &log,
-            checkpoint: ckpt,
-            batch,
+            key: task,
+            intent: Vec::new(),
+            checkpoint: b"first".to_vec(),
+            changes,
         }],
         || Ok(()),
     )
     .unwrap();
-    assert_eq!(committed[0].end_of("kv"), 2);
+    assert_eq!(committed[0].checkpoint.end_of("kv"), 2);
 
-    // It then dies half-way through its next commit: an intent was written,
-    // store records reached the changelog, the checkpoint did not.
-    let mut with_intent = committed[0].clone();
-    with_intent.intent = vec!["events/part-x.parquet".into()];
-    ChangelogProducer::await_all(vec![log.send_checkpoint(&producer, &with_intent).unwrap()])
-        .unwrap();
+    // Its next commit (a = 99, c = 7, position "second") dies while
+    // publishing: the intent is recorded, nothing else.
+    kv.insert("a".into(), 99);
+    kv.insert("c".into(), 7);
+    let mut changes = CommitBatch::default();
+    changes.add_store(&tree, &mut kv);
+    let failed = commit::<_, KafkaError>(
+        &mut durability,
+        vec![TaskCommit {
+            key: committed[0].clone(),
+            intent: vec!["events/part-x.parquet".into()],
+            checkpoint: b"second".to_vec(),
+            changes,
+        }],
+        || Err(KafkaError::Timeout("the object store went away".into())),
+    );
+    assert!(failed.is_err());
+    // A later attempt got further: its store records reached the changelog,
+    // its checkpoint did not.
     producer
         .write_changes(
             "kv-changelog",
@@ -208,6 +223,7 @@ fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
     // is told about the intent.
     let db2 = StateDb::open(&dir.path().join("two"), 1 << 20).unwrap();
     let (ckpt2, stats) = log.restore(&db2, &reader, &producer).unwrap();
+    // The committed position, not the unfinished commit's.
     assert_eq!(ckpt2.payload, b"first");
     assert_eq!(ckpt2.intent, vec!["events/part-x.parquet".to_string()]);
     assert!(!stats.incremental);

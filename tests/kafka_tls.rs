@@ -113,7 +113,7 @@ fn unique(prefix: &str) -> String {
 }
 
 fn client_config(brokers: &str, props: &[(String, String)]) -> rdkafka::ClientConfig {
-    neonblue::kafka::client_config(
+    neonblue::drivers::kafka::client_config(
         &neonblue::config::KafkaConfig {
             brokers: brokers.to_string(),
             properties: props.iter().cloned().collect(),
@@ -148,7 +148,7 @@ fn run_equals_file_mode(
     let expected = outputs(&file_run(&input, d, 2));
     let mut produce = props.to_vec();
     produce.push(("compression.type".into(), compression.into()));
-    let n = neonblue::kafka::produce::produce_file(
+    let n = neonblue::drivers::kafka::produce::produce_file(
         &client_config(brokers, &produce),
         &input,
         &topic,

@@ -222,7 +222,7 @@ fn outbox_json_same_with_small_checkpoints_and_two_partitions() {
 }
 
 /// (event_id → (is_valid, invalid_reason, variant_id, is_late)) of a run.
-fn outcomes(file: &str, layout: Layout) -> (neonblue::pipeline::Summary, BTreeMap<String, Value>) {
+fn outcomes(file: &str, layout: Layout) -> (neonblue::domain::Summary, BTreeMap<String, Value>) {
     let dir = tempfile::tempdir().unwrap();
     let summary = run_into(&fixture(file), dir.path(), layout, 1, 1_000_000);
     let out = dir.path().join("output").display().to_string();

@@ -2,7 +2,7 @@
 //! original platform's variant-performance table from the Parquet it wrote.
 
 use crate::domain::EventRow;
-use crate::pipeline::file::{run_file, FileRun};
+use crate::drivers::file::{run_file, FileRun};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::collections::{BTreeMap, HashSet};

@@ -1,7 +1,6 @@
 //! Command-line interface (clap): `run`, `generate`, `demo`.
 
 pub mod demo;
-pub mod progress;
 
 use crate::config::{Config, Layout};
 use crate::domain::Micros;

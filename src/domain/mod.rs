@@ -1,9 +1,10 @@
-//! The experiment domain: records, validity join, windows, rollups.
+//! The experiment domain's data: normalised records, output rows, dead
+//! letters and the accounting of a run. No behaviour beyond small helpers.
 
+pub mod accounting;
 pub mod outputs;
 pub mod records;
-pub mod task;
-pub mod windows;
 
+pub use accounting::Summary;
 pub use outputs::*;
 pub use records::*;

@@ -64,8 +64,8 @@ impl WindowKind {
     /// Window length in microseconds.
     pub fn len_micros(self) -> Micros {
         match self {
-            WindowKind::Hourly => 3_600_000_000,
-            WindowKind::Daily => 86_400_000_000,
+            WindowKind::Hourly => crate::time::HOUR,
+            WindowKind::Daily => crate::time::DAY,
         }
     }
 

@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Microseconds since the Unix epoch, UTC.
-pub type Micros = i64;
+pub use crate::time::Micros;
 
 /// Where an input record came from (topic, partition, offset).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,36 +2,13 @@
 //! payload, the snapshot (`op: r`, heap order), streamed records with their
 //! transaction/LSN bookkeeping, and the record line with its headers.
 
-use super::engine::Gen;
+use super::kinds::{AggId, Op, SnapRow};
 use super::rng::mix64;
+use super::state::Gen;
 use super::text::{push_i64, push_u64};
 
 /// Ring of recent outbox rows kept for `processed_at` updates.
 const ROW_RING: usize = 1024;
-
-/// A snapshot row, held until the snapshot is complete (heap order).
-pub(super) struct SnapRow {
-    outbox_id: u64,
-    /// The `after` row without `processed_at` and the closing brace.
-    after: Vec<u8>,
-    assignment: bool,
-}
-
-/// How `aggregate_id` is written.
-#[derive(Clone, Copy)]
-pub(super) enum AggId {
-    Assignment(u32),
-    Event(u64),
-}
-
-/// Debezium operation of a record.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Op {
-    Create,
-    Read,
-    Update,
-    Delete,
-}
 
 impl Gen<'_> {
     /// Start a new outbox row in `self.after`, up to the opening quote of `payload`.

@@ -35,20 +35,23 @@
 
 mod engine;
 mod envelope;
+mod kinds;
 mod options;
 mod payload;
 mod rng;
 mod scenario;
 mod side;
+mod state;
 mod stats;
 mod text;
 mod time;
 
+pub use kinds::{variant_id, variant_key};
 pub use options::GenerateOptions;
 pub use stats::{GenerateStats, VariantStats};
 
 use anyhow::Context;
-use engine::Gen;
+use state::Gen;
 use std::io::Write;
 use std::path::Path;
 
@@ -72,18 +75,4 @@ pub fn generate_to_path(
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let stats = generate(opts, &mut f)?;
     Ok(stats)
-}
-
-/// Variant key of variant index `k`.
-pub fn variant_key(k: u32) -> String {
-    match k {
-        0 => "control".to_string(),
-        1 => "treatment".to_string(),
-        _ => format!("variant_{}", k + 1),
-    }
-}
-
-/// Variant id of variant index `k` of experiment `experiment_id`.
-pub fn variant_id(experiment_id: u32, k: u32) -> u32 {
-    experiment_id * 100 + k + 1
 }

@@ -1,13 +1,11 @@
 //! The application's JSON payloads (assignments and events) written inside
 //! the outbox row's `payload` string, with Python `json.dumps` spacing.
 
-use super::engine::Gen;
-use super::envelope::AggId;
+use super::kinds::{variant_id, AggId, AssignKind, EventType, Malformed, Pre, Session};
 use super::rng::mix64;
-use super::scenario::{Pre, Session};
+use super::state::Gen;
 use super::text::{push_cents, push_padded, push_u64};
-use super::time::US_PER_SEC;
-use super::variant_id;
+use crate::time::SECOND;
 
 const PAGES: [&str; 8] = [
     "/landing",
@@ -35,53 +33,6 @@ const DUP_RING: usize = 256;
 /// inside a properties string inside it (`\\\"`).
 pub(super) const Q1: &[u8] = br#"\""#;
 pub(super) const Q2: &[u8] = br#"\\\""#;
-
-/// The application event types.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum EventType {
-    Exposure,
-    PageView,
-    Click,
-    Conversion,
-}
-
-impl EventType {
-    fn name(self) -> &'static str {
-        match self {
-            EventType::Exposure => "exposure",
-            EventType::PageView => "page_view",
-            EventType::Click => "click",
-            EventType::Conversion => "conversion",
-        }
-    }
-}
-
-/// How a malformed event payload is broken (if at all).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Malformed {
-    None,
-    MissingUserId,
-    BadTimestamp,
-    PayloadNotJson,
-}
-
-/// Which assignment outbox row.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum AssignKind {
-    Created,
-    Updated,
-    Deleted,
-}
-
-impl AssignKind {
-    fn event_type(self) -> &'static [u8] {
-        match self {
-            AssignKind::Created => b"ASSIGNMENT_CREATED",
-            AssignKind::Updated => b"ASSIGNMENT_UPDATED",
-            AssignKind::Deleted => b"ASSIGNMENT_DELETED",
-        }
-    }
-}
 
 impl Gen<'_> {
     #[inline]
@@ -310,12 +261,12 @@ impl Gen<'_> {
         let late = self.rng.chance(self.o.late_events);
         let ts = if late {
             self.clock
-                - self.rng.range(self.o.late_min_secs, self.o.late_max_secs) as i64 * US_PER_SEC
-                - self.rng.below(US_PER_SEC as u64) as i64
+                - self.rng.range(self.o.late_min_secs, self.o.late_max_secs) as i64 * SECOND
+                - self.rng.below(SECOND as u64) as i64
         } else {
             let mut ts = self.clock;
             if self.o.jitter_secs > 0.0 {
-                ts -= (self.rng.f64() * self.o.jitter_secs * US_PER_SEC as f64) as i64;
+                ts -= (self.rng.f64() * self.o.jitter_secs * SECOND as f64) as i64;
             }
             if s.pre != Pre::CreateAfterFirst || et != EventType::Exposure {
                 ts = ts.max(s.floor);

@@ -2,54 +2,9 @@
 //! its assignment (created, updated, or late), exposure, page views, click,
 //! conversion, and maybe the deletion of its assignment.
 
-use super::engine::Gen;
-use super::payload::{AssignKind, EventType};
+use super::kinds::{AssignKind, EventType, Pre, Session, Stage};
 use super::rng::mix64;
-
-/// What precedes a session's exposure.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Pre {
-    None,
-    Create,
-    CreateAfterFirst,
-    Update,
-}
-
-/// Where a session is in its sequence of records.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stage {
-    Pre,
-    Exposure,
-    LateCreate,
-    PageViews,
-    Click,
-    Conversion,
-    Delete,
-    Done,
-}
-
-/// One (experiment, user) session in flight.
-#[derive(Clone, Copy)]
-pub(super) struct Session {
-    pub(super) user: u32,
-    pub(super) exp: u32,
-    pub(super) pair: usize,
-    pub(super) variant: u8,
-    /// The client's claimed variant is sent (else `null`).
-    pub(super) claim: bool,
-    pub(super) assigned_user: bool,
-    pub(super) pre: Pre,
-    pub(super) stage: Stage,
-    pub(super) page_views: u32,
-    pub(super) click: bool,
-    pub(super) convert: bool,
-    pub(super) delete: bool,
-    /// Event timestamps never go below this (the assignment in force).
-    pub(super) floor: i64,
-    pub(super) no: u64,
-    /// Timestamp of the exposure (for a later assignment).
-    pub(super) first_ts: i64,
-}
+use super::state::Gen;
 
 impl Gen<'_> {
     fn user_unassigned(&self, user: u32) -> bool {

@@ -1,10 +1,9 @@
 //! Side records: malformed lines, duplicated outbox rows, outbox
 //! `processed_at` updates and cleanup deletes, connector re-deliveries.
 
-use super::engine::Gen;
-use super::envelope::{AggId, Op};
-use super::payload::{EventType, Malformed};
+use super::kinds::{AggId, EventType, Malformed, Op};
 use super::rng::uuid_like;
+use super::state::Gen;
 use super::text::push_u64;
 
 impl Gen<'_> {

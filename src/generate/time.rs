@@ -4,31 +4,7 @@
 use super::text::push_padded;
 use anyhow::{bail, Context};
 
-pub(super) const US_PER_SEC: i64 = 1_000_000;
-const US_PER_DAY: i64 = 86_400 * US_PER_SEC;
-
-fn days_to_civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = (z - era * 146_097) as u64;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe as i64 + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn civil_to_days(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = (y - era * 400) as u64;
-    let mp = if m > 2 { m - 3 } else { m + 9 } as u64;
-    let doy = (153 * mp + 2) / 5 + d as u64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe as i64 - 719_468
-}
+use crate::time::{civil_from_days, days_from_civil, DAY, SECOND};
 
 /// Parse the `start` option: `YYYY-MM-DD[T ]HH:MM:SS[.f…][Z|±HH:MM]`.
 pub(super) fn parse_start(s: &str) -> anyhow::Result<i64> {
@@ -81,7 +57,7 @@ pub(super) fn parse_start(s: &str) -> anyhow::Result<i64> {
         z if (z.starts_with('+') || z.starts_with('-')) && z.len() == 6 && &z[3..4] == ":" => {
             let hh: i64 = z[1..3].parse().context("start: bad zone")?;
             let mm: i64 = z[4..6].parse().context("start: bad zone")?;
-            let off = (hh * 3600 + mm * 60) * US_PER_SEC;
+            let off = (hh * 3600 + mm * 60) * SECOND;
             if z.starts_with('-') {
                 -off
             } else {
@@ -90,11 +66,11 @@ pub(super) fn parse_start(s: &str) -> anyhow::Result<i64> {
         }
         z => bail!("start: bad zone {z:?}"),
     };
-    let days = civil_to_days(y, mo as u32, d as u32);
-    if days_to_civil(days) != (y, mo as u32, d as u32) {
+    let days = days_from_civil(y, mo as u32, d as u32);
+    if civil_from_days(days) != (y, mo as u32, d as u32) {
         bail!("start: no such date in {s:?}");
     }
-    Ok(days * US_PER_DAY + ((h * 60 + mi) * 60 + se) * US_PER_SEC + frac_us - offset_us)
+    Ok(days * DAY + ((h * 60 + mi) * 60 + se) * SECOND + frac_us - offset_us)
 }
 
 /// Formats `YYYY-MM-DDTHH:MM:SS`, caching the last second (time moves slowly).
@@ -116,7 +92,7 @@ impl TsFmt {
         if sec != self.sec {
             let days = sec.div_euclid(86_400);
             let rem = sec.rem_euclid(86_400);
-            let (y, m, d) = days_to_civil(days);
+            let (y, m, d) = civil_from_days(days);
             let mut v = Vec::with_capacity(19);
             push_padded(&mut v, y.max(0) as u64, 4);
             v.push(b'-');
@@ -139,8 +115,8 @@ impl TsFmt {
     /// `2025-09-30T10:01:00.000100+00:00`, no fraction when it is zero.
     #[inline]
     pub(super) fn python(&mut self, buf: &mut Vec<u8>, us: i64) {
-        let sec = us.div_euclid(US_PER_SEC);
-        let frac = us.rem_euclid(US_PER_SEC);
+        let sec = us.div_euclid(SECOND);
+        let frac = us.rem_euclid(SECOND);
         buf.extend_from_slice(self.base(sec));
         if frac != 0 {
             buf.push(b'.');
@@ -152,8 +128,8 @@ impl TsFmt {
     /// Debezium `ZonedTimestamp`: `2025-09-30T10:01:00.000100Z`, always 6 digits.
     #[inline]
     pub(super) fn zoned(&mut self, buf: &mut Vec<u8>, us: i64) {
-        let sec = us.div_euclid(US_PER_SEC);
-        let frac = us.rem_euclid(US_PER_SEC);
+        let sec = us.div_euclid(SECOND);
+        let frac = us.rem_euclid(SECOND);
         buf.extend_from_slice(self.base(sec));
         buf.push(b'.');
         push_padded(buf, frac as u64, 6);

@@ -1,6 +1,7 @@
-//! Operations: Prometheus metrics, the `/metrics` + `/healthz` endpoint and
-//! graceful shutdown on SIGTERM/SIGINT.
+//! Operations: Prometheus metrics, the `/metrics` + `/healthz` endpoint,
+//! graceful shutdown on SIGTERM/SIGINT, and progress bars.
 
 pub mod metrics;
+pub mod progress;
 
 pub use metrics::{serve, Health, Shutdown};

@@ -9,7 +9,8 @@
 //! capture (serde `Deserialize` into borrowed structs), so both baselines use
 //! serde_json too.
 
-use super::envelope::{parse_record, ParseContext};
+use super::common::ParseContext;
+use super::dispatch::parse_record;
 use super::file_line::{decode_line, LineDecode};
 use super::json::{self, FromMap, KeySeed, Shape, Val};
 use crate::domain::Parsed;

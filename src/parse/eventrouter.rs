@@ -11,8 +11,8 @@
 
 use super::build;
 use super::build::Action;
-use super::envelope::payload_row;
-use super::envelope::{
+use super::common::payload_row;
+use super::common::{
     action_of, aggregate_of, dead, finish, read_top, reason, stage, Aggregate, ParseContext, Stop,
     Top, Wrapped,
 };
@@ -33,7 +33,7 @@ impl<'a> Wrapped<'a> for Row<'a> {
 pub fn aggregate_from_topic<'t>(topic: &'t str, prefix: &str) -> &'t str {
     match topic.strip_prefix(prefix) {
         Some(rest) if !prefix.is_empty() => rest,
-        _ => super::envelope::topic_suffix(topic),
+        _ => super::common::topic_suffix(topic),
     }
 }
 

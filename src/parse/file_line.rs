@@ -1,5 +1,4 @@
-//! File input (SPEC 2.4): one JSONL line → one [`RawRecord`], and the
-//! dead-letter line of file mode (SPEC 2.5).
+//! File input (SPEC 2.4): one JSONL line → one [`RawRecord`].
 //!
 //! A line is either a record object — keys only from `topic`, `partition`,
 //! `offset`, `key`, `value`, `headers`, with `value` present (it may be
@@ -14,8 +13,7 @@
 //! A topic containing JSON escapes is not a Kafka topic name: such a line is
 //! read as a bare value.
 
-use super::envelope::{reason, stage};
-use super::fields::compact_json;
+use super::common::{reason, stage};
 use super::json::{self, FromMap, KeySeed, Shape, Val};
 use super::raw::{Headers, RawRecord};
 use crate::domain::DeadLetter;
@@ -32,7 +30,7 @@ pub enum LineDecode<'a> {
     Record(RawRecord<'a>),
     /// Not JSON at all: a dead letter (stage `input`, reason `invalid_json`);
     /// `record` has a null key, the line's text as value and no headers, ready
-    /// for [`dlq_line`].
+    /// for [`super::DeadLetterRecord`].
     Invalid {
         /// The record to write to the DLQ.
         record: RawRecord<'a>,
@@ -178,77 +176,10 @@ pub fn decode_line<'a>(line: &'a str, line_index: u64, default_topic: &'a str) -
 }
 
 /// Writes `text` (raw JSON when it is valid JSON, else as a JSON string) to `out`.
-fn push_json_or_string(out: &mut String, text: &str) {
-    if json::from_str::<IgnoredAny>(text).is_ok() {
-        if text.contains(['\n', '\r']) {
-            out.push_str(&compact_json(text.trim()));
-        } else {
-            out.push_str(text.trim());
-        }
-    } else {
-        push_string(out, text);
-    }
-}
-
-fn push_string(out: &mut String, s: &str) {
-    // Serialising a &str cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
-}
-
-/// The file-mode DLQ line (no trailing newline):
-/// `{"topic","partition","offset","key","value","headers","reason","stage"}`.
-/// Key and value are the original JSON verbatim (text that is not JSON, such
-/// as a non-JSON input line, becomes a JSON string; `null` when absent);
-/// headers are the original object, or `{}`.
-pub fn dlq_line(rec: &RawRecord, dl: &DeadLetter) -> String {
-    let mut out = String::with_capacity(
-        96 + rec.topic.len()
-            + rec.key.map_or(4, str::len)
-            + rec.value.map_or(4, str::len)
-            + dl.reason.len(),
-    );
-    out.push_str("{\"topic\":");
-    push_string(&mut out, rec.topic);
-    out.push_str(",\"partition\":");
-    out.push_str(&rec.partition.to_string());
-    out.push_str(",\"offset\":");
-    out.push_str(&rec.offset.to_string());
-    out.push_str(",\"key\":");
-    match rec.key {
-        Some(k) => push_json_or_string(&mut out, k),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"value\":");
-    match rec.value {
-        Some(v) => push_json_or_string(&mut out, v),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"headers\":");
-    match rec.headers {
-        Headers::None => out.push_str("{}"),
-        Headers::Json(t) => match json::from_str::<&RawValue>(t) {
-            Ok(raw) if raw.get().starts_with('{') => push_json_or_string(&mut out, raw.get()),
-            _ => out.push_str("{}"),
-        },
-        Headers::Pairs(pairs) => {
-            let map: serde_json::Map<String, serde_json::Value> = pairs
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect();
-            out.push_str(&serde_json::Value::Object(map).to_string());
-        }
-    }
-    out.push_str(",\"reason\":");
-    push_string(&mut out, &dl.reason);
-    out.push_str(",\"stage\":");
-    push_string(&mut out, dl.stage);
-    out.push('}');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::DeadLetterRecord;
     use serde_json::{json, Value};
 
     fn rec(l: LineDecode) -> RawRecord {
@@ -322,39 +253,16 @@ mod tests {
             (r.topic, r.offset, r.value, r.key),
             ("f", 3, Some("not json {"), None)
         );
-        let d = dlq_line(&r, &invalid_line_dead_letter());
+        let d = DeadLetterRecord {
+            record: &r,
+            dead: &invalid_line_dead_letter(),
+        }
+        .json_line();
         let v: Value = serde_json::from_str(&d).unwrap();
         assert_eq!(
             v,
             json!({"topic": "f", "partition": 0, "offset": 3, "key": null, "value": "not json {",
                    "headers": {}, "reason": "invalid_json", "stage": "input"})
         );
-    }
-
-    #[test]
-    fn dlq_keeps_originals_verbatim() {
-        let line =
-            r#"{"topic": "t", "key": {"id": 4}, "value": {"op": "zz"}, "headers": {"h": "1"}}"#;
-        let r = rec(decode_line(line, 2, "d"));
-        let d = dlq_line(&r, &DeadLetter::new("op", "unknown_op"));
-        assert_eq!(
-            d,
-            r#"{"topic":"t","partition":0,"offset":2,"key":{"id": 4},"value":{"op": "zz"},"headers":{"h": "1"},"reason":"unknown_op","stage":"op"}"#
-        );
-        let pairs = vec![("a".to_string(), "x\"y".to_string())];
-        let r = RawRecord {
-            topic: "k",
-            partition: 1,
-            offset: 9,
-            key: Some("not json"),
-            value: Some("{\n\"a\": 1\n}"),
-            headers: Headers::Pairs(&pairs),
-        };
-        let d = dlq_line(&r, &DeadLetter::new("envelope", "invalid_envelope"));
-        assert!(!d.contains('\n'));
-        let v: Value = serde_json::from_str(&d).unwrap();
-        assert_eq!(v["key"], json!("not json"));
-        assert_eq!(v["value"], json!({"a": 1}));
-        assert_eq!(v["headers"], json!({"a": "x\"y"}));
     }
 }

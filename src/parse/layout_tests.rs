@@ -1,11 +1,13 @@
 //! Synthetic records of the `eventrouter` and `tables` layouts, and the
 //! no-panic check over mutated inputs.
 
-use super::envelope::{parse_record, ParseContext};
-use super::envelope_tests::{
+use super::common::ParseContext;
+use super::dead_letter::DeadLetterRecord;
+use super::dispatch::parse_record;
+use super::dispatch_tests::{
     assignment_payload, dead, ev_out, event_payload, outbox, run, the_event,
 };
-use super::file_line::{decode_line, dlq_line, LineDecode};
+use super::file_line::{decode_line, LineDecode};
 use super::line_parse::{parse_line, ParsedLine};
 use super::raw::Headers;
 use crate::config::{Layout, SourceConfig};
@@ -302,7 +304,13 @@ fn never_panics() {
                     LineDecode::Record(r) => {
                         let p = parse_record(&ctx, &r);
                         let dlq = if let Parsed::Dead(d) = &p {
-                            Some(dlq_line(&r, d))
+                            Some(
+                                DeadLetterRecord {
+                                    record: &r,
+                                    dead: d,
+                                }
+                                .json_line(),
+                            )
                         } else {
                             None
                         };
@@ -318,7 +326,13 @@ fn never_panics() {
                         topic: r.topic,
                         partition: r.partition,
                         offset: r.offset,
-                        dlq: Some(dlq_line(&r, &dead)),
+                        dlq: Some(
+                            DeadLetterRecord {
+                                record: &r,
+                                dead: &dead,
+                            }
+                            .json_line(),
+                        ),
                         parsed: Parsed::Dead(dead),
                     }),
                 };

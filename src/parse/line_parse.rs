@@ -8,9 +8,11 @@
 //! line needs the raw value). The outcome is always identical to the two-step
 //! path's.
 
-use super::envelope::{parse_record, unwrap_top, ParseContext, Top, Wrapped};
+use super::common::{unwrap_top, ParseContext, Top, Wrapped};
+use super::dead_letter::DeadLetterRecord;
+use super::dispatch::parse_record;
 use super::eventrouter;
-use super::file_line::{clean_line, decode_line, dlq_line, LineDecode, LineFields};
+use super::file_line::{clean_line, decode_line, LineDecode, LineFields};
 use super::json::{self, FromMap, Row, Shape};
 use super::outbox::{self, OutboxEnvelope};
 use super::raw::RawRecord;
@@ -29,12 +31,12 @@ pub struct ParsedLine<'a> {
     pub offset: i64,
     /// What the parser concluded.
     pub parsed: Parsed,
-    /// For a dead letter, the DLQ line ([`dlq_line`]).
+    /// For a dead letter, the DLQ line ([`DeadLetterRecord::json_line`]).
     pub dlq: Option<String>,
 }
 
 /// Decodes and parses one JSONL line; `None` for a blank line (not a record).
-/// Same outcome as [`decode_line`] then [`parse_record`] (and [`dlq_line`]
+/// Same outcome as [`decode_line`] then [`parse_record`] (and [`DeadLetterRecord::json_line`]
 /// for dead letters, including lines that are not JSON), in one pass for the
 /// common record-object line.
 pub fn parse_line<'a>(
@@ -91,7 +93,7 @@ fn fused<'a, T: FromMap<'a> + Wrapped<'a>>(
     })
 }
 
-/// [`decode_line`] + [`parse_record`] + [`dlq_line`].
+/// [`decode_line`] + [`parse_record`] + [`DeadLetterRecord::json_line`].
 fn two_step<'a>(
     ctx: &ParseContext,
     line: &'a str,
@@ -107,7 +109,13 @@ fn two_step<'a>(
         LineDecode::Invalid { record, dead } => (record, Parsed::Dead(dead)),
     };
     let dlq = match &parsed {
-        Parsed::Dead(d) => Some(dlq_line(&rec, d)),
+        Parsed::Dead(d) => Some(
+            DeadLetterRecord {
+                record: &rec,
+                dead: d,
+            }
+            .json_line(),
+        ),
         _ => None,
     };
     Some(ParsedLine {

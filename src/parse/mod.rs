@@ -4,7 +4,9 @@ pub mod raw;
 
 pub mod bench;
 pub mod build;
-pub mod envelope;
+pub mod common;
+pub mod dead_letter;
+pub mod dispatch;
 pub mod eventrouter;
 pub mod fields;
 pub mod file_line;
@@ -16,13 +18,15 @@ pub mod tables;
 pub mod timestamp;
 
 #[cfg(test)]
-mod envelope_tests;
+mod dispatch_tests;
 #[cfg(test)]
 mod layout_tests;
 #[cfg(test)]
 mod perf_tests;
 
-pub use envelope::{parse_record, ParseContext};
-pub use file_line::{decode_line, dlq_line, invalid_line_dead_letter, LineDecode};
+pub use common::ParseContext;
+pub use dead_letter::DeadLetterRecord;
+pub use dispatch::parse_record;
+pub use file_line::{decode_line, invalid_line_dead_letter, LineDecode};
 pub use line_parse::{parse_line, ParsedLine};
 pub use raw::{Headers, RawRecord};

@@ -7,8 +7,8 @@
 //! event id falls back to `after.aggregate_id`.
 
 use super::build::{self};
-use super::envelope::payload_row;
-use super::envelope::{
+use super::common::payload_row;
+use super::common::{
     action_of, aggregate_of, dead, finish, read_op, read_top, reason, stage, type_str, Op,
     ParseContext, Stop, Top, Wrapped,
 };

@@ -1,7 +1,7 @@
 //! Throughput measurement of the hot path (ignored; run by hand):
 //! `NB_FILE=/tmp/nb/in.jsonl NB_LINES=200000 cargo test --release --lib parse::perf_tests -- --ignored --nocapture`
 
-use super::envelope::ParseContext;
+use super::common::ParseContext;
 use super::line_parse::parse_line;
 use crate::config::SourceConfig;
 

@@ -9,7 +9,7 @@
 //! `d` skipped (`event_delete`). `t`/`m` are skipped as `truncate`/`message`.
 
 use super::build::{self, Action};
-use super::envelope::{
+use super::common::{
     dead, finish, read_op, read_top, reason, stage, topic_suffix, Op, ParseContext, Stop, Top,
     Wrapped,
 };

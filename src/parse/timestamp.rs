@@ -3,39 +3,7 @@
 
 use crate::domain::Micros;
 
-/// Microseconds per second.
-const US_PER_SEC: i64 = 1_000_000;
-/// Microseconds per day.
-const US_PER_DAY: i64 = 86_400 * US_PER_SEC;
-
-/// Days since 1970-01-01 of the proleptic Gregorian date `y-m-d`
-/// (Howard Hinnant's `days_from_civil`; `m` in 1..=12, `d` in 1..=31).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400; // [0, 399]
-    let m = m as i64;
-    let mp = if m > 2 { m - 3 } else { m + 9 }; // [0, 11]
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
-}
-
-/// True for Gregorian leap years.
-pub fn is_leap_year(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-/// Number of days of month `m` (1..=12) in year `y`.
-pub fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap_year(y) => 29,
-        2 => 28,
-        _ => 0,
-    }
-}
+use crate::time::{days_from_civil, days_in_month, DAY, SECOND};
 
 /// Reads exactly `n` ASCII digits at `b[i..]`.
 #[inline]
@@ -151,7 +119,7 @@ pub fn parse_timestamp_str(s: &str) -> Option<Micros> {
 
     let days = days_from_civil(year, month, day);
     let secs = (hour * 3600 + minute * 60 + second) as i64 - offset_secs;
-    Some(days * US_PER_DAY + secs * US_PER_SEC + micros)
+    Some(days * DAY + secs * SECOND + micros)
 }
 
 /// Reads an integer epoch timestamp by magnitude: |n| < 1e14 is milliseconds,
@@ -215,22 +183,8 @@ pub fn parse_timestamp_number(n: &serde_json::Number) -> Option<Micros> {
 mod tests {
     use super::*;
 
-    const DAY: i64 = US_PER_DAY;
-
-    #[test]
-    fn civil_days() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(1969, 12, 31), -1);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(days_from_civil(2025, 9, 30), 20_361);
-        assert_eq!(days_from_civil(0, 1, 1), -719_528);
-        assert_eq!(days_from_civil(9999, 12, 31), 2_932_896);
-    }
-
     #[test]
     fn leap_years() {
-        assert!(is_leap_year(2000) && is_leap_year(2024) && is_leap_year(0));
-        assert!(!is_leap_year(1900) && !is_leap_year(2100) && !is_leap_year(2025));
         assert!(parse_timestamp_str("2024-02-29T00:00:00Z").is_some());
         assert!(parse_timestamp_str("2000-02-29T00:00:00Z").is_some());
         assert!(parse_timestamp_str("2025-02-29T00:00:00Z").is_none());

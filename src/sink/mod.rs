@@ -1,7 +1,8 @@
-//! Output sinks. This module holds the Parquet-on-object-storage sink
-//! (SPEC 6, 7): Arrow schemas of the datasets, Hive-style object layout,
-//! deterministic in-memory encoding, idempotent uploads and a reader used by
-//! `demo`, `report` and tests.
+//! The outputs (SPEC 6, 7): [`Outputs`] ties together the Parquet sink on
+//! object storage (Arrow schemas of the datasets, Hive-style object layout,
+//! deterministic in-memory encoding, idempotent uploads), the ClickHouse sink
+//! and the dead-letter lines; [`read`] reads the datasets back for `demo`,
+//! `report` and tests.
 //!
 //! The write path is split so that the caller can log its intent before
 //! anything reaches the store:
@@ -16,12 +17,14 @@
 //!    intent that will be re-done differently.
 
 pub mod clickhouse;
+pub mod outputs;
 pub mod parquet;
 pub mod paths;
 pub mod read;
 pub mod schema;
 pub mod store;
 
+pub use self::outputs::{task_part, Outputs, ROUTER_PART};
 pub use self::parquet::{EncodedObject, ParquetSink, ParquetSinkOptions, Segment};
 pub use self::paths::{Dataset, HivePartition};
 pub use self::read::{

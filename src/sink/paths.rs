@@ -5,14 +5,9 @@
 
 use super::{Result, SinkError};
 use crate::domain::outputs::WindowKind;
-use crate::domain::records::Micros;
+use crate::time::{format_date, hour_of_day, parse_date, Micros, DAY, HOUR};
 use object_store::path::Path;
 use std::fmt;
-
-/// Microseconds per hour.
-const HOUR_MICROS: i64 = 3_600_000_000;
-/// Microseconds per day.
-const DAY_MICROS: i64 = 86_400_000_000;
 
 /// Top-level directory of the dead-letter lines (file mode).
 pub const DLQ_DIR: &str = "dlq";
@@ -82,11 +77,11 @@ impl Dataset {
     /// kept only for `agg_hourly`.
     pub fn partition_of(self, ts: Micros) -> HivePartition {
         let hour = match self {
-            Dataset::AggHourly => (ts.rem_euclid(DAY_MICROS) / HOUR_MICROS) as u8,
+            Dataset::AggHourly => hour_of_day(ts),
             _ => 0,
         };
         HivePartition {
-            day: ts.div_euclid(DAY_MICROS),
+            day: ts.div_euclid(DAY),
             hour,
         }
     }
@@ -110,12 +105,12 @@ pub struct HivePartition {
 impl HivePartition {
     /// Start of the partition's day in microseconds.
     pub fn day_start_micros(self) -> Micros {
-        self.day * DAY_MICROS
+        self.day * DAY
     }
 
     /// Start of the partition's hour in microseconds (`agg_hourly`).
     pub fn hour_start_micros(self) -> Micros {
-        self.day_start_micros() + i64::from(self.hour) * HOUR_MICROS
+        self.day_start_micros() + i64::from(self.hour) * HOUR
     }
 }
 
@@ -193,83 +188,9 @@ pub fn parse_partition(ds: Dataset, path: &Path) -> Result<HivePartition> {
     Ok(hp)
 }
 
-/// Formats days since the epoch as `YYYY-MM-DD` (proleptic Gregorian, UTC).
-pub fn format_date(day: i64) -> String {
-    let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Parses `YYYY-MM-DD` into days since the epoch (calendar-checked).
-pub fn parse_date(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = &s[r];
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())
-            .flatten()
-    };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d))
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 → (year, month, day); H. Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_round_trip() {
-        assert_eq!(format_date(0), "1970-01-01");
-        assert_eq!(format_date(-1), "1969-12-31");
-        assert_eq!(format_date(19_782), "2024-02-29");
-        assert_eq!(parse_date("2024-02-29"), Some(19_782));
-        assert_eq!(parse_date("2023-02-29"), None);
-        assert_eq!(parse_date("2024-13-01"), None);
-        assert_eq!(parse_date("2024-1-01"), None);
-        for day in (-719_000..2_900_000).step_by(997) {
-            assert_eq!(parse_date(&format_date(day)), Some(day), "day {day}");
-        }
-    }
 
     #[test]
     fn partitions_and_paths() {

@@ -161,9 +161,9 @@ pub fn events_batch(rows: &[&EventRow]) -> Result<RecordBatch, ArrowError> {
         utf8_opt(r().map(|x| x.event.session_id.as_deref())),
         utf8(r().map(|x| x.event.event_type.as_str())),
         ts(r().map(|x| x.event.timestamp)),
-        Arc::new(UInt8Array::from_iter_values(r().map(|x| {
-            (x.event.timestamp.rem_euclid(86_400_000_000) / 3_600_000_000) as u8
-        }))),
+        Arc::new(UInt8Array::from_iter_values(
+            r().map(|x| crate::time::hour_of_day(x.event.timestamp)),
+        )),
         Arc::new(UInt32Array::from_iter(r().map(|x| x.variant_id))),
         utf8_opt(r().map(|x| x.variant_key.as_deref())),
         ts_opt(r().map(|x| x.assigned_at)),

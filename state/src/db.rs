@@ -226,6 +226,11 @@ impl CommitBatch {
         self.meta.extend(other.meta);
     }
 
+    /// True when the batch writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty() && self.stores.iter().all(|s| s.1.is_empty())
+    }
+
     /// Number of store changes in the batch.
     pub fn change_count(&self) -> usize {
         self.stores.iter().map(|s| s.1.len()).sum()

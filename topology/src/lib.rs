@@ -6,15 +6,18 @@
 //!   punctuation of due deadlines on stream time.
 //! - [`offsets`]: the offsets a task has applied, per origin partition, used to
 //!   drop re-deliveries after a crash or a producer retry.
-//! - [`task`]: the processor trait a per-partition task implements.
-//! - [`commit`]: the commit protocol — sinks first (behind an intent log), then
-//!   state and offsets atomically.
+//! - [`task`]: the processor trait every task implements.
+//! - [`host`]: hosting tasks — positions, dirty tracking, segments, restore
+//!   before the first record.
+//! - [`commit`]: the commit protocol, the same in both modes — outputs first
+//!   (behind durable intents), then state, checkpoints and positions.
 //! - [`watermark`]: event time across input partitions: a task's watermark
 //!   as the minimum of its input partitions' stream times.
 //! - [`lines`]: a resumable, chunked line source for files.
 //! - [`kafka`]: internal topics, changelog commit and restore on a broker.
 
 pub mod commit;
+pub mod host;
 pub mod kafka;
 pub mod lines;
 pub mod offsets;
@@ -23,9 +26,10 @@ pub mod stream_time;
 pub mod task;
 pub mod watermark;
 
-pub use commit::{CommitProtocol, Intent, SegmentSink};
+pub use commit::{commit, Durability, Intent, LocalDurability, TaskCommit};
+pub use host::{Hosted, Tasks};
 pub use offsets::AppliedOffsets;
 pub use partitioner::{murmur2, partition_for_key};
 pub use stream_time::{Deadlines, StreamTime};
-pub use task::{Processor, Task};
+pub use task::Processor;
 pub use watermark::{SourceTime, Watermarks};

@@ -2,56 +2,14 @@
 //! `neonblue schema print|apply`.
 
 pub use super::check_identifier;
-use super::{ClickHouseError, ClickHouseSink};
+use super::{ClickHouseError, ClickHouseSink, Table};
 use crate::config::ClickHouseConfig;
-
-/// Table DDL for current releases, in order (database creation excluded:
-/// the database is the configured one).
-pub const CURRENT: [(&str, &str); 4] = [
-    (
-        "010_events_processed.sql",
-        include_str!("../../../schemas/clickhouse/010_events_processed.sql"),
-    ),
-    (
-        "020_agg_hourly.sql",
-        include_str!("../../../schemas/clickhouse/020_agg_hourly.sql"),
-    ),
-    (
-        "030_agg_daily.sql",
-        include_str!("../../../schemas/clickhouse/030_agg_daily.sql"),
-    ),
-    (
-        "040_user_journeys.sql",
-        include_str!("../../../schemas/clickhouse/040_user_journeys.sql"),
-    ),
-];
-
-/// Table DDL adapted for ClickHouse 18.16.
-pub const LEGACY: [(&str, &str); 4] = [
-    (
-        "010_events_processed.sql",
-        include_str!("../../../schemas/clickhouse/legacy-18.16/010_events_processed.sql"),
-    ),
-    (
-        "020_agg_hourly.sql",
-        include_str!("../../../schemas/clickhouse/legacy-18.16/020_agg_hourly.sql"),
-    ),
-    (
-        "030_agg_daily.sql",
-        include_str!("../../../schemas/clickhouse/legacy-18.16/030_agg_daily.sql"),
-    ),
-    (
-        "040_user_journeys.sql",
-        include_str!("../../../schemas/clickhouse/legacy-18.16/040_user_journeys.sql"),
-    ),
-];
 
 /// The statements to create `database` and its tables.
 pub fn statements(database: &str, legacy: bool) -> Vec<String> {
-    let tables = if legacy { &LEGACY } else { &CURRENT };
     // `database` is a checked identifier (see `check_identifier`).
     let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS `{database}`;\n")];
-    out.extend(tables.iter().map(|(_, sql)| sql.to_string()));
+    out.extend(Table::ALL.map(|t| t.ddl(legacy).1.to_string()));
     out
 }
 

@@ -18,13 +18,15 @@
 
 pub mod ddl;
 pub mod rows;
+pub mod tables;
 
 use crate::config::ClickHouseConfig;
-use crate::domain::{OutputBatch, WindowKind};
+use crate::domain::OutputBatch;
 use rows::{Dialect, TableRows};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
+pub use tables::Table;
 
 /// Errors of the ClickHouse sink.
 #[derive(Debug, thiserror::Error)]
@@ -197,8 +199,11 @@ impl ClickHouseSink {
     pub fn connect(cfg: &ClickHouseConfig) -> Result<Self, ClickHouseError> {
         let mut sink = Self::unchecked(cfg)?;
         let q = format!(
-            "SELECT table, name FROM system.columns WHERE database = '{}' AND table IN ('events_processed', 'agg_hourly', 'agg_daily', 'user_journeys') FORMAT TabSeparated",
-            cfg.database // a checked identifier: no quote can occur
+            "SELECT table, name FROM system.columns WHERE database = '{}' AND table IN ({}) FORMAT TabSeparated",
+            cfg.database, // a checked identifier: no quote can occur
+            Table::ALL
+                .map(|t| format!("'{}'", t.name()))
+                .join(", ")
         );
         let text = sink.query(&q, "the schema check")?;
         let mut tables: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
@@ -208,14 +213,15 @@ impl ClickHouseSink {
             }
         }
         let legacy = tables
-            .get("events_processed")
+            .get(Table::EventsProcessed.name())
             .is_some_and(|c| c.contains("timestamp_us"));
         sink.dialect = if legacy {
             Dialect::Legacy
         } else {
             Dialect::Current
         };
-        for (table, expected) in expected_columns(sink.dialect) {
+        for table in Table::ALL {
+            let (table, expected) = (table.name(), table.columns(sink.dialect));
             let Some(have) = tables.get(table) else {
                 return Err(ClickHouseError::MissingTable {
                     database: cfg.database.clone(),
@@ -250,6 +256,17 @@ impl ClickHouseSink {
         })
     }
 
+    /// Empties every table (`replay --reset`).
+    pub fn truncate_all(&self) -> Result<(), ClickHouseError> {
+        for t in Table::ALL {
+            self.execute(
+                &format!("TRUNCATE TABLE IF EXISTS {}", t.name()),
+                "TRUNCATE",
+            )?;
+        }
+        Ok(())
+    }
+
     /// Runs a statement (DDL) with `sql` as the request body.
     pub fn execute(&self, sql: &str, what: &str) -> Result<(), ClickHouseError> {
         self.with_retries(what, || {
@@ -261,12 +278,7 @@ impl ClickHouseSink {
     /// Inserts every row of `batch` (events, aggregates, user days).
     pub fn insert(&self, batch: &OutputBatch) -> Result<InsertStats, ClickHouseError> {
         let d = self.dialect;
-        let tables = [
-            rows::events(d, &batch.events),
-            rows::aggregates(d, WindowKind::Hourly, &batch.aggregates),
-            rows::aggregates(d, WindowKind::Daily, &batch.aggregates),
-            rows::user_journeys(d, &batch.user_daily),
-        ];
+        let tables = Table::ALL.map(|t| t.rows(d, batch));
         let mut stats = InsertStats::default();
         for t in tables.iter().filter(|t| !t.lines.is_empty()) {
             for chunk in t.lines.chunks(self.cfg.batch_rows.max(1)) {
@@ -451,79 +463,6 @@ fn jitter(n: u64) -> u64 {
     x % n.max(1)
 }
 
-/// The columns the sink writes, per table, in a dialect.
-pub fn expected_columns(d: Dialect) -> Vec<(&'static str, Vec<String>)> {
-    use crate::domain::{AggRow, Event, EventRow, Origin, UserDailyRow};
-    let event = EventRow {
-        event: Event {
-            event_id: String::new(),
-            experiment_id: 0,
-            user_id: String::new(),
-            event_type: String::new(),
-            timestamp: 0,
-            session_id: None,
-            claimed_variant_id: None,
-            page: None,
-            device: None,
-            browser: None,
-            value: None,
-            score: None,
-            properties: String::new(),
-        },
-        variant_id: None,
-        variant_key: None,
-        assigned_at: None,
-        is_valid: false,
-        invalid_reason: None,
-        is_late: false,
-        origin: Origin {
-            topic: "".into(),
-            partition: 0,
-            offset: 0,
-        },
-    };
-    let agg = |kind| AggRow {
-        kind,
-        window_start: 0,
-        window_end: 0,
-        experiment_id: 0,
-        variant_id: 0,
-        variant_key: None,
-        event_type: String::new(),
-        events: 0,
-        users: 0,
-        value_count: 0,
-        value_sum: 0.0,
-        value_sum_sq: 0.0,
-        partition: 0,
-    };
-    let day = UserDailyRow {
-        date: 0,
-        experiment_id: 0,
-        variant_id: 0,
-        user_id: String::new(),
-        variant_key: None,
-        events: 0,
-        journey: Vec::new(),
-        value_sum: 0.0,
-        sessions: 0,
-        exposed: false,
-        converted: false,
-        first_ts: 0,
-        last_ts: 0,
-        partition: 0,
-    };
-    [
-        rows::events(d, &[event]),
-        rows::aggregates(d, WindowKind::Hourly, &[agg(WindowKind::Hourly)]),
-        rows::aggregates(d, WindowKind::Daily, &[agg(WindowKind::Daily)]),
-        rows::user_journeys(d, &[day]),
-    ]
-    .into_iter()
-    .map(|t| (t.table, t.columns))
-    .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,15 +482,14 @@ mod tests {
 
     #[test]
     fn columns_per_dialect() {
-        let cur = expected_columns(Dialect::Current);
-        let leg = expected_columns(Dialect::Legacy);
-        assert_eq!(cur.len(), 4);
-        assert!(cur[0].1.contains(&"timestamp".to_string()));
-        assert!(!cur[0].1.contains(&"timestamp_us".to_string()));
-        assert!(leg[0].1.contains(&"timestamp_us".to_string()));
-        assert!(leg[3].1.contains(&"first_ts_us".to_string()));
-        assert!(cur[1].1.contains(&"hour".to_string()));
-        assert!(!cur[2].1.contains(&"hour".to_string()));
+        let cur = |t: Table| t.columns(Dialect::Current);
+        let leg = |t: Table| t.columns(Dialect::Legacy);
+        assert!(cur(Table::EventsProcessed).contains(&"timestamp".to_string()));
+        assert!(!cur(Table::EventsProcessed).contains(&"timestamp_us".to_string()));
+        assert!(leg(Table::EventsProcessed).contains(&"timestamp_us".to_string()));
+        assert!(leg(Table::UserJourneys).contains(&"first_ts_us".to_string()));
+        assert!(cur(Table::AggHourly).contains(&"hour".to_string()));
+        assert!(!cur(Table::AggDaily).contains(&"hour".to_string()));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! DateTime plus a `<col>_us` column, UInt8 flags). Strings that are null in
 //! Parquet but non-nullable in ClickHouse are sent as `''`.
 
+use super::Table;
 use crate::domain::{AggRow, EventRow, Micros, UserDailyRow, WindowKind};
-use crate::sink::paths::format_date;
+use crate::time::{format_date, format_second as split_ts, hour_of_day, DAY};
 use serde_json::{json, Map, Value};
 
 /// Which DDL the tables were created with.
@@ -15,23 +16,6 @@ pub enum Dialect {
     Current,
     /// ClickHouse 18.16 (`schemas/clickhouse/legacy-18.16/*.sql`).
     Legacy,
-}
-
-const DAY: Micros = 86_400_000_000;
-
-/// `YYYY-MM-DD hh:mm:ss` of a UTC timestamp, and its microseconds.
-fn split_ts(us: Micros) -> (String, u32) {
-    let secs = us.div_euclid(1_000_000);
-    let frac = us.rem_euclid(1_000_000) as u32;
-    let sod = secs.rem_euclid(86_400);
-    let text = format!(
-        "{} {:02}:{:02}:{:02}",
-        format_date(secs.div_euclid(86_400)),
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    );
-    (text, frac)
 }
 
 fn date_of(us: Micros) -> String {
@@ -121,10 +105,7 @@ pub fn events(d: Dialect, rows: &[EventRow]) -> TableRows {
             m.insert("event_type".into(), json!(e.event_type));
             d.ts(&mut m, "timestamp", Some(e.timestamp));
             m.insert("event_date".into(), json!(date_of(e.timestamp)));
-            m.insert(
-                "event_hour".into(),
-                json!((e.timestamp.rem_euclid(DAY) / 3_600_000_000) as u8),
-            );
+            m.insert("event_hour".into(), json!(hour_of_day(e.timestamp)));
             m.insert("variant_id".into(), json!(r.variant_id));
             m.insert(
                 "variant_key".into(),
@@ -154,7 +135,7 @@ pub fn events(d: Dialect, rows: &[EventRow]) -> TableRows {
             m
         })
         .collect();
-    finish("events_processed", out)
+    finish(Table::EventsProcessed.name(), out)
 }
 
 /// `agg_hourly` or `agg_daily` rows of one window kind.
@@ -181,18 +162,12 @@ pub fn aggregates(d: Dialect, kind: WindowKind, rows: &[AggRow]) -> TableRows {
             m.insert("partition".into(), json!(r.partition));
             m.insert("date".into(), json!(date_of(r.window_start)));
             if kind == WindowKind::Hourly {
-                m.insert(
-                    "hour".into(),
-                    json!((r.window_start.rem_euclid(DAY) / 3_600_000_000) as u8),
-                );
+                m.insert("hour".into(), json!(hour_of_day(r.window_start)));
             }
             m
         })
         .collect();
-    let table = match kind {
-        WindowKind::Hourly => "agg_hourly",
-        WindowKind::Daily => "agg_daily",
-    };
+    let table = Table::of_window(kind).name();
     finish(table, out)
 }
 
@@ -222,7 +197,7 @@ pub fn user_journeys(d: Dialect, rows: &[UserDailyRow]) -> TableRows {
             m
         })
         .collect();
-    finish("user_journeys", out)
+    finish(Table::UserJourneys.name(), out)
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! Task state that moves between instances: changelog commit and restore.
 //!
 //! A task's stores each have a changelog partition; a checkpoint changelog
-//! partition holds the task's checkpoints. A commit writes, in order:
-//! 1. a checkpoint carrying the *intent* (object names about to be
-//!    published) when the segment has outputs,
+//! partition holds the task's checkpoints. A commit ([`crate::commit`],
+//! with [`ChangelogDurability`]) writes, in order:
+//! 1. the last committed checkpoint again, carrying the *intent* (object
+//!    names about to be published) when the segment has outputs,
 //! 2. (the caller publishes the outputs),
 //! 3. the store changes, then a checkpoint with every store changelog's log
 //!    end after them (and the application payload: offsets, counters),
-//! 4. the same into the local sled database, atomically.
+//!    then the same into the local sled database, atomically.
 //!
 //! Restore reads the last checkpoint and applies each store changelog up to
 //! the end it records — from the local sled checkpoint when that is an
@@ -20,6 +21,7 @@
 
 use super::changelog::{ChangelogProducer, PartitionReader};
 use super::KafkaError;
+use crate::commit::{Durability, TaskCommit};
 use neonblue_state::{decode, encode, ChangeRecord, CommitBatch, StateDb};
 use rdkafka::producer::DeliveryFuture;
 use serde::{Deserialize, Serialize};
@@ -83,7 +85,8 @@ impl TaskLog {
         format!("checkpoint/{}", self.ns)
     }
 
-    fn topic_of(&self, store: &str) -> Option<&str> {
+    /// The changelog topic of `store`.
+    pub fn topic_of(&self, store: &str) -> Option<&str> {
         self.stores
             .iter()
             .find(|(s, _)| s == store)
@@ -204,71 +207,109 @@ impl TaskLog {
     }
 }
 
-/// One task's share of a group commit.
-pub struct TaskCommit<'a> {
+/// A task whose state is kept in changelogs: its logs and its last
+/// committed checkpoint (the [`Durability`] key of Kafka mode).
+#[derive(Clone, Debug)]
+pub struct LoggedTask {
     /// The task's changelogs.
-    pub log: &'a TaskLog,
-    /// The new checkpoint: previous ends, new payload, intent to publish.
+    pub log: TaskLog,
+    /// Its last committed checkpoint (store log ends, payload).
     pub checkpoint: Checkpoint,
-    /// Store changes and local metadata (committed to sled last).
-    pub batch: CommitBatch,
 }
 
-/// Commits many tasks at once (one round trip per step, not per task):
-/// intents, then `publish`, then store changelogs and checkpoints, then the
-/// local sled database. Returns the committed checkpoints in input order.
-pub fn commit_tasks<E: From<KafkaError>>(
-    producer: &ChangelogProducer,
-    db: &StateDb,
-    mut commits: Vec<TaskCommit<'_>>,
-    publish: impl FnOnce() -> Result<(), E>,
-) -> Result<Vec<Checkpoint>, E> {
-    // 1. Intents.
-    let intents = commits
-        .iter()
-        .filter(|c| !c.checkpoint.intent.is_empty())
-        .map(|c| c.log.send_checkpoint(producer, &c.checkpoint))
-        .collect::<Result<Vec<_>, _>>()?;
-    ChangelogProducer::await_all(intents)?;
-    // 2. Outputs.
-    publish()?;
-    // 3. Store changes, then checkpoints with the new log ends.
-    let mut pending: Vec<(usize, String, Vec<DeliveryFuture>)> = Vec::new();
-    for (i, c) in commits.iter().enumerate() {
-        for (store, changes) in c.batch.store_changes() {
-            if changes.is_empty() {
-                continue;
+/// Kafka mode's [`Durability`]: intents and checkpoints in each task's
+/// checkpoint changelog, store changes in its store changelogs (one round
+/// trip per step for all tasks, not per task), then the local sled copy,
+/// atomically with the checkpoints.
+pub struct ChangelogDurability<'a> {
+    producer: &'a ChangelogProducer,
+    db: &'a StateDb,
+}
+
+impl<'a> ChangelogDurability<'a> {
+    /// Commits through `producer` into the changelogs and into `db`.
+    pub fn new(producer: &'a ChangelogProducer, db: &'a StateDb) -> Self {
+        ChangelogDurability { producer, db }
+    }
+}
+
+impl Durability for ChangelogDurability<'_> {
+    type Key = LoggedTask;
+    type Error = KafkaError;
+
+    /// The intent rides on the *last committed* checkpoint: a restore that
+    /// finds it restores the committed state and position, and discards the
+    /// named objects.
+    fn record_intents(&mut self, commits: &[TaskCommit<LoggedTask>]) -> Result<(), KafkaError> {
+        let futures = commits
+            .iter()
+            .filter(|c| !c.intent.is_empty())
+            .map(|c| {
+                let mut ckpt = c.key.checkpoint.clone();
+                ckpt.intent = c.intent.clone();
+                c.key.log.send_checkpoint(self.producer, &ckpt)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        ChangelogProducer::await_all(futures)?;
+        Ok(())
+    }
+
+    fn record_state(
+        &mut self,
+        commits: Vec<TaskCommit<LoggedTask>>,
+    ) -> Result<Vec<LoggedTask>, KafkaError> {
+        // Store changes, then checkpoints with the new log ends.
+        let mut pending: Vec<(usize, String, Vec<DeliveryFuture>)> = Vec::new();
+        for (i, c) in commits.iter().enumerate() {
+            for (store, changes) in c.changes.store_changes() {
+                if changes.is_empty() {
+                    continue;
+                }
+                let topic = c.key.log.topic_of(store).ok_or_else(|| KafkaError::Topic {
+                    topic: store.to_string(),
+                    problem: "store has no changelog topic".into(),
+                })?;
+                let futures = changes
+                    .iter()
+                    .map(|ch| {
+                        self.producer
+                            .send(topic, c.key.log.partition, &ch.key, ch.value.as_deref())
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                pending.push((i, store.to_string(), futures));
             }
-            let topic = c.log.topic_of(store).ok_or_else(|| KafkaError::Topic {
-                topic: store.to_string(),
-                problem: "store has no changelog topic".into(),
-            })?;
-            let futures = changes
-                .iter()
-                .map(|ch| producer.send(topic, c.log.partition, &ch.key, ch.value.as_deref()))
-                .collect::<Result<Vec<_>, _>>()?;
-            pending.push((i, store.to_string(), futures));
         }
-    }
-    for (i, store, futures) in pending {
-        if let Some(last) = ChangelogProducer::await_all(futures)? {
-            commits[i].checkpoint.set_end(&store, last + 1);
+        let mut next: Vec<Checkpoint> = commits
+            .iter()
+            .map(|c| Checkpoint {
+                ends: c.key.checkpoint.ends.clone(),
+                intent: Vec::new(),
+                payload: c.checkpoint.clone(),
+            })
+            .collect();
+        for (i, store, futures) in pending {
+            if let Some(last) = ChangelogProducer::await_all(futures)? {
+                next[i].set_end(&store, last + 1);
+            }
         }
+        let futures = commits
+            .iter()
+            .zip(&next)
+            .map(|(c, ckpt)| c.key.log.send_checkpoint(self.producer, ckpt))
+            .collect::<Result<Vec<_>, _>>()?;
+        ChangelogProducer::await_all(futures)?;
+        // The local copy, atomically with the checkpoints.
+        let mut all = CommitBatch::default();
+        let mut out = Vec::with_capacity(commits.len());
+        for (c, ckpt) in commits.into_iter().zip(next) {
+            all.append(c.changes);
+            all.set_meta(c.key.log.meta_key(), Some(encode(&ckpt)));
+            out.push(LoggedTask {
+                log: c.key.log,
+                checkpoint: ckpt,
+            });
+        }
+        self.db.commit(all)?;
+        Ok(out)
     }
-    let mut futures = Vec::with_capacity(commits.len());
-    for c in commits.iter_mut() {
-        c.checkpoint.intent.clear();
-        futures.push(c.log.send_checkpoint(producer, &c.checkpoint)?);
-    }
-    ChangelogProducer::await_all(futures)?;
-    // 4. Local copy, atomically with the checkpoints.
-    let mut all = CommitBatch::default();
-    let mut out = Vec::with_capacity(commits.len());
-    for c in commits {
-        all.append(c.batch);
-        all.set_meta(c.log.meta_key(), Some(encode(&c.checkpoint)));
-        out.push(c.checkpoint);
-    }
-    db.commit(all).map_err(KafkaError::from)?;
-    Ok(out)
 }

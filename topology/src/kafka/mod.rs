@@ -12,7 +12,7 @@ pub mod position;
 
 pub use admin::{ensure_topics, TopicSpec};
 pub use changelog::{ChangelogProducer, PartitionReader};
-pub use checkpoint::{commit_tasks, Checkpoint, RestoreStats, TaskCommit, TaskLog};
+pub use checkpoint::{ChangelogDurability, Checkpoint, LoggedTask, RestoreStats, TaskLog};
 pub use connect::ConnectProblem;
 pub use position::fetched_log_end;
 

@@ -1,11 +1,9 @@
 //! The application's topics: inputs, repartition, DLQ and changelogs.
 
-use crate::domain::task::TASK_STORES;
+use crate::processors::{join, router};
 use anyhow::{bail, Result};
 use neonblue_topology::kafka::{TaskLog, TopicSpec};
 
-/// Store of sub-topology 1: assignment id → (experiment_id, user_id).
-pub const ROUTER_STORES: [&str; 1] = ["assignment-ids"];
 /// Checkpoint "store" of router tasks.
 pub const ROUTER_CHECKPOINT: &str = "router-checkpoint";
 /// Checkpoint "store" of join tasks.
@@ -103,7 +101,7 @@ impl AppTopics {
         TaskLog {
             ns: format!("router-{index:04}"),
             partition: index as i32,
-            stores: ROUTER_STORES
+            stores: router::STORES
                 .iter()
                 .map(|s| (s.to_string(), self.changelog(s)))
                 .collect(),
@@ -114,9 +112,9 @@ impl AppTopics {
     /// Changelogs of join task `partition`.
     pub fn join_log(&self, partition: i32) -> TaskLog {
         TaskLog {
-            ns: format!("task-{partition:04}"),
+            ns: join::namespace(partition as u32),
             partition,
-            stores: TASK_STORES
+            stores: join::STORES
                 .iter()
                 .map(|s| (s.to_string(), self.changelog(s)))
                 .collect(),
@@ -138,14 +136,14 @@ impl AppTopics {
                 compacted: false,
             },
         ];
-        for s in ROUTER_STORES.iter().chain([&ROUTER_CHECKPOINT]) {
+        for s in router::STORES.iter().chain([&ROUTER_CHECKPOINT]) {
             specs.push(TopicSpec {
                 name: self.changelog(s),
                 partitions: self.router_tasks(),
                 compacted: true,
             });
         }
-        for s in TASK_STORES.iter().chain([&JOIN_CHECKPOINT]) {
+        for s in join::STORES.iter().chain([&JOIN_CHECKPOINT]) {
             specs.push(TopicSpec {
                 name: self.changelog(s),
                 partitions: self.repartition_partitions,

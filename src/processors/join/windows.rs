@@ -4,8 +4,8 @@
 //! (serialised exactly like `String`, so the stored state is unchanged), and
 //! lookups use borrowed keys so that owned keys are built only on insert.
 
-use super::outputs::{AggRow, EventRow, UserDailyRow, WindowKind};
-use super::records::Micros;
+use crate::domain::outputs::{AggRow, EventRow, UserDailyRow, WindowKind};
+use crate::domain::records::Micros;
 use neonblue_state::{KeyRef, StateDb, StateError, Store, StoreTree, WindowStore};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -122,7 +122,8 @@ pub struct WindowStores {
     strings: Interner,
 }
 
-const STORE_NAMES: [&str; 5] = [
+/// The window stores.
+pub const STORES: [&str; 5] = [
     "agg-hourly",
     "agg-daily",
     "users-hourly",
@@ -133,16 +134,16 @@ const STORE_NAMES: [&str; 5] = [
 impl WindowStores {
     /// Loads (or creates) the window stores of namespace `ns`.
     pub fn load(db: &StateDb, ns: &str) -> Result<Self, StateError> {
-        let trees: Vec<StoreTree> = STORE_NAMES
+        let trees: Vec<StoreTree> = STORES
             .iter()
             .map(|s| db.tree(ns, s))
             .collect::<Result<_, _>>()?;
         Ok(WindowStores {
-            hourly: WindowStore::load(STORE_NAMES[0], &trees[0])?,
-            daily: WindowStore::load(STORE_NAMES[1], &trees[1])?,
-            hourly_users: WindowStore::load(STORE_NAMES[2], &trees[2])?,
-            daily_users: WindowStore::load(STORE_NAMES[3], &trees[3])?,
-            user_daily: WindowStore::load(STORE_NAMES[4], &trees[4])?,
+            hourly: WindowStore::load(STORES[0], &trees[0])?,
+            daily: WindowStore::load(STORES[1], &trees[1])?,
+            hourly_users: WindowStore::load(STORES[2], &trees[2])?,
+            daily_users: WindowStore::load(STORES[3], &trees[3])?,
+            user_daily: WindowStore::load(STORES[4], &trees[4])?,
             trees,
             strings: Interner::default(),
         })

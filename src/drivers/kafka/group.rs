@@ -4,8 +4,8 @@ use super::engine::{Engine, OutputStart};
 use super::topics::AppTopics;
 use crate::config::Config;
 use crate::domain::Micros;
+use crate::domain::Summary;
 use crate::ops::{Health, Shutdown};
-use crate::pipeline::summary::Summary;
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, StateDb};
 use neonblue_topology::kafka::{ensure_topics, fetched_log_end};
@@ -70,9 +70,7 @@ impl ConsumerContext for GroupContext {
         };
         match engine.commit() {
             Ok(positions) => {
-                if let Err(e) = commit_positions(consumer, &positions, CommitMode::Sync) {
-                    tracing::warn!(error = %e, "offset commit on revoke failed (state is committed; the next owner skips what was applied)");
-                }
+                commit_positions(consumer, &positions, CommitMode::Sync);
                 engine.release(&revoked);
             }
             Err(e) => {
@@ -97,20 +95,27 @@ impl ConsumerContext for GroupContext {
     }
 }
 
+/// Commits the group offsets of committed tasks. A failure is only logged:
+/// state and checkpoints are committed already, so whoever reads these
+/// partitions next skips what was applied (a rebalance in progress makes
+/// brokers refuse commits of the old generation).
 fn commit_positions<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     positions: &[(String, i32, i64)],
     mode: CommitMode,
-) -> Result<()> {
+) {
     if positions.is_empty() {
-        return Ok(());
+        return;
     }
     let mut tpl = TopicPartitionList::new();
     for (t, p, o) in positions {
-        tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+        if let Err(e) = tpl.add_partition_offset(t, *p, Offset::Offset(*o)) {
+            tracing::warn!(topic = %t, partition = p, error = %e, "cannot commit this offset");
+        }
     }
-    consumer.commit(&tpl, mode)?;
-    Ok(())
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        tracing::warn!(error = %e, "offset commit failed (state is committed; the next reader skips what was applied)");
+    }
 }
 
 /// Identity of the state directory in Kafka mode.
@@ -199,7 +204,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
     consumer.subscribe(&subscription)?;
     tracing::info!(group = %app_id, topics = ?subscription, "joined the consumer group (the first assignment may take a while)");
 
-    let bar = crate::cli::progress::records_bar(run.progress);
+    let bar = crate::ops::progress::records_bar(run.progress);
     let interval = Duration::from_millis(cfg.kafka.commit_interval_ms.max(10));
     let started = Instant::now();
     let mut processed: u64 = 0;
@@ -261,9 +266,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
                 Ok(p) => p,
                 Err(e) => break Err(e),
             };
-            if let Err(e) = commit_positions(&consumer, &positions, CommitMode::Async) {
-                tracing::warn!(error = %e, "offset commit failed");
-            }
+            commit_positions(&consumer, &positions, CommitMode::Async);
         }
         if last_lag.elapsed() >= Duration::from_secs(5) {
             last_lag = Instant::now();
@@ -296,7 +299,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         return Err(e);
     }
     let positions = lock(&engine).commit()?;
-    commit_positions(&consumer, &positions, CommitMode::Sync)?;
+    commit_positions(&consumer, &positions, CommitMode::Sync);
     let summary = lock(&engine).summary();
     consumer.unsubscribe();
     // Let the revocation callback run (commit is clean, tasks are released).
@@ -400,7 +403,7 @@ fn finish_if_caught_up(
     let positions = e.commit()?;
     let done = e.all_joins_drained()?;
     drop(e);
-    commit_positions(consumer, &positions, CommitMode::Sync)?;
+    commit_positions(consumer, &positions, CommitMode::Sync);
     if done {
         tracing::info!(tasks = ?joins, "every task of the group reached the end of input: stopping");
     }

@@ -7,19 +7,17 @@
 //! the file position are committed atomically; a restart resumes there.
 
 use crate::config::Config;
-use crate::domain::task::{ExperimentTask, TaskMeta};
-use crate::domain::{DeadLetterRow, Micros, Origin, OutputBatch, Parsed, Routed};
+use crate::domain::{DeadLetterRow, Micros, Origin, OutputBatch, Parsed, Routed, Summary};
 use crate::parse::line_parse::parse_line;
 use crate::parse::ParseContext;
-use crate::pipeline::publish::ObjectSink;
-use crate::pipeline::router::{Router, RouterCounters};
-use crate::pipeline::summary::Summary;
-use crate::sink::clickhouse::ClickHouseSink;
-use crate::sink::parquet::{ParquetSink, ParquetSinkOptions};
+use crate::processors::join::{self, JoinTask, TaskMeta};
+use crate::processors::router::{Router, RouterState};
+use crate::processors::summary;
+use crate::sink::{task_part, Outputs, Segment, ROUTER_PART};
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, CommitBatch, StateDb};
 use neonblue_topology::lines::LineSource;
-use neonblue_topology::{CommitProtocol, Processor, Task};
+use neonblue_topology::{commit, LocalDurability, Processor, TaskCommit};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,22 +50,17 @@ struct JobFingerprint {
     checkpoint_records: u64,
 }
 
-/// The file position and router state at a checkpoint.
+/// The router's checkpoint in file mode: the file position and the router's state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct FileCheckpoint {
     pos: u64,
     next_line: u64,
     done: bool,
-    router: RouterCounters,
+    router: RouterState,
 }
 
-/// A task's checkpoint: its scalar state. (File mode needs no applied
-/// offsets: a restart resumes at the checkpointed file position.)
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct TaskCheckpoint {
-    /// Stream time and counters.
-    pub meta: TaskMeta,
-}
+/// Namespace of the file's router.
+const ROUTER: &str = "router";
 
 /// One parsed line, ready for the router.
 struct LineOutcome {
@@ -76,16 +69,12 @@ struct LineOutcome {
     dead_letter: Option<String>,
 }
 
-fn task_ns(p: u32) -> String {
-    format!("task-{p:04}")
-}
-
 /// Runs the topology over `run.input` to the end, resuming from a checkpoint
 /// in the state directory if there is one. Returns the accounting summary.
 pub fn run_file(run: &FileRun) -> Result<Summary> {
     let cfg = &run.config;
     let partitions = cfg.processing.partitions.max(1);
-    let grace = (cfg.processing.grace_seconds as i64) * 1_000_000;
+    let grace = crate::time::from_secs(cfg.processing.grace_seconds);
     let checkpoint_every = cfg.processing.checkpoint_records.max(1);
     let input = std::fs::canonicalize(&run.input)
         .with_context(|| format!("cannot open input {}", run.input.display()))?;
@@ -118,51 +107,41 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         None => db.put_meta_durable("job", Some(&encode(&fingerprint)))?,
     }
 
-    let sink = ParquetSink::open(
-        &cfg.output.url,
-        ParquetSinkOptions {
-            row_group_rows: cfg.output.row_group_rows,
-            zstd_level: cfg.output.zstd_level,
-            ..Default::default()
-        },
-    )?;
-    let object_sink = ObjectSink::new(&sink)?;
-    object_sink.check_access()?;
-    let clickhouse = if cfg.clickhouse.url.is_empty() {
-        None
-    } else {
-        Some(ClickHouseSink::connect(&cfg.clickhouse)?)
-    };
-    let protocol = CommitProtocol::new(db.clone(), "intent/file");
-    let discarded = protocol.recover(&object_sink)?;
-    if discarded > 0 {
-        tracing::info!(discarded, "discarded objects of an unfinished segment");
+    let outputs = Outputs::open(&cfg.output, &cfg.clickhouse)?;
+    let mut durability = LocalDurability::new(db.clone());
+    let namespaces: Vec<String> = std::iter::once(ROUTER.to_string())
+        .chain((0..partitions).map(join::namespace))
+        .collect();
+    for ns in &namespaces {
+        let names = durability.unfinished_intent(ns)?;
+        if !names.is_empty() {
+            outputs.discard(&names)?;
+            durability.clear_intent(ns)?;
+            tracing::info!(task = %ns, objects = names.len(), "discarded the objects of an unfinished commit");
+        }
     }
 
-    let ckpt: FileCheckpoint = match db.get_meta("checkpoint/file")? {
+    let ckpt: FileCheckpoint = match durability.checkpoint(ROUTER)? {
         Some(b) => decode(&b)?,
         None => FileCheckpoint::default(),
     };
-    let mut router = Router::load(&db, "router", partitions, ckpt.router.clone())?;
+    let mut router = Router::load(&db, ROUTER, partitions, ckpt.router.clone())?;
     let mut tasks = Vec::with_capacity(partitions as usize);
     for p in 0..partitions {
-        let tc: TaskCheckpoint = match db.get_meta(&format!("checkpoint/{}", task_ns(p)))? {
+        let meta: TaskMeta = match durability.checkpoint(&join::namespace(p))? {
             Some(b) => decode(&b)?,
-            None => TaskCheckpoint::default(),
+            None => TaskMeta::default(),
         };
-        let processor = ExperimentTask::load(&db, &task_ns(p), p as i32, grace, tc.meta)?;
-        tasks.push(Task::new(p, processor, Default::default()));
+        tasks.push(JoinTask::load(
+            &db,
+            &join::namespace(p),
+            p as i32,
+            grace,
+            meta,
+        )?);
     }
-    let summary_of = |router: &Router, tasks: &[Task<ExperimentTask>]| {
-        let mut s = Summary::default();
-        router.counters.add_to(&mut s);
-        for t in tasks {
-            let c = &t.processor.meta.counters;
-            s.events_emitted += c.events_emitted;
-            s.assignments_applied += c.assignments_applied;
-            s.add_skipped(crate::domain::SkipReason::Duplicate, c.duplicates);
-        }
-        s
+    let summary_of = |router: &Router, tasks: &[JoinTask]| {
+        summary([&router.counters], tasks.iter().map(|t| &t.meta.counters))
     };
     if ckpt.done {
         let len = std::fs::metadata(&input)?.len();
@@ -182,8 +161,8 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         now: run.now,
     };
     let mut source = LineSource::open(&input, ckpt.pos, ckpt.next_line)?;
-    let bar = crate::cli::progress::bytes_bar(run.progress, source.len(), ckpt.pos);
-    let mut outputs: Vec<OutputBatch> = (0..partitions).map(|_| OutputBatch::default()).collect();
+    let bar = crate::ops::progress::bytes_bar(run.progress, source.len(), ckpt.pos);
+    let mut batches: Vec<OutputBatch> = (0..partitions).map(|_| OutputBatch::default()).collect();
     let mut dead: Vec<DeadLetterRow> = Vec::new();
     let mut segment_start = ckpt.next_line;
     let mut next_line = ckpt.next_line;
@@ -208,11 +187,11 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
                 if let Some(line) = o.dead_letter {
                     dead.push(DeadLetterRow { line });
                 }
-                if let Some((p, routed)) = router.route(o.origin, o.parsed) {
-                    inputs[p as usize].push(routed);
+                if let Some(r) = router.route(o.origin, o.parsed) {
+                    inputs[r.partition as usize].push(r.routed);
                 }
             }
-            run_tasks(&mut tasks, &mut inputs, &mut outputs);
+            run_tasks(&mut tasks, &mut inputs, &mut batches);
             next_line = chunk.first_line + lines.len() as u64;
             pos = chunk.end_pos;
             bar.set_position(pos);
@@ -220,8 +199,8 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
             source.recycle(chunk);
         }
         if at_eof {
-            for (t, out) in tasks.iter_mut().zip(outputs.iter_mut()) {
-                t.processor.end_of_input(out);
+            for (t, out) in tasks.iter_mut().zip(batches.iter_mut()) {
+                t.end_of_input(out);
             }
         }
         if at_eof || next_line >= boundary {
@@ -229,16 +208,14 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
                 pos,
                 next_line,
                 done: at_eof,
-                router: router.counters.clone(),
+                router: router.state(),
             };
             commit_segment(
-                &protocol,
-                &sink,
-                &object_sink,
-                clickhouse.as_ref(),
+                &mut durability,
+                &outputs,
                 &mut router,
                 &mut tasks,
-                &mut outputs,
+                &mut batches,
                 &mut dead,
                 segment_start,
                 &ckpt,
@@ -320,14 +297,10 @@ fn parse_lines(
 /// `offset` says (the offset only labels the record's origin in the
 /// outputs). Nothing needs de-duplicating by position, because a restart
 /// resumes at the checkpointed file position with the state of that point.
-fn run_tasks(
-    tasks: &mut [Task<ExperimentTask>],
-    inputs: &mut [Vec<Routed>],
-    outputs: &mut [OutputBatch],
-) {
-    let work = |task: &mut Task<ExperimentTask>, input: &mut Vec<Routed>, out: &mut OutputBatch| {
+fn run_tasks(tasks: &mut [JoinTask], inputs: &mut [Vec<Routed>], outputs: &mut [OutputBatch]) {
+    let work = |task: &mut JoinTask, input: &mut Vec<Routed>, out: &mut OutputBatch| {
         for r in input.drain(..) {
-            task.processor.process(r, out);
+            task.process(r, out);
         }
     };
     if tasks.len() == 1 {
@@ -345,76 +318,72 @@ fn run_tasks(
     });
 }
 
+/// Commits a segment (the lines from `segment_start`): every task's outputs
+/// behind its intent, then every task's state and checkpoint with the file
+/// position, in one local transaction (`neonblue_topology::commit`).
 #[allow(clippy::too_many_arguments)]
 fn commit_segment(
-    protocol: &CommitProtocol,
-    sink: &ParquetSink,
-    object_sink: &ObjectSink,
-    clickhouse: Option<&ClickHouseSink>,
+    durability: &mut LocalDurability,
+    outputs: &Outputs,
     router: &mut Router,
-    tasks: &mut [Task<ExperimentTask>],
-    outputs: &mut [OutputBatch],
+    tasks: &mut [JoinTask],
+    batches: &mut [OutputBatch],
     dead: &mut Vec<DeadLetterRow>,
     segment_start: u64,
     ckpt: &FileCheckpoint,
 ) -> Result<()> {
-    // Encode every task's segment in parallel (one thread per task).
-    let encode_segment = |t: &Task<ExperimentTask>, out: &OutputBatch| {
-        let part = format!("p{:04}", t.partition);
-        sink.encode(&crate::sink::parquet::Segment {
-            part: &part,
-            seq: segment_start,
-            batch: out,
-        })
-    };
-    let mut prepared = if tasks.len() == 1 {
-        vec![encode_segment(&tasks[0], &outputs[0])?]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = tasks
-                .iter()
-                .zip(outputs.iter())
-                .map(|(t, out)| s.spawn(move || encode_segment(t, out)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("encode worker panicked"))
-                .collect::<Result<Vec<_>, _>>()
-        })?
-    };
     let dlq = OutputBatch {
         dead_letters: std::mem::take(dead),
         ..Default::default()
     };
-    prepared.push(sink.encode(&crate::sink::parquet::Segment {
-        part: "router",
+    let parts: Vec<String> = (0..tasks.len() as u32).map(task_part).collect();
+    let mut segments: Vec<Segment<'_>> = parts
+        .iter()
+        .zip(batches.iter())
+        .map(|(part, batch)| Segment {
+            part,
+            seq: segment_start,
+            batch,
+        })
+        .collect();
+    segments.push(Segment {
+        part: ROUTER_PART,
         seq: segment_start,
         batch: &dlq,
-    })?);
+    });
+    let mut encoded = outputs.encode(&segments)?;
+    let router_objects = encoded.pop().unwrap_or_default();
 
-    let mut batch = CommitBatch::default();
-    router.add_changes(&mut batch);
-    for t in tasks.iter_mut() {
-        t.processor.add_changes(&mut batch);
-        let tc = TaskCheckpoint {
-            meta: t.processor.meta.clone(),
-        };
-        batch.set_meta(
-            format!("checkpoint/{}", task_ns(t.partition)),
-            Some(encode(&tc)),
-        );
+    let names =
+        |objs: &[crate::sink::EncodedObject]| objs.iter().map(|o| o.path.to_string()).collect();
+    let mut commits = Vec::with_capacity(tasks.len() + 1);
+    for (p, (t, objs)) in tasks.iter_mut().zip(&encoded).enumerate() {
+        let mut changes = CommitBatch::default();
+        t.add_changes(&mut changes);
+        commits.push(TaskCommit {
+            key: join::namespace(p as u32),
+            intent: names(objs),
+            checkpoint: encode(&t.meta),
+            changes,
+        });
     }
-    batch.set_meta("checkpoint/file", Some(encode(ckpt)));
-    if let Some(ch) = clickhouse {
-        // Idempotent (ReplacingMergeTree, content tokens): a segment re-run
-        // after a crash inserts the same rows again harmlessly.
-        for out in outputs.iter() {
-            ch.insert(out)?;
-        }
-    }
-    protocol.commit(object_sink, prepared, batch)?;
+    let mut changes = CommitBatch::default();
+    router.add_changes(&mut changes);
+    commits.push(TaskCommit {
+        key: ROUTER.to_string(),
+        intent: names(&router_objects),
+        checkpoint: encode(ckpt),
+        changes,
+    });
+    let objects: Vec<_> = encoded
+        .into_iter()
+        .flatten()
+        .chain(router_objects)
+        .collect();
+    let rows: Vec<&OutputBatch> = batches.iter().collect();
+    commit(durability, commits, || outputs.publish(&objects, &rows))?;
     // Keep the vectors' capacity for the next segment (no re-growth).
-    for out in outputs.iter_mut() {
+    for out in batches.iter_mut() {
         out.events.clear();
         out.aggregates.clear();
         out.user_daily.clear();

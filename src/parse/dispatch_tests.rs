@@ -2,7 +2,8 @@
 //! check order, field rules, the three layouts, and no panic on any input.
 
 use super::build::MAX_FUTURE_MICROS;
-use super::envelope::{parse_record, ParseContext};
+use super::common::ParseContext;
+use super::dispatch::parse_record;
 use super::raw::{Headers, RawRecord};
 use super::timestamp::parse_timestamp_str;
 use crate::config::{Layout, SourceConfig};

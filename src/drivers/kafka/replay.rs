@@ -127,23 +127,7 @@ pub fn reset(base: &ClientConfig, cfg: &Config, topics: &AppTopics) -> Result<()
         std::fs::remove_dir_all(dir)
             .with_context(|| format!("cannot remove state directory {}", dir.display()))?;
     }
-    if !cfg.clickhouse.url.is_empty() {
-        let ch = crate::sink::clickhouse::ClickHouseSink::unchecked(&cfg.clickhouse)?;
-        for t in [
-            "events_processed",
-            "agg_hourly",
-            "agg_daily",
-            "user_journeys",
-        ] {
-            ch.execute(&format!("TRUNCATE TABLE IF EXISTS {t}"), "TRUNCATE")?;
-        }
-        tracing::info!(database = %cfg.clickhouse.database, "reset: ClickHouse tables truncated");
-    }
-    let root = crate::sink::OutputRoot::open(&cfg.output.url)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let removed = rt.block_on(root.delete_all_objects())?;
+    let removed = crate::sink::Outputs::reset(&cfg.output, &cfg.clickhouse)?;
     tracing::info!(app_id = %topics.app_id, objects = removed, "reset: group, internal topics, state and outputs removed");
     Ok(())
 }

@@ -1,14 +1,14 @@
-//! Entry point of the parser: one [`RawRecord`] → one [`Parsed`] (SPEC 2).
+//! What the layouts share: the parse context, dead-letter stages and
+//! reasons, the early-exit type, schema-wrapper unwrapping, the op and the
+//! payload readers.
 //!
 //! Checks run in the order SPEC 2.5 fixes — tombstone → envelope → op →
 //! aggregate type → event type → payload → fields — so a record skipped for
-//! its op or type is never dead-lettered for its payload. The layouts live
-//! in [`super::outbox`], [`super::eventrouter`] and [`super::tables`].
+//! its op or type is never dead-lettered for its payload.
 
 use super::build::Action;
 use super::json::{self, FromMap, Shape, Val, Wrapper};
-use super::raw::RawRecord;
-use crate::config::{Layout, SourceConfig};
+use crate::config::SourceConfig;
 use crate::domain::{DeadLetter, Micros, Parsed, SkipReason};
 
 /// What the parser needs besides the record: the source configuration and
@@ -65,15 +65,6 @@ pub mod reason {
     pub const INVALID_EVENT_TYPE: &str = "invalid_event_type";
     /// Payload not an object nor a string holding a JSON object.
     pub const INVALID_PAYLOAD: &str = "invalid_payload";
-}
-
-/// Parses one input record according to `ctx.source.layout`. Never panics.
-pub fn parse_record(ctx: &ParseContext, rec: &RawRecord) -> Parsed {
-    match ctx.source.layout {
-        Layout::Outbox => super::outbox::parse(ctx, rec),
-        Layout::Eventrouter => super::eventrouter::parse(ctx, rec),
-        Layout::Tables => super::tables::parse(ctx, rec),
-    }
 }
 
 /// An early end of parsing (kept small so `Result<_, Stop>` stays cheap).

@@ -1,14 +1,36 @@
-//! The join/window task of sub-topology 2 (SPEC 4, 5): one per repartition
-//! partition, owning the state of the users hashed there.
+//! Sub-topology 2 (SPEC 4, 5): the validity join, windows and per-user
+//! rollups of one repartition partition, owning the state of the users
+//! hashed there.
 
-use super::outputs::{EventRow, InvalidReason, OutputBatch, WindowKind};
-use super::records::{Assignment, AssignmentDelete, Change, Event, Micros, Origin, Routed};
-use super::windows::WindowStores;
+use crate::domain::outputs::{EventRow, InvalidReason, OutputBatch, WindowKind};
+use crate::domain::records::{Assignment, AssignmentDelete, Change, Event, Micros, Origin, Routed};
+pub mod windows;
+
+/// The join task's stores: its own three, then the window stores (their
+/// changelogs are `<app_id>-<store>-changelog`).
+pub const STORES: [&str; 8] = [
+    "assignments",
+    "pending",
+    "seen-events",
+    windows::STORES[0],
+    windows::STORES[1],
+    windows::STORES[2],
+    windows::STORES[3],
+    windows::STORES[4],
+];
+
+/// Namespace (sled trees, checkpoint key) of the join task of `partition`.
+pub fn namespace(partition: u32) -> String {
+    format!("task-{partition:04}")
+}
+
+use crate::time::DAY;
 use neonblue_state::{
     CommitBatch, KeyValueStore, StateDb, StateError, StoreTree, VersionedStore, WindowStore,
 };
 use neonblue_topology::{Deadlines, Processor, StreamTime};
 use serde::{Deserialize, Serialize};
+use windows::WindowStores;
 
 /// (experiment_id, user_id): the key of assignment versions and pending events.
 pub type AssignmentKey = (u32, String);
@@ -68,21 +90,19 @@ pub struct TaskMeta {
     pub counters: TaskCounters,
 }
 
-const DAY: Micros = 86_400_000_000;
-
 /// Where a task's stream time comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clock {
     /// The records it applies, in arrival order (file mode, SPEC 5).
     Records,
     /// Watermarks of its input partitions, given by
-    /// [`ExperimentTask::advance_watermark`] (Kafka mode, SPEC 5.1); the
+    /// [`JoinTask::advance_watermark`] (Kafka mode, SPEC 5.1); the
     /// records' own timestamps and snapshot flags do not move it.
     Watermark,
 }
 
 /// The join/window processor of one partition.
-pub struct ExperimentTask {
+pub struct JoinTask {
     partition: i32,
     grace: Micros,
     clock: Clock,
@@ -99,7 +119,7 @@ pub struct ExperimentTask {
     trees: [StoreTree; 3],
 }
 
-impl ExperimentTask {
+impl JoinTask {
     /// Loads (or creates) the task of `partition` from namespace `ns` of `db`.
     pub fn load(
         db: &StateDb,
@@ -109,13 +129,13 @@ impl ExperimentTask {
         meta: TaskMeta,
     ) -> Result<Self, StateError> {
         let trees = [
-            db.tree(ns, "assignments")?,
-            db.tree(ns, "pending")?,
-            db.tree(ns, "seen-events")?,
+            db.tree(ns, STORES[0])?,
+            db.tree(ns, STORES[1])?,
+            db.tree(ns, STORES[2])?,
         ];
-        let assignments = VersionedStore::load("assignments", &trees[0])?;
+        let assignments = VersionedStore::load(STORES[0], &trees[0])?;
         let pending: KeyValueStore<AssignmentKey, Vec<PendingEvent>> =
-            KeyValueStore::load("pending", &trees[1])?;
+            KeyValueStore::load(STORES[1], &trees[1])?;
         let mut due = Deadlines::default();
         for (key, events) in pending.iter() {
             for p in events {
@@ -125,7 +145,7 @@ impl ExperimentTask {
                 );
             }
         }
-        Ok(ExperimentTask {
+        Ok(JoinTask {
             partition,
             grace,
             clock: Clock::Records,
@@ -134,7 +154,7 @@ impl ExperimentTask {
             assignments,
             pending,
             due,
-            seen: WindowStore::load("seen-events", &trees[2])?,
+            seen: WindowStore::load(STORES[2], &trees[2])?,
             windows: WindowStores::load(db, ns)?,
             trees,
         })
@@ -483,7 +503,7 @@ impl ExperimentTask {
     }
 }
 
-impl Processor for ExperimentTask {
+impl Processor for JoinTask {
     type Input = Routed;
     type Output = OutputBatch;
 
@@ -513,15 +533,3 @@ impl Processor for ExperimentTask {
         );
     }
 }
-
-/// Names every store tree of a task namespace (for restore and reset).
-pub const TASK_STORES: [&str; 8] = [
-    "assignments",
-    "pending",
-    "seen-events",
-    "agg-hourly",
-    "agg-daily",
-    "users-hourly",
-    "users-daily",
-    "user-daily",
-];

@@ -1,0 +1,770 @@
+//! The tasks one instance hosts, how they process, commit and move.
+//!
+//! Sub-topology 1 (a router task per input partition: [`Router`]) parses,
+//! accounts, dead-letters and re-keys records into `<app_id>-repartition`;
+//! sub-topology 2 (a join task per repartition partition: [`JoinTask`]) runs
+//! the join and windows. Both are hosted alike ([`Tasks`], [`Hosted`]):
+//! restored from their changelogs before their first record, records below
+//! their checkpointed position skipped as re-deliveries (after a rebalance
+//! or a crash), and committed through the commit protocol with
+//! [`ChangelogDurability`].
+//!
+//! Event time (SPEC 5.1): each router's stream time travels with every
+//! record it re-keys and, as a watermark record to every repartition
+//! partition, at each commit when it changed (including when its partition
+//! has no unread records: idle). A join task's stream time is the watermark
+//! over every input partition ([`Watermarks`]), never the arrival order.
+
+use super::repartition::Repartitioned;
+use super::topics::AppTopics;
+use crate::config::Config;
+use crate::domain::{Change, Micros, Origin, OutputBatch, Parsed, Summary};
+use crate::parse::{parse_record, DeadLetterRecord, Headers, ParseContext, RawRecord};
+use crate::processors::join::{JoinTask, TaskMeta};
+use crate::processors::router::{Router, RouterState};
+use crate::processors::summary;
+use crate::sink::{task_part, EncodedObject, Outputs, Segment};
+use anyhow::{Context, Result};
+use neonblue_state::{decode, encode, CommitBatch, StateDb};
+use neonblue_topology::kafka::checkpoint::RestoreStats;
+use neonblue_topology::kafka::{
+    ChangelogDurability, ChangelogProducer, Checkpoint, LoggedTask, PartitionReader, TaskLog,
+};
+use neonblue_topology::{
+    commit, AppliedOffsets, Hosted, Processor, SourceTime, TaskCommit, Tasks, Watermarks,
+};
+use rdkafka::message::{BorrowedMessage, Header, Headers as _, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::Message;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Checkpoint payload of a router task.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct RouterPayload {
+    next_offset: i64,
+    /// Replays: events below this offset rebuild nothing and are not output.
+    output_from: Option<i64>,
+    state: RouterState,
+}
+
+/// Checkpoint payload of a join task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct JoinPayload {
+    next_offset: i64,
+    meta: TaskMeta,
+    applied: AppliedOffsets,
+    drained: bool,
+    /// What the task knows of every input partition's stream time.
+    watermarks: Watermarks,
+}
+
+/// A router task: sub-topology 1 over one input partition.
+struct RouterSlot {
+    topic: String,
+    partition: i32,
+    logged: LoggedTask,
+    router: Router,
+    output_from: Option<i64>,
+    /// No unread records in the input partition (until the next record).
+    idle: bool,
+    /// The last time report sent to the join tasks.
+    announced: Option<SourceTime>,
+}
+
+/// A join task: sub-topology 2 over one repartition partition.
+struct JoinSlot {
+    logged: LoggedTask,
+    task: JoinTask,
+    /// Origin offsets applied (drops repartition records re-produced after a crash).
+    applied: AppliedOffsets,
+    out: OutputBatch,
+    drained: bool,
+    watermarks: Watermarks,
+}
+
+impl JoinSlot {
+    /// Applies an input partition's time report; punctuates when the
+    /// watermark advanced.
+    fn observe(&mut self, inputs: &[(String, i32)], topic: &str, partition: i32, st: SourceTime) {
+        if let Some(w) = self.watermarks.observe(inputs, topic, partition, st) {
+            self.task.advance_watermark(w, &mut self.out);
+        }
+    }
+}
+
+/// The time report of a hosted router.
+fn report(r: &Hosted<RouterSlot>) -> SourceTime {
+    SourceTime {
+        position: r.position,
+        time: r.task.router.time.get(),
+        idle: r.task.idle,
+    }
+}
+
+/// True when the join tasks have not heard a router's latest report.
+fn unannounced(r: &Hosted<RouterSlot>) -> bool {
+    r.task.announced != Some(report(r))
+}
+
+/// Looks up the end of a partition's log as last fetched (see
+/// [`neonblue_topology::kafka::fetched_log_end`]).
+pub type LogEnd<'a> = &'a dyn Fn(&str, i32) -> Option<i64>;
+
+/// Checks, once per task, that a record below the task's position is a
+/// re-delivery: the partition's log must not end before that position (the
+/// topic was deleted and re-created, or truncated — then its new records
+/// would be skipped).
+fn check_redelivery<T>(
+    t: &mut Hosted<T>,
+    topic: &str,
+    partition: i32,
+    end: Option<i64>,
+) -> Result<()> {
+    if t.log_checked {
+        return Ok(());
+    }
+    if let Some(end) = end.filter(|e| *e < t.position) {
+        anyhow::bail!(
+            "{topic}[{partition}] ends at offset {end}, but this application already processed it up to offset {}: the topic was deleted and re-created or truncated. Its new records would be skipped as re-deliveries; rebuild with `neonblue replay --reset` or use a fresh --app-id",
+            t.position
+        );
+    }
+    t.log_checked = true;
+    Ok(())
+}
+
+/// Where replays start emitting outputs, per input (topic, partition).
+pub type OutputStart = HashMap<(String, i32), i64>;
+
+/// Restores a task's trees from its changelogs and discards the objects of
+/// its unfinished commit.
+fn restore(
+    log: &TaskLog,
+    db: &StateDb,
+    reader: &PartitionReader,
+    producer: &ChangelogProducer,
+    outputs: &Outputs,
+) -> Result<(Checkpoint, RestoreStats)> {
+    let started = Instant::now();
+    metrics::gauge!("neonblue_restoring_tasks").increment(1.0);
+    let result = log.restore(db, reader, producer);
+    metrics::gauge!("neonblue_restoring_tasks").decrement(1.0);
+    let (mut ckpt, stats) =
+        result.with_context(|| format!("restoring {} from its changelogs", log.ns))?;
+    metrics::counter!("neonblue_restore_records_total").increment(stats.records);
+    if !ckpt.intent.is_empty() {
+        outputs.discard(&ckpt.intent)?;
+        tracing::info!(task = %log.ns, objects = ckpt.intent.len(), "discarded the objects of an unfinished commit");
+        log.clear_intent(db, producer, &mut ckpt)?;
+    }
+    if stats.compensated > 0 {
+        tracing::warn!(task = %log.ns, records = stats.compensated, "repaired the changelog tail of an unfinished commit");
+    }
+    tracing::debug!(task = %log.ns, ms = started.elapsed().as_millis() as u64, "restored");
+    Ok((ckpt, stats))
+}
+
+/// Everything an instance owns: its tasks, clients and outputs.
+pub struct Engine {
+    ctx: ParseContext,
+    topics: AppTopics,
+    grace: Micros,
+    db: StateDb,
+    producer: ChangelogProducer,
+    reader: PartitionReader,
+    outputs: Outputs,
+    routers: Tasks<u32, RouterSlot>,
+    joins: Tasks<i32, JoinSlot>,
+    inflight: Vec<DeliveryFuture>,
+    output_start: OutputStart,
+    /// Input records since the last commit.
+    pub uncommitted: u64,
+    /// When the last commit finished.
+    pub last_commit: Instant,
+}
+
+impl Engine {
+    /// An engine with no tasks yet.
+    pub fn new(
+        cfg: &Config,
+        now: Micros,
+        topics: AppTopics,
+        db: StateDb,
+        base: &rdkafka::ClientConfig,
+        output_start: OutputStart,
+    ) -> Result<Self> {
+        Ok(Engine {
+            ctx: ParseContext {
+                source: cfg.source.clone(),
+                now,
+            },
+            topics,
+            grace: crate::time::from_secs(cfg.processing.grace_seconds),
+            db,
+            producer: ChangelogProducer::new(base)?,
+            reader: PartitionReader::new(base)?,
+            outputs: Outputs::open(&cfg.output, &cfg.clickhouse)?,
+            routers: Tasks::default(),
+            joins: Tasks::default(),
+            inflight: Vec::new(),
+            output_start,
+            uncommitted: 0,
+            last_commit: Instant::now(),
+        })
+    }
+
+    /// The topics of the application.
+    pub fn topics(&self) -> &AppTopics {
+        &self.topics
+    }
+
+    /// Handles one consumed record (input or repartition). `log_end` tells
+    /// where a partition's log ends, to tell re-deliveries from a re-created
+    /// topic.
+    pub fn on_message(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
+        if m.topic() == self.topics.repartition {
+            self.on_routed(m, log_end)
+        } else {
+            self.uncommitted += 1;
+            self.on_input(m, log_end)
+        }
+    }
+
+    /// The consumer reached the end of an input partition (`end`, the log end
+    /// it fetched; `position`, its own position if known): when this
+    /// partition's router has read everything, the partition is idle and no
+    /// longer holds the watermark back (SPEC 5.1).
+    pub fn on_input_end(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        end: i64,
+        position: Option<i64>,
+    ) -> Result<()> {
+        let r = self.router(topic, partition)?;
+        if r.position.max(position.unwrap_or(i64::MIN)) >= end && !r.task.idle {
+            r.task.idle = true;
+            tracing::debug!(topic, partition, end, "input partition idle");
+        }
+        Ok(())
+    }
+
+    /// The router task of an input partition, restored if needed.
+    fn router(&mut self, topic: &str, partition: i32) -> Result<&mut Hosted<RouterSlot>> {
+        let index = self.topics.router_index(topic, partition)?;
+        let Engine {
+            topics,
+            db,
+            reader,
+            producer,
+            outputs,
+            routers,
+            output_start,
+            ..
+        } = self;
+        routers.get_or_restore(index, || {
+            let log = topics.router_log(index);
+            let (checkpoint, stats) = restore(&log, db, reader, producer, outputs)?;
+            let payload: RouterPayload = if checkpoint.payload.is_empty() {
+                RouterPayload {
+                    output_from: output_start.get(&(topic.to_string(), partition)).copied(),
+                    ..Default::default()
+                }
+            } else {
+                decode(&checkpoint.payload)?
+            };
+            let router = Router::load(
+                db,
+                &log.ns,
+                topics.repartition_partitions as u32,
+                payload.state,
+            )?;
+            tracing::info!(
+                topic,
+                partition,
+                next_offset = payload.next_offset,
+                records = stats.records,
+                incremental = stats.incremental,
+                "router task ready"
+            );
+            let slot = RouterSlot {
+                topic: topic.to_string(),
+                partition,
+                logged: LoggedTask { log, checkpoint },
+                router,
+                output_from: payload.output_from,
+                idle: false,
+                announced: None,
+            };
+            Ok(Hosted::new(slot, payload.next_offset))
+        })
+    }
+
+    /// The join task of a repartition partition, restored if needed.
+    fn join(&mut self, partition: i32) -> Result<&mut Hosted<JoinSlot>> {
+        let Engine {
+            topics,
+            db,
+            reader,
+            producer,
+            outputs,
+            joins,
+            grace,
+            ..
+        } = self;
+        joins.get_or_restore(partition, || {
+            let log = topics.join_log(partition);
+            let (checkpoint, stats) = restore(&log, db, reader, producer, outputs)?;
+            let payload: JoinPayload = if checkpoint.payload.is_empty() {
+                JoinPayload::default()
+            } else {
+                decode(&checkpoint.payload)?
+            };
+            let task =
+                JoinTask::load(db, &log.ns, partition, *grace, payload.meta)?.driven_by_watermark();
+            tracing::info!(
+                partition,
+                next_offset = payload.next_offset,
+                records = stats.records,
+                incremental = stats.incremental,
+                "join task ready"
+            );
+            let slot = JoinSlot {
+                logged: LoggedTask { log, checkpoint },
+                task,
+                applied: payload.applied,
+                out: OutputBatch::default(),
+                drained: payload.drained,
+                watermarks: payload.watermarks,
+            };
+            Ok(Hosted::new(slot, payload.next_offset))
+        })
+    }
+
+    fn on_input(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
+        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+        self.router(topic, partition)?;
+        let index = self.topics.router_index(topic, partition)?;
+        let Engine {
+            ctx,
+            topics,
+            producer,
+            routers,
+            inflight,
+            ..
+        } = self;
+        let r = routers.get_mut(index).expect("router restored");
+        if !r.admit(offset) {
+            check_redelivery(r, topic, partition, log_end(topic, partition))?;
+            metrics::counter!("neonblue_redelivered_total", "stage" => "input").increment(1);
+            return Ok(());
+        }
+        r.task.idle = false;
+        let key = m.key().map(String::from_utf8_lossy);
+        let value = m.payload().map(String::from_utf8_lossy);
+        let pairs: Vec<(String, String)> = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            h.value
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let raw = RawRecord {
+            topic,
+            partition,
+            offset,
+            key: key.as_deref(),
+            value: value.as_deref(),
+            headers: if pairs.is_empty() {
+                Headers::None
+            } else {
+                Headers::Pairs(&pairs)
+            },
+        };
+        let mut parsed = parse_record(ctx, &raw);
+        // Changes the envelope does not date are dated by the Kafka record.
+        parsed.date_if_undated(
+            m.timestamp()
+                .to_millis()
+                .and_then(|ms| ms.checked_mul(1000)),
+        );
+        metrics::counter!("neonblue_records_total", "stage" => "input").increment(1);
+        let hidden = r.task.output_from.is_some_and(|from| offset < from)
+            && matches!(
+                &parsed,
+                Parsed::Change {
+                    change: Change::Event(_),
+                    ..
+                }
+            );
+        if hidden {
+            // A replay rebuilds assignments from the start but outputs events
+            // only from its start offsets.
+            r.task.router.pass_hidden(&parsed);
+            metrics::counter!("neonblue_replay_hidden_total").increment(1);
+            return Ok(());
+        }
+        match &parsed {
+            Parsed::Dead(dead) => {
+                metrics::counter!("neonblue_dead_letters_total", "reason" => dead.reason.clone())
+                    .increment(1);
+                let mut headers = OwnedHeaders::new();
+                if let Some(h) = m.headers() {
+                    for h in h.iter() {
+                        headers = headers.insert(Header {
+                            key: h.key,
+                            value: h.value,
+                        });
+                    }
+                }
+                let record = DeadLetterRecord { record: &raw, dead };
+                for (k, v) in record.kafka_headers() {
+                    headers = headers.insert(Header {
+                        key: k,
+                        value: Some(&v),
+                    });
+                }
+                let mut rec = FutureRecord::<[u8], [u8]>::to(&topics.dlq).headers(headers);
+                if let Some(k) = m.key() {
+                    rec = rec.key(k);
+                }
+                if let Some(v) = m.payload() {
+                    rec = rec.payload(v);
+                }
+                inflight.push(producer.send_record(rec)?);
+            }
+            Parsed::Skip(reason) => {
+                metrics::counter!("neonblue_skipped_total", "reason" => reason.as_str())
+                    .increment(1);
+            }
+            _ => {}
+        }
+        let origin = Origin {
+            topic: Arc::from(topic),
+            partition,
+            offset,
+        };
+        if let Some(r) = r.task.router.route(origin, parsed) {
+            let key = r.routed.change.user_id().as_bytes().to_vec();
+            let bytes = Repartitioned::Record {
+                routed: r.routed,
+                before: r.before,
+                after: r.after,
+            }
+            .encode();
+            inflight.push(producer.send(
+                &topics.repartition,
+                r.partition as i32,
+                &key,
+                Some(&bytes),
+            )?);
+            metrics::counter!("neonblue_records_total", "stage" => "routed").increment(1);
+        }
+        Ok(())
+    }
+
+    fn on_routed(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
+        let (partition, offset) = (m.partition(), m.offset());
+        let repartition = self.topics.repartition.clone();
+        let inputs = self.topics.inputs.clone();
+        let t = self.join(partition)?;
+        if offset < t.position {
+            check_redelivery(t, &repartition, partition, log_end(&repartition, partition))?;
+            metrics::counter!("neonblue_redelivered_total", "stage" => "repartition").increment(1);
+            return Ok(());
+        }
+        let record = Repartitioned::decode(m.payload())
+            .with_context(|| format!("{repartition}[{partition}] at offset {offset}"))?;
+        t.admit(offset);
+        let s = &mut t.task;
+        let (routed, before_time, after_time) = match record {
+            Repartitioned::Watermark {
+                topic,
+                partition,
+                time,
+            } => {
+                s.observe(&inputs, &topic, partition, time);
+                return Ok(());
+            }
+            Repartitioned::Record {
+                routed,
+                before,
+                after,
+            } => (routed, before, after),
+        };
+        let (topic, p, o) = (
+            routed.origin.topic.clone(),
+            routed.origin.partition,
+            routed.origin.offset,
+        );
+        if s.applied.is_applied(&topic, p, o) {
+            // Re-produced by a router that restarted from its checkpoint.
+            metrics::counter!("neonblue_redelivered_total", "stage" => "routed").increment(1);
+            return Ok(());
+        }
+        let before = s.task.meta.counters.clone();
+        let report = |position, time| SourceTime {
+            position,
+            time,
+            idle: false,
+        };
+        s.observe(&inputs, &topic, p, report(o, before_time));
+        s.task.process_from(routed, before_time, &mut s.out);
+        s.applied.mark(&topic, p, o);
+        s.observe(&inputs, &topic, p, report(o + 1, after_time));
+        let after = &s.task.meta.counters;
+        metrics::counter!("neonblue_records_total", "stage" => "joined").increment(1);
+        metrics::counter!("neonblue_late_events_total").increment(after.late - before.late);
+        if after.duplicates > before.duplicates {
+            metrics::counter!("neonblue_skipped_total", "reason" => "duplicate")
+                .increment(after.duplicates - before.duplicates);
+        }
+        Ok(())
+    }
+
+    /// True when nothing changed since the last commit.
+    pub fn is_clean(&self) -> bool {
+        self.inflight.is_empty()
+            && self
+                .routers
+                .iter()
+                .all(|(_, r)| !r.dirty && !unannounced(r))
+            && self.joins.iter().all(|(_, t)| !t.dirty)
+    }
+
+    /// Sends each router's stream time to every join task when it changed
+    /// since the last report (SPEC 5.1: at least every commit).
+    fn announce_watermarks(&mut self) -> Result<()> {
+        let parts = self.topics.repartition_partitions;
+        for (_, r) in self.routers.iter_mut().filter(|(_, r)| unannounced(r)) {
+            let time = report(r);
+            let bytes = Repartitioned::Watermark {
+                topic: r.task.topic.clone(),
+                partition: r.task.partition,
+                time,
+            }
+            .encode();
+            for p in 0..parts {
+                self.inflight.push(self.producer.send(
+                    &self.topics.repartition,
+                    p,
+                    b"",
+                    Some(&bytes),
+                )?);
+            }
+            r.task.announced = Some(time);
+            r.dirty = true;
+            let labels = [
+                ("topic", r.task.topic.clone()),
+                ("partition", r.task.partition.to_string()),
+            ];
+            metrics::gauge!("neonblue_input_idle", &labels).set(if time.idle { 1.0 } else { 0.0 });
+            if let Some(t) = time.time {
+                metrics::gauge!("neonblue_input_stream_time_seconds", &labels).set(t as f64 / 1e6);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits every dirty task: repartition/DLQ deliveries, then the commit
+    /// protocol (intents, outputs, changelogs and checkpoints, local state).
+    /// Returns the positions to commit to the consumer group.
+    pub fn commit(&mut self) -> Result<Vec<(String, i32, i64)>> {
+        let started = Instant::now();
+        self.announce_watermarks()?;
+        ChangelogProducer::await_all(std::mem::take(&mut self.inflight))
+            .context("producing to the repartition/DLQ topics")?;
+        let parts: Vec<(i32, String)> = self
+            .joins
+            .iter()
+            .filter(|(_, t)| t.dirty)
+            .map(|(p, _)| (p, task_part(p as u32)))
+            .collect();
+        let segments: Vec<Segment<'_>> = parts
+            .iter()
+            .map(|(p, part)| {
+                let t = self.joins.get(*p).expect("dirty join");
+                Segment {
+                    part,
+                    seq: t.segment_start as u64,
+                    batch: &t.task.out,
+                }
+            })
+            .collect();
+        let encoded = self.outputs.encode(&segments)?;
+        drop(segments);
+        let inputs = self.topics.inputs.clone();
+        let mut commits = Vec::new();
+        let mut objects: Vec<EncodedObject> = Vec::new();
+        let mut order: Vec<(bool, i32)> = Vec::new(); // (is join, id)
+        for ((p, _), enc) in parts.iter().zip(encoded) {
+            let t = self.joins.get_mut(*p).expect("dirty join");
+            let s = &mut t.task;
+            let mut changes = CommitBatch::default();
+            s.task.add_changes(&mut changes);
+            commits.push(TaskCommit {
+                key: s.logged.clone(),
+                intent: enc.iter().map(|o| o.path.to_string()).collect(),
+                checkpoint: encode(&JoinPayload {
+                    next_offset: t.position,
+                    meta: s.task.meta.clone(),
+                    applied: s.applied.clone(),
+                    drained: s.drained,
+                    watermarks: s.watermarks.clone(),
+                }),
+                changes,
+            });
+            objects.extend(enc);
+            order.push((true, *p));
+            let task = p.to_string();
+            metrics::gauge!("neonblue_pending_events", "partition" => task.clone())
+                .set(s.task.pending_count() as f64);
+            metrics::gauge!("neonblue_open_windows", "partition" => task.clone())
+                .set(s.task.open_windows() as f64);
+            if let Some(w) = s.watermarks.get() {
+                metrics::gauge!("neonblue_watermark_seconds", "task" => task.clone())
+                    .set(w as f64 / 1e6);
+            }
+            if let Some((topic, ip)) = s.watermarks.held_back_by(&inputs) {
+                metrics::gauge!("neonblue_watermark_held_back_by", "task" => task, "topic" => topic, "partition" => ip.to_string())
+                    .set(1.0);
+            }
+        }
+        for (id, r) in self.routers.iter_mut().filter(|(_, r)| r.dirty) {
+            let mut changes = CommitBatch::default();
+            r.task.router.add_changes(&mut changes);
+            commits.push(TaskCommit {
+                key: r.task.logged.clone(),
+                intent: Vec::new(),
+                checkpoint: encode(&RouterPayload {
+                    next_offset: r.position,
+                    output_from: r.task.output_from,
+                    state: r.task.router.state(),
+                }),
+                changes,
+            });
+            order.push((false, id as i32));
+        }
+        if commits.is_empty() {
+            self.last_commit = Instant::now();
+            return Ok(Vec::new());
+        }
+        let batches: Vec<&OutputBatch> = parts
+            .iter()
+            .map(|(p, _)| &self.joins.get(*p).expect("dirty join").task.out)
+            .collect();
+        let mut durability = ChangelogDurability::new(&self.producer, &self.db);
+        let outputs = &self.outputs;
+        let committed = commit::<_, anyhow::Error>(&mut durability, commits, || {
+            outputs.publish(&objects, &batches)
+        })?;
+        drop(batches);
+        let mut positions = Vec::with_capacity(order.len());
+        for ((is_join, id), logged) in order.into_iter().zip(committed) {
+            if is_join {
+                let t = self.joins.get_mut(id).expect("committed join");
+                t.task.logged = logged;
+                t.committed();
+                t.task.out.events.clear();
+                t.task.out.aggregates.clear();
+                t.task.out.user_daily.clear();
+                positions.push((self.topics.repartition.clone(), id, t.position));
+            } else {
+                let r = self.routers.get_mut(id as u32).expect("committed router");
+                r.task.logged = logged;
+                r.committed();
+                positions.push((r.task.topic.clone(), r.task.partition, r.position));
+            }
+        }
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            input_records = self.uncommitted,
+            tasks = positions.len(),
+            "committed"
+        );
+        metrics::histogram!("neonblue_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("neonblue_commits_total").increment(1);
+        metrics::gauge!("neonblue_state_size_bytes").set(self.db.size_on_disk() as f64);
+        self.uncommitted = 0;
+        self.last_commit = Instant::now();
+        Ok(positions)
+    }
+
+    /// Forgets the tasks of revoked partitions (after a commit).
+    pub fn release(&mut self, revoked: &[(String, i32)]) {
+        for (topic, partition) in revoked {
+            if *topic == self.topics.repartition {
+                self.joins.release(|p, _| p == *partition);
+            } else {
+                self.routers
+                    .release(|_, r| r.topic == *topic && r.partition == *partition);
+            }
+        }
+        metrics::gauge!("neonblue_tasks", "kind" => "join").set(self.joins.len() as f64);
+        metrics::gauge!("neonblue_tasks", "kind" => "router").set(self.routers.len() as f64);
+    }
+
+    /// Position of a repartition partition's task, restoring it if needed.
+    pub fn join_position(&mut self, partition: i32) -> Result<i64> {
+        Ok(self.join(partition)?.position)
+    }
+
+    /// End of input (`--until-end`, replays): resolves every pending event
+    /// and closes every window of the given join partitions.
+    pub fn drain(&mut self, partitions: &[i32]) -> Result<()> {
+        for &p in partitions {
+            let t = self.join(p)?;
+            if !t.task.drained {
+                t.task.task.end_of_input(&mut t.task.out);
+                t.task.drained = true;
+                t.dirty = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// True when every join task of the application (held here or not) has
+    /// committed a drained checkpoint: the whole group reached the end.
+    pub fn all_joins_drained(&self) -> Result<bool> {
+        for p in 0..self.topics.repartition_partitions {
+            let drained = match self.joins.get(p) {
+                Some(t) => t.task.drained && !t.dirty,
+                None => {
+                    let log = self.topics.join_log(p);
+                    match self.reader.read_last(&log.checkpoint_topic, p)? {
+                        Some((_, rec)) => {
+                            let ckpt: Checkpoint =
+                                decode(rec.value.as_deref().unwrap_or_default())?;
+                            !ckpt.payload.is_empty()
+                                && decode::<JoinPayload>(&ckpt.payload)?.drained
+                        }
+                        None => false,
+                    }
+                }
+            };
+            if !drained {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The accounting of the tasks this instance holds now.
+    pub fn summary(&self) -> Summary {
+        summary(
+            self.routers.iter().map(|(_, r)| &r.task.router.counters),
+            self.joins.iter().map(|(_, t)| &t.task.task.meta.counters),
+        )
+    }
+}

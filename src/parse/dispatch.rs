@@ -1,0 +1,16 @@
+//! Entry point of the parser: one [`RawRecord`] → one [`Parsed`] (SPEC 2),
+//! by layout ([`super::outbox`], [`super::eventrouter`], [`super::tables`]).
+
+use super::common::ParseContext;
+use super::raw::RawRecord;
+use crate::config::Layout;
+use crate::domain::Parsed;
+
+/// Parses one input record according to `ctx.source.layout`. Never panics.
+pub fn parse_record(ctx: &ParseContext, rec: &RawRecord) -> Parsed {
+    match ctx.source.layout {
+        Layout::Outbox => super::outbox::parse(ctx, rec),
+        Layout::Eventrouter => super::eventrouter::parse(ctx, rec),
+        Layout::Tables => super::tables::parse(ctx, rec),
+    }
+}

@@ -1,0 +1,117 @@
+//! [`Outputs`]: everything a run writes, the same for both drivers —
+//! Parquet objects under the output root (plus dead-letter lines in file
+//! mode) and rows in ClickHouse when configured.
+//!
+//! A commit uses it in the steps of the commit protocol
+//! (`neonblue_topology::commit`): [`Outputs::encode`] turns each task's
+//! segment into objects whose names are its intent, [`Outputs::publish`]
+//! writes them and inserts the rows, and after a crash
+//! [`Outputs::discard`] removes the objects of an unfinished intent.
+
+use super::clickhouse::ClickHouseSink;
+use super::parquet::{EncodedObject, ParquetSink, ParquetSinkOptions, Segment};
+use crate::config::{ClickHouseConfig, OutputConfig};
+use crate::domain::OutputBatch;
+use anyhow::{Context, Result};
+
+/// Segment name of a join task's outputs in object names: `p0003`.
+pub fn task_part(partition: u32) -> String {
+    format!("p{partition:04}")
+}
+
+/// Segment name of the router's outputs (file-mode dead letters).
+pub const ROUTER_PART: &str = "router";
+
+/// The sinks of a run.
+pub struct Outputs {
+    parquet: ParquetSink,
+    clickhouse: Option<ClickHouseSink>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Outputs {
+    /// Opens the output root (checking it can be written) and, when a URL is
+    /// configured, ClickHouse (checking credentials and tables).
+    pub fn open(output: &OutputConfig, clickhouse: &ClickHouseConfig) -> Result<Self> {
+        let parquet = ParquetSink::open(
+            &output.url,
+            ParquetSinkOptions {
+                row_group_rows: output.row_group_rows,
+                zstd_level: output.zstd_level,
+                ..Default::default()
+            },
+        )?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the output runtime")?;
+        rt.block_on(parquet.root().check_access())?;
+        let clickhouse = if clickhouse.url.is_empty() {
+            None
+        } else {
+            Some(ClickHouseSink::connect(clickhouse)?)
+        };
+        Ok(Outputs {
+            parquet,
+            clickhouse,
+            rt,
+        })
+    }
+
+    /// Encodes segments (pure CPU, deterministic), one thread per segment.
+    pub fn encode(&self, segments: &[Segment<'_>]) -> Result<Vec<Vec<EncodedObject>>> {
+        if segments.len() <= 1 {
+            return segments
+                .iter()
+                .map(|s| Ok(self.parquet.encode(s)?))
+                .collect();
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = segments
+                .iter()
+                .map(|s| scope.spawn(move || self.parquet.encode(s)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h.join() {
+                    Ok(r) => Ok(r?),
+                    Err(_) => Err(anyhow::anyhow!("a segment encoder panicked")),
+                })
+                .collect()
+        })
+    }
+
+    /// Writes the objects and inserts `batches` into ClickHouse (idempotent:
+    /// same names and bytes, content-hash tokens on replacing tables).
+    pub fn publish(&self, objects: &[EncodedObject], batches: &[&OutputBatch]) -> Result<()> {
+        self.rt.block_on(self.parquet.put_all(objects))?;
+        if let Some(ch) = &self.clickhouse {
+            for b in batches {
+                ch.insert(b)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the objects of an unfinished intent (missing ones are fine).
+    pub fn discard(&self, names: &[String]) -> Result<()> {
+        let paths: Vec<object_store::path::Path> =
+            names.iter().map(|n| n.as_str().into()).collect();
+        Ok(self.rt.block_on(self.parquet.delete_all(&paths))?)
+    }
+
+    /// Deletes every object under the output root and empties the ClickHouse
+    /// tables, if any (`replay --reset`). Returns the number of objects deleted.
+    pub fn reset(output: &OutputConfig, clickhouse: &ClickHouseConfig) -> Result<usize> {
+        if !clickhouse.url.is_empty() {
+            ClickHouseSink::unchecked(clickhouse)?.truncate_all()?;
+            tracing::info!(database = %clickhouse.database, "reset: ClickHouse tables truncated");
+        }
+        let root = super::OutputRoot::open(&output.url)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(rt.block_on(root.delete_all_objects())?)
+    }
+}
