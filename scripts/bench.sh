@@ -49,8 +49,8 @@ if [[ -n "$ENGINES" ]]; then
 fi
 
 # 2. Build.
-say "cargo build --release"
-cargo build --release --quiet
+say "cargo build --release --features bench"
+cargo build --release --quiet --features bench
 BIN=target/release/neonblue
 
 # 3. Input.

@@ -79,6 +79,9 @@ rm -rf "$WORK/analytics" && mkdir -p "$WORK/analytics"
 echo "== docker-compose stack (static checks; no Docker engine needed)"
 "$PY" scripts/check_compose.py
 
+echo "== architecture: layers only point down, no import cycles (scripts/module_deps.py)"
+"$PY" scripts/module_deps.py src
+
 echo "== end to end: PostgreSQL -> Debezium 3.6 -> Kafka (Tansu) -> neonblue -> ClickHouse + Parquet"
 "$PY" scripts/e2e/debezium_e2e.py --bin "$BIN"
 

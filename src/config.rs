@@ -243,12 +243,18 @@ impl Default for KafkaConfig {
     }
 }
 
-/// True for librdkafka properties that hold secrets (`sasl.password`,
-/// `ssl.key.password`, `sasl.oauthbearer.client.secret`, `sasl.jaas.config`, …):
-/// never logged, printed masked.
-pub fn is_secret_property(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.contains("password") || n.contains("secret") || n.contains("jaas") || n.ends_with(".pem")
+pub use neonblue_topology::kafka::connect::is_secret_property;
+
+/// `url` without the password of any credentials embedded in it, for logs and errors.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "<unparseable URL>".to_string(),
+    }
 }
 
 const MASK: &str = "****";
@@ -256,7 +262,7 @@ const MASK: &str = "****";
 impl std::fmt::Debug for ClickHouseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClickHouseConfig")
-            .field("url", &crate::sink::clickhouse::redacted_url(&self.url))
+            .field("url", &redacted_url(&self.url))
             .field("database", &self.database)
             .field("user", &self.user)
             .field(

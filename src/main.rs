@@ -155,15 +155,6 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => cli::demo::run_demo(cli.config.as_ref(), &args),
-        Command::BenchParse { file, typed } => {
-            let n = if typed {
-                neonblue::parse::bench::parse_file_typed(&file)?
-            } else {
-                neonblue::parse::bench::parse_file(&file)?
-            };
-            println!("{n}");
-            Ok(())
-        }
     }
 }
 

@@ -105,6 +105,11 @@ def valid_events(root):
         return None
 
 
+def bench_bin(a):
+    """The bare-parse baseline, built next to the binary with `--features bench`."""
+    return os.path.join(os.path.dirname(a.bin), "neonblue-bench-parse")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True)
@@ -152,14 +157,14 @@ def main():
 
     # (b) bare parse
     log = os.path.join(work, "bench-parse.out")
-    rc, run, err = median_run(lambda: [a.bin, "bench-parse", a.input], lambda: None, log)
+    rc, run, err = median_run(lambda: [bench_bin(a), a.input], lambda: None, log)
     if rc == 0:
         wall, cpu, rss, text = run
         record("bare parse (serde_json)", "parse", 1, wall, cpu, rss, {"count": text.strip()})
     else:
         print(f"  bare parse FAILED (rc={rc}):\n{err}")
     log = os.path.join(work, "bench-parse-typed.out")
-    rc, run, err = median_run(lambda: [a.bin, "bench-parse", "--typed", a.input], lambda: None, log)
+    rc, run, err = median_run(lambda: [bench_bin(a), "--typed", a.input], lambda: None, log)
     if rc == 0:
         wall, cpu, rss, text = run
         record("typed skip-parse (serde_json)", "parse-typed", 1, wall, cpu, rss, {"count": text.strip()})

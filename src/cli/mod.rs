@@ -41,15 +41,6 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Generate a data set, run it embedded, print the variant table.
     Demo(demo::DemoArgs),
-    /// Benchmark helper: parse every envelope and payload of a file, print the count.
-    #[command(hide = true)]
-    BenchParse {
-        /// JSONL file.
-        file: PathBuf,
-        /// Typed skip-parse into small borrowed structs instead of DOM trees.
-        #[arg(long)]
-        typed: bool,
-    },
 }
 
 /// Settings shared by `run` and `demo`.

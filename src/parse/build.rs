@@ -7,7 +7,7 @@
 //! `assigned_at`. The future check (more than 24 h ahead of the clock) runs
 //! after all fields parsed.
 
-use super::common::stage;
+use super::common::{stage, Action};
 use super::fields::{self, FieldError};
 use super::json::{Row, Val};
 use crate::domain::{
@@ -16,17 +16,6 @@ use crate::domain::{
 
 /// How far ahead of the clock a domain timestamp may be (24 h, inclusive).
 pub const MAX_FUTURE_MICROS: Micros = crate::time::DAY;
-
-/// What an outbox/router record or table row asks for, once its types are known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Assignment create or update.
-    Upsert,
-    /// Assignment delete.
-    Delete,
-    /// Event create.
-    Event,
-}
 
 fn field_dead(e: FieldError, field: &str) -> DeadLetter {
     DeadLetter::new(stage::FIELDS, e.reason(field))

@@ -6,10 +6,20 @@
 //! aggregate type → event type → payload → fields — so a record skipped for
 //! its op or type is never dead-lettered for its payload.
 
-use super::build::Action;
 use super::json::{self, FromMap, Shape, Val, Wrapper};
 use crate::config::SourceConfig;
 use crate::domain::{DeadLetter, Micros, Parsed, SkipReason};
+
+/// What an outbox/router record or table row asks for, once its types are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Assignment create or update.
+    Upsert,
+    /// Assignment delete.
+    Delete,
+    /// Event create.
+    Event,
+}
 
 /// What the parser needs besides the record: the source configuration and
 /// the clock used by the "more than 24 h in the future" check.

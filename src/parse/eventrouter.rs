@@ -10,8 +10,8 @@
 //! the `id` header (the outbox row id).
 
 use super::build;
-use super::build::Action;
 use super::common::payload_row;
+use super::common::Action;
 use super::common::{
     action_of, aggregate_of, dead, finish, read_top, reason, stage, Aggregate, ParseContext, Stop,
     Top, Wrapped,

@@ -2,6 +2,7 @@
 
 pub mod raw;
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod build;
 pub mod common;
@@ -21,7 +22,7 @@ pub mod timestamp;
 mod dispatch_tests;
 #[cfg(test)]
 mod layout_tests;
-#[cfg(test)]
+#[cfg(all(test, feature = "bench"))]
 mod perf_tests;
 
 pub use common::ParseContext;

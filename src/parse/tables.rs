@@ -8,7 +8,8 @@
 //! `variant_id` column is the client's claim, `properties` jsonb text),
 //! `d` skipped (`event_delete`). `t`/`m` are skipped as `truncate`/`message`.
 
-use super::build::{self, Action};
+use super::build;
+use super::common::Action;
 use super::common::{
     dead, finish, read_op, read_top, reason, stage, topic_suffix, Op, ParseContext, Stop, Top,
     Wrapped,

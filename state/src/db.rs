@@ -174,17 +174,6 @@ impl StateDb {
         Ok(n)
     }
 
-    /// Removes every tree and metadata key (a reset for replays).
-    pub fn clear(&self) -> Result<(), StateError> {
-        for name in self.db.tree_names() {
-            if name.as_ref() != b"__sled__default" {
-                self.db.drop_tree(&name)?;
-            }
-        }
-        self.db.flush()?;
-        Ok(())
-    }
-
     /// Approximate on-disk size in bytes.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)

@@ -20,7 +20,7 @@ pub mod ddl;
 pub mod rows;
 pub mod tables;
 
-use crate::config::ClickHouseConfig;
+use crate::config::{redacted_url, ClickHouseConfig};
 use crate::domain::OutputBatch;
 use rows::{Dialect, TableRows};
 use std::collections::{BTreeMap, BTreeSet};
@@ -108,18 +108,6 @@ pub fn check_identifier(what: &'static str, name: &str) -> Result<(), ClickHouse
             what,
             name: name.to_string(),
         })
-    }
-}
-
-/// `url` without the password of any credentials embedded in it, for logs and errors.
-pub fn redacted_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("****"));
-            u.to_string()
-        }
-        Ok(_) => url.to_string(),
-        Err(_) => "<unparseable URL>".to_string(),
     }
 }
 
