@@ -157,6 +157,27 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The ClickHouse sink (off while `url` is empty).
     pub clickhouse: ClickHouseConfig,
+    /// The state store.
+    pub state: StateConfig,
+}
+
+/// The state store (SPEC 9.1): sled on disk is the store of record; the
+/// working set of every task of the instance is cached within one budget.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// Memory for decoded state pages, shared by every task of the instance
+    /// (sled's own page cache takes an eighth of it on top). Uncommitted
+    /// changes may fill half of it before a commit is made early.
+    pub cache_bytes: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            cache_bytes: 256 << 20,
+        }
+    }
 }
 
 /// The ClickHouse sink (SPEC 6.4). Its `Debug` form masks the password.

@@ -42,15 +42,17 @@ impl Harness {
             offset: self.offset,
         };
         self.offset += 1;
-        self.task.process(
-            Routed {
-                origin,
-                snapshot,
-                captured: None,
-                change,
-            },
-            &mut self.out,
-        );
+        self.task
+            .process(
+                Routed {
+                    origin,
+                    snapshot,
+                    captured: None,
+                    change,
+                },
+                &mut self.out,
+            )
+            .unwrap();
     }
 
     fn assign(&mut self, user: &str, variant: u32, at: i64) {
@@ -74,7 +76,7 @@ impl Harness {
     }
 
     fn finish(&mut self) {
-        self.task.end_of_input(&mut self.out);
+        self.task.end_of_input(&mut self.out).unwrap();
     }
 }
 
@@ -340,7 +342,9 @@ mod watermark_clock {
             captured: Some(captured),
             change,
         };
-        h.task.process_from(routed, source_time, &mut h.out);
+        h.task
+            .process_from(routed, source_time, &mut h.out)
+            .unwrap();
     }
 
     #[test]
@@ -354,7 +358,7 @@ mod watermark_clock {
             !h.has_row("e"),
             "waits until the watermark reaches its time"
         );
-        h.task.advance_watermark(t + HOUR, &mut h.out);
+        h.task.advance_watermark(t + HOUR, &mut h.out).unwrap();
         assert!(h.row("e").is_valid);
     }
 
@@ -365,10 +369,10 @@ mod watermark_clock {
         let mut h = harness();
         let t = DAY0 + 10 * HOUR;
         h.assign("u", 22, t - HOUR);
-        h.task.advance_watermark(t, &mut h.out);
+        h.task.advance_watermark(t, &mut h.out).unwrap();
         h.event("after", "u", t + 32 * MIN);
         h.assign("u", 2, t + 31 * MIN);
-        h.task.advance_watermark(t + 32 * MIN, &mut h.out);
+        h.task.advance_watermark(t + 32 * MIN, &mut h.out).unwrap();
         let r = h.row("after");
         assert_eq!((r.variant_id, r.assigned_at), (Some(2), Some(t + 31 * MIN)));
     }
@@ -397,7 +401,7 @@ mod watermark_clock {
             400,
             None,
         );
-        h.task.advance_watermark(t + HOUR, &mut h.out);
+        h.task.advance_watermark(t + HOUR, &mut h.out).unwrap();
         assert!(h.row("before").is_valid);
         assert_eq!(
             h.row("after").invalid_reason,
@@ -410,7 +414,7 @@ mod watermark_clock {
         let mut h = harness();
         let t = DAY0 + 10 * HOUR;
         h.assign("u", 2, t - HOUR);
-        h.task.advance_watermark(t, &mut h.out);
+        h.task.advance_watermark(t, &mut h.out).unwrap();
         // The watermark is at 10:00 (another partition lags) but the event's
         // own partition is at 11:10: its 09:00 window closed there.
         let e = Change::Event(event("old", "u", "click", t - 30 * MIN));
@@ -418,7 +422,7 @@ mod watermark_clock {
         // Another partition's record, on time in its own partition.
         let e = Change::Event(event("fresh", "u", "click", t + MIN));
         feed_from(&mut h, e, 2, Some(t + 2 * MIN));
-        h.task.advance_watermark(t + 2 * HOUR, &mut h.out);
+        h.task.advance_watermark(t + 2 * HOUR, &mut h.out).unwrap();
         assert!(h.row("old").is_late);
         assert!(!h.row("fresh").is_late);
     }

@@ -161,8 +161,8 @@ fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
     let db1 = StateDb::open(&dir.path().join("one"), 1 << 20).unwrap();
     let tree = db1.tree(&log.ns, "kv").unwrap();
     let mut kv: KeyValueStore<String, u64> = KeyValueStore::load("kv", &tree).unwrap();
-    kv.insert("a".into(), 1);
-    kv.insert("b".into(), 2);
+    kv.insert("a".into(), 1).unwrap();
+    kv.insert("b".into(), 2).unwrap();
     let mut changes = CommitBatch::default();
     changes.add_store(&tree, &mut kv);
     let mut durability = ChangelogDurability::new(&producer, &db1);
@@ -185,8 +185,8 @@ fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
 
     // Its next commit (a = 99, c = 7, position "second") dies while
     // publishing: the intent is recorded, nothing else.
-    kv.insert("a".into(), 99);
-    kv.insert("c".into(), 7);
+    kv.insert("a".into(), 99).unwrap();
+    kv.insert("c".into(), 7).unwrap();
     let mut changes = CommitBatch::default();
     changes.add_store(&tree, &mut kv);
     let failed = commit::<_, KafkaError>(
@@ -228,25 +228,25 @@ fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
     assert_eq!(ckpt2.intent, vec!["events/part-x.parquet".to_string()]);
     assert!(!stats.incremental);
     assert_eq!(stats.compensated, 2);
-    let kv2: KeyValueStore<String, u64> =
+    let mut kv2: KeyValueStore<String, u64> =
         KeyValueStore::load("kv", &db2.tree(&log.ns, "kv").unwrap()).unwrap();
-    assert_eq!(kv2.get(&"a".to_string()), Some(&1));
-    assert_eq!(kv2.get(&"b".to_string()), Some(&2));
-    assert_eq!(kv2.get(&"c".to_string()), None);
+    assert_eq!(kv2.get(&"a".to_string()).unwrap(), Some(&1));
+    assert_eq!(kv2.get(&"b".to_string()).unwrap(), Some(&2));
+    assert_eq!(kv2.get(&"c".to_string()).unwrap(), None);
 
     // Instance 1's stale local copy catches up incrementally and agrees:
     // the compensation records undid the unfinished commit in the log.
     let (_, stats1) = log.restore(&db1, &reader, &producer).unwrap();
     assert!(stats1.incremental);
-    let kv1: KeyValueStore<String, u64> =
+    let mut kv1: KeyValueStore<String, u64> =
         KeyValueStore::load("kv", &db1.tree(&log.ns, "kv").unwrap()).unwrap();
-    assert_eq!(kv1.get(&"a".to_string()), Some(&1));
-    assert_eq!(kv1.get(&"c".to_string()), None);
+    assert_eq!(kv1.get(&"a".to_string()).unwrap(), Some(&1));
+    assert_eq!(kv1.get(&"c".to_string()).unwrap(), None);
     // A third, fresh restore reads the whole log (with compensations) alike.
     let db3 = StateDb::open(&dir.path().join("three"), 1 << 20).unwrap();
     log.restore(&db3, &reader, &producer).unwrap();
-    let kv3: KeyValueStore<String, u64> =
+    let mut kv3: KeyValueStore<String, u64> =
         KeyValueStore::load("kv", &db3.tree(&log.ns, "kv").unwrap()).unwrap();
-    assert_eq!(kv3.get(&"a".to_string()), Some(&1));
-    assert_eq!(kv3.get(&"c".to_string()), None);
+    assert_eq!(kv3.get(&"a".to_string()).unwrap(), Some(&1));
+    assert_eq!(kv3.get(&"c".to_string()).unwrap(), None);
 }

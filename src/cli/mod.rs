@@ -64,6 +64,9 @@ pub struct ProcessingArgs {
     /// Input lines between checkpoints.
     #[arg(long, env = "NEONBLUE_CHECKPOINT_RECORDS")]
     pub checkpoint_records: Option<u64>,
+    /// Memory for cached state, in bytes (`[state] cache_bytes`), e.g. `268435456`.
+    #[arg(long, env = "NEONBLUE_STATE_CACHE_BYTES")]
+    pub state_cache_bytes: Option<u64>,
 }
 
 /// Kafka mode settings (override `[kafka]`, `[metrics]` and the app id).
@@ -374,6 +377,9 @@ pub fn load_config(path: Option<&PathBuf>, p: &ProcessingArgs) -> Result<Config>
             bail!("--checkpoint-records must be at least 1");
         }
         cfg.processing.checkpoint_records = c;
+    }
+    if let Some(c) = p.state_cache_bytes {
+        cfg.state.cache_bytes = c;
     }
     Ok(cfg)
 }

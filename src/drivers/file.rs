@@ -80,12 +80,13 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         .with_context(|| format!("cannot open input {}", run.input.display()))?;
     let default_topic: Arc<str> = default_topic(&input).into();
 
-    let db = StateDb::open(&cfg.processing.state_dir, 64 << 20).with_context(|| {
-        format!(
-            "cannot open state directory {}",
-            cfg.processing.state_dir.display()
-        )
-    })?;
+    let db =
+        StateDb::open(&cfg.processing.state_dir, cfg.state.cache_bytes).with_context(|| {
+            format!(
+                "cannot open state directory {}",
+                cfg.processing.state_dir.display()
+            )
+        })?;
     let fingerprint = JobFingerprint {
         input: input.display().to_string(),
         input_bytes: std::fs::metadata(&input)?.len(),
@@ -187,11 +188,11 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
                 if let Some(line) = o.dead_letter {
                     dead.push(DeadLetterRow { line });
                 }
-                if let Some(r) = router.route(o.origin, o.parsed) {
+                if let Some(r) = router.route(o.origin, o.parsed)? {
                     inputs[r.partition as usize].push(r.routed);
                 }
             }
-            run_tasks(&mut tasks, &mut inputs, &mut batches);
+            run_tasks(&mut tasks, &mut inputs, &mut batches)?;
             next_line = chunk.first_line + lines.len() as u64;
             pos = chunk.end_pos;
             bar.set_position(pos);
@@ -200,10 +201,12 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         }
         if at_eof {
             for (t, out) in tasks.iter_mut().zip(batches.iter_mut()) {
-                t.end_of_input(out);
+                t.end_of_input(out)?;
             }
         }
-        if at_eof || next_line >= boundary {
+        // The regular boundary, or earlier when uncommitted state fills its
+        // share of the cache (a deterministic point: after a whole step).
+        if at_eof || next_line >= boundary || db.budget().wants_commit() {
             let ckpt = FileCheckpoint {
                 pos,
                 next_line,
@@ -297,25 +300,33 @@ fn parse_lines(
 /// `offset` says (the offset only labels the record's origin in the
 /// outputs). Nothing needs de-duplicating by position, because a restart
 /// resumes at the checkpointed file position with the state of that point.
-fn run_tasks(tasks: &mut [JoinTask], inputs: &mut [Vec<Routed>], outputs: &mut [OutputBatch]) {
+fn run_tasks(
+    tasks: &mut [JoinTask],
+    inputs: &mut [Vec<Routed>],
+    outputs: &mut [OutputBatch],
+) -> Result<()> {
     let work = |task: &mut JoinTask, input: &mut Vec<Routed>, out: &mut OutputBatch| {
         for r in input.drain(..) {
-            task.process(r, out);
+            task.process(r, out)?;
         }
+        Ok::<(), neonblue_state::StateError>(())
     };
     if tasks.len() == 1 {
-        work(&mut tasks[0], &mut inputs[0], &mut outputs[0]);
-        return;
+        return Ok(work(&mut tasks[0], &mut inputs[0], &mut outputs[0])?);
     }
     std::thread::scope(|s| {
-        for ((t, i), o) in tasks
+        let handles: Vec<_> = tasks
             .iter_mut()
             .zip(inputs.iter_mut())
             .zip(outputs.iter_mut())
-        {
-            s.spawn(move || work(t, i, o));
+            .map(|((t, i), o)| s.spawn(move || work(t, i, o)))
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a task thread panicked"))??;
         }
-    });
+        Ok(())
+    })
 }
 
 /// Commits a segment (the lines from `segment_start`): every task's outputs

@@ -107,23 +107,23 @@ impl Router {
     }
 
     /// Accounts one parsed record; returns the record to hand to a join task, if any.
-    pub fn route(&mut self, origin: Origin, parsed: Parsed) -> Option<Rekeyed> {
+    pub fn route(&mut self, origin: Origin, parsed: Parsed) -> Result<Option<Rekeyed>, StateError> {
         self.counters.records_in += 1;
         let (change, snapshot, captured) = match parsed {
             Parsed::Skip(reason) => {
                 self.counters.skipped[reason.index()] += 1;
-                return None;
+                return Ok(None);
             }
             Parsed::Dead(_) => {
                 self.counters.dead_lettered += 1;
-                return None;
+                return Ok(None);
             }
             Parsed::Change {
                 change,
                 snapshot,
                 captured,
             } => (change, snapshot, captured),
-            Parsed::DeleteById(d) => match self.ids.get(&d.id) {
+            Parsed::DeleteById(d) => match self.ids.get(&d.id)? {
                 Some((experiment_id, user_id)) => (
                     Change::Unassign(AssignmentDelete {
                         id: Some(d.id),
@@ -135,7 +135,7 @@ impl Router {
                 ),
                 None => {
                     self.counters.unresolved_deletes += 1;
-                    return None;
+                    return Ok(None);
                 }
             },
         };
@@ -143,22 +143,22 @@ impl Router {
             Change::Assign(a) => {
                 let known = self
                     .ids
-                    .get(&a.id)
+                    .get(&a.id)?
                     .is_some_and(|(e, u)| *e == a.experiment_id && *u == a.user_id);
                 if !known {
                     self.ids
-                        .insert(a.id.clone(), (a.experiment_id, a.user_id.clone()));
+                        .insert(a.id.clone(), (a.experiment_id, a.user_id.clone()))?;
                 }
             }
             Change::Unassign(d) => {
                 if let Some(id) = &d.id {
-                    self.ids.remove(id);
+                    self.ids.remove(id)?;
                 }
             }
             Change::Event(_) => {}
         }
         let (before, after) = self.clock(&change, snapshot);
-        Some(Rekeyed {
+        Ok(Some(Rekeyed {
             partition: self.partition_of(change.user_id()),
             routed: Routed {
                 origin,
@@ -168,7 +168,7 @@ impl Router {
             },
             before,
             after,
-        })
+        }))
     }
 
     /// A replay's record before its output start: it is neither accounted
@@ -215,10 +215,18 @@ impl Router {
 impl Processor for Router {
     type Input = (Origin, Parsed);
     type Output = Vec<Rekeyed>;
+    type Error = StateError;
 
-    fn process(&mut self, (origin, parsed): (Origin, Parsed), out: &mut Vec<Rekeyed>) {
-        out.extend(self.route(origin, parsed));
+    fn process(
+        &mut self,
+        (origin, parsed): (Origin, Parsed),
+        out: &mut Vec<Rekeyed>,
+    ) -> Result<(), StateError> {
+        out.extend(self.route(origin, parsed)?);
+        Ok(())
     }
 
-    fn end_of_input(&mut self, _out: &mut Vec<Rekeyed>) {}
+    fn end_of_input(&mut self, _out: &mut Vec<Rekeyed>) -> Result<(), StateError> {
+        Ok(())
+    }
 }

@@ -1,8 +1,14 @@
-//! The sled database of one instance: trees per task and store, atomic
-//! commits of store changes plus checkpoints, restore from changelogs.
+//! The sled database of one instance.
+//!
+//! Everything lives in one sled tree: each store of each task has a
+//! *keyspace* (a 4-byte prefix registered under its namespace and store
+//! name), and metadata (checkpoints, intents, fingerprints) has its own. So a
+//! commit — every change of every store plus the checkpoints — is one
+//! `apply_batch`, atomic and cheap. The directory records its format
+//! version; another version's state is refused with a clear message.
 
-use crate::Store;
-use std::path::Path;
+use crate::{Budget, Store};
+use std::path::{Path, PathBuf};
 
 /// Errors at the state boundary.
 #[derive(Debug, thiserror::Error)]
@@ -16,23 +22,34 @@ pub enum StateError {
     /// The state directory belongs to another job or configuration.
     #[error("state mismatch: {0}")]
     Mismatch(String),
+    /// The state directory was written by another version of the format.
+    #[error("state directory {dir} {problem}: delete it (or use another --state directory) to start over — in Kafka mode the state is restored from the changelog topics; in file mode the input is processed again")]
+    Format {
+        /// The directory.
+        dir: PathBuf,
+        /// What was found.
+        problem: String,
+    },
 }
 
-/// One change of a store: a key and its new value, or `None` for a delete.
-/// These are also the records of the store's changelog topic.
+/// One change of a store: a key of its keyspace and its new value, or
+/// `None` for a delete. These are also the records of the store's changelog
+/// topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeRecord {
-    /// Encoded key.
+    /// Key within the store's keyspace.
     pub key: Vec<u8>,
     /// Encoded value; `None` is a tombstone.
     pub value: Option<Vec<u8>>,
 }
 
-/// Handle to the tree of one store of one task.
+/// Handle to the keyspace of one store of one task.
 #[derive(Clone)]
 pub struct StoreTree {
-    tree: sled::Tree,
+    data: sled::Tree,
+    prefix: [u8; 4],
     store: String,
+    budget: Budget,
 }
 
 impl StoreTree {
@@ -41,29 +58,48 @@ impl StoreTree {
         &self.store
     }
 
+    /// The cache budget the store's pages count against.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    fn full(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(4 + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(key);
+        k
+    }
+
     /// The stored value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+        Ok(self.data.get(self.full(key))?.map(|v| v.to_vec()))
+    }
+
+    /// Every (key, value) whose key starts with `sub`, in key order.
+    pub fn scan(
+        &self,
+        sub: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, sled::IVec), StateError>> + '_ {
+        self.data.scan_prefix(self.full(sub)).map(|r| {
+            r.map(|(k, v)| (k[4..].to_vec(), v))
+                .map_err(StateError::from)
+        })
     }
 
     /// Removes every entry (before a full restore).
     pub fn clear(&self) -> Result<(), StateError> {
-        Ok(self.tree.clear()?)
-    }
-
-    /// Every (key, value) in key order.
-    pub fn scan(&self) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StateError>> + '_ {
-        self.tree.iter().map(|r| r.map_err(StateError::from))
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.tree.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for r in self.data.scan_prefix(self.prefix).keys().take(4096) {
+                batch.remove(r?);
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            self.data.apply_batch(batch)?;
+        }
     }
 }
 
@@ -71,91 +107,156 @@ impl StoreTree {
 #[derive(Clone)]
 pub struct StateDb {
     db: sled::Db,
+    data: sled::Tree,
+    budget: Budget,
+    dir: PathBuf,
 }
 
-const META_TREE: &str = "__meta";
+/// Keyspace of the metadata.
+const META: [u8; 4] = [0xff; 4];
+/// Version of the layout described above.
+const FORMAT: &str = "neonblue-state/2";
+const FORMAT_KEY: &str = "format";
+const DATA_TREE: &str = "data";
 
 impl StateDb {
-    /// Opens (creating) the database in `dir`; `cache_bytes` bounds sled's page cache.
+    /// Opens (creating) the database in `dir`. `cache_bytes` bounds the
+    /// memory of decoded pages shared by every store; sled's own page cache
+    /// gets an eighth of it (at least 8 MiB).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<StateDb, StateError> {
-        std::fs::create_dir_all(dir).map_err(|e| sled::Error::Io(e))?;
+        std::fs::create_dir_all(dir).map_err(sled::Error::Io)?;
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(cache_bytes)
+            .cache_capacity((cache_bytes / 8).max(8 << 20))
             .flush_every_ms(None)
             .open()?;
-        Ok(StateDb { db })
+        let format_error = |problem: String| StateError::Format {
+            dir: dir.to_path_buf(),
+            problem,
+        };
+        let legacy = db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() != b"__sled__default" && n.as_ref() != DATA_TREE.as_bytes());
+        if legacy {
+            return Err(format_error(
+                "holds state of an older neonblue (one sled tree per store)".into(),
+            ));
+        }
+        let data = db.open_tree(DATA_TREE)?;
+        let s = StateDb {
+            db,
+            data,
+            budget: Budget::new(cache_bytes as usize),
+            dir: dir.to_path_buf(),
+        };
+        match s.get_meta(FORMAT_KEY)? {
+            Some(v) if v == FORMAT.as_bytes() => {}
+            Some(v) => {
+                return Err(format_error(format!(
+                    "has state format {:?}, this neonblue reads {FORMAT:?}",
+                    String::from_utf8_lossy(&v)
+                )))
+            }
+            None if s.data.is_empty() => s.put_meta_durable(FORMAT_KEY, Some(FORMAT.as_bytes()))?,
+            None => return Err(format_error("has no format version".into())),
+        }
+        Ok(s)
     }
 
-    /// The tree of store `store` in namespace `ns` (e.g. a task id).
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cache budget shared by every store of this instance.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// The keyspace of store `store` in namespace `ns` (e.g. a task id),
+    /// registered on first use.
     pub fn tree(&self, ns: &str, store: &str) -> Result<StoreTree, StateError> {
+        let name = format!("keyspace/{ns}/{store}");
+        let prefix = match self.get_meta(&name)? {
+            Some(v) if v.len() == 4 => [v[0], v[1], v[2], v[3]],
+            Some(_) => return Err(StateError::Mismatch(format!("bad keyspace id of {name}"))),
+            None => {
+                let next = match self.get_meta("keyspace-next")? {
+                    Some(v) if v.len() == 4 => u32::from_be_bytes([v[0], v[1], v[2], v[3]]),
+                    _ => 1,
+                };
+                if next == u32::MAX {
+                    return Err(StateError::Mismatch("keyspaces exhausted".into()));
+                }
+                let id = next.to_be_bytes();
+                let mut batch = sled::Batch::default();
+                batch.insert(meta_key(&name), &id);
+                batch.insert(meta_key("keyspace-next"), &(next + 1).to_be_bytes());
+                self.data.apply_batch(batch)?;
+                self.db.flush()?;
+                id
+            }
+        };
         Ok(StoreTree {
-            tree: self.db.open_tree(format!("{ns}/{store}"))?,
+            data: self.data.clone(),
+            prefix,
             store: store.to_string(),
+            budget: self.budget.clone(),
         })
     }
 
     /// Reads a metadata value (checkpoints, intents, fingerprints).
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(self.db.open_tree(META_TREE)?.get(key)?.map(|v| v.to_vec()))
+        Ok(self.data.get(meta_key(key))?.map(|v| v.to_vec()))
+    }
+
+    /// Every metadata key starting with `prefix`, with its value.
+    pub fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        self.data
+            .scan_prefix(meta_key(prefix))
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((String::from_utf8_lossy(&k[4..]).into_owned(), v.to_vec()))
+            })
+            .collect()
     }
 
     /// Writes a metadata value outside a commit and makes it durable.
     pub fn put_meta_durable(&self, key: &str, value: Option<&[u8]>) -> Result<(), StateError> {
-        let meta = self.db.open_tree(META_TREE)?;
         match value {
-            Some(v) => meta.insert(key, v)?,
-            None => meta.remove(key)?,
+            Some(v) => self.data.insert(meta_key(key), v)?,
+            None => self.data.remove(meta_key(key))?,
         };
         self.db.flush()?;
         Ok(())
     }
 
-    /// Atomically applies a commit batch and flushes it to disk.
+    /// Atomically applies a commit batch (one sled batch) and flushes it.
     pub fn commit(&self, batch: CommitBatch) -> Result<(), StateError> {
-        let meta = self.db.open_tree(META_TREE)?;
-        let mut trees = Vec::with_capacity(batch.stores.len() + 1);
-        let mut batches = Vec::with_capacity(batch.stores.len() + 1);
+        let mut b = sled::Batch::default();
         for (tree, changes) in batch.stores {
-            let mut b = sled::Batch::default();
             for c in changes {
+                let key = tree.full(&c.key);
                 match c.value {
-                    Some(v) => b.insert(c.key, v),
-                    None => b.remove(c.key),
+                    Some(v) => b.insert(key, v),
+                    None => b.remove(key),
                 }
             }
-            trees.push(tree.tree);
-            batches.push(b);
         }
-        let mut mb = sled::Batch::default();
         for (k, v) in batch.meta {
             match v {
-                Some(v) => mb.insert(k.as_bytes(), v),
-                None => mb.remove(k.as_bytes()),
+                Some(v) => b.insert(meta_key(&k), v),
+                None => b.remove(meta_key(&k)),
             }
         }
-        trees.push(meta);
-        batches.push(mb);
-        use sled::Transactional;
-        trees
-            .as_slice()
-            .transaction(|txs| {
-                for (tx, b) in txs.iter().zip(&batches) {
-                    tx.apply_batch(b)?;
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => StateError::Sled(e),
-                sled::transaction::TransactionError::Abort(()) => {
-                    StateError::Mismatch("commit aborted".into())
-                }
-            })?;
+        self.data.apply_batch(b)?;
         self.db.flush()?;
         Ok(())
     }
 
-    /// Replays changelog records into a store's tree (restore before processing).
+    /// Replays changelog records into a store's keyspace (restore before
+    /// processing). Callers pass bounded chunks.
     pub fn restore(
         &self,
         tree: &StoreTree,
@@ -164,13 +265,14 @@ impl StateDb {
         let mut b = sled::Batch::default();
         let mut n = 0;
         for c in records {
+            let key = tree.full(&c.key);
             match c.value {
-                Some(v) => b.insert(c.key, v),
-                None => b.remove(c.key),
+                Some(v) => b.insert(key, v),
+                None => b.remove(key),
             }
             n += 1;
         }
-        tree.tree.apply_batch(b)?;
+        self.data.apply_batch(b)?;
         Ok(n)
     }
 
@@ -178,6 +280,13 @@ impl StateDb {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+fn meta_key(key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + key.len());
+    k.extend_from_slice(&META);
+    k.extend_from_slice(key.as_bytes());
+    k
 }
 
 /// Everything one commit writes: the changes of many stores and metadata
@@ -195,7 +304,7 @@ impl CommitBatch {
         let mut changes = Vec::new();
         store.take_changes(&mut changes);
         self.stores.push((tree.clone(), changes));
-        &self.stores.last().map(|s| s.1.as_slice()).unwrap_or(&[])
+        self.stores.last().map(|s| s.1.as_slice()).unwrap_or(&[])
     }
 
     /// Sets (or with `None` removes) a metadata key in the same commit.

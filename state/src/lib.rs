@@ -1,54 +1,33 @@
 //! sled-backed state stores for stream processing tasks.
 //!
-//! Stores keep their working set in memory and record every change since the
-//! last checkpoint. [`StateDb::commit`] writes the changes of many stores,
-//! together with each task's checkpoint (e.g. the offsets it applied), in one
-//! atomic sled transaction, so state and offsets never disagree after a crash.
-//! The same changes are the records of the stores' changelog topics, and
-//! [`StateDb::restore`] rebuilds a store's tree from such records.
+//! sled is the store of record: every store keeps its entries in pages in
+//! one sled tree per instance ([`StateDb`]), reads them when first needed and
+//! caches them decoded within one memory [`Budget`] per instance. Changes
+//! reach sled only through [`StateDb::commit`], which writes the changes of
+//! many stores together with the tasks' checkpoints (offsets applied,
+//! counters) as one atomic batch, so state and offsets never disagree after
+//! a crash. The same changes are the records of the stores' changelog
+//! topics, and [`StateDb::restore`] rebuilds a store's keyspace from them.
 
+pub mod budget;
 pub mod codec;
 pub mod db;
 pub mod kv;
+pub mod paged;
 pub mod versioned;
 pub mod window;
 
+pub use budget::Budget;
 pub use codec::{decode, encode, CodecError};
 pub use db::{ChangeRecord, CommitBatch, StateDb, StateError, StoreTree};
 pub use kv::KeyValueStore;
+pub use paged::PagedStore;
 pub use versioned::VersionedStore;
 pub use window::WindowStore;
 
-/// A borrowed form of a store key `K`, for lookups that do not build an owned
-/// key. It must hash exactly like the owned key it matches.
-pub trait KeyRef<K>: std::hash::Hash {
-    /// True when `self` denotes `key`.
-    fn matches(&self, key: &K) -> bool;
-    /// The owned key (made only when inserting).
-    fn to_key(&self) -> K;
-}
-
-impl<K: std::hash::Hash + Eq + Clone> KeyRef<K> for K {
-    fn matches(&self, key: &K) -> bool {
-        self == key
-    }
-    fn to_key(&self) -> K {
-        self.clone()
-    }
-}
-
-impl KeyRef<String> for str {
-    fn matches(&self, key: &String) -> bool {
-        self == key.as_str()
-    }
-    fn to_key(&self) -> String {
-        self.to_owned()
-    }
-}
-
 /// A store whose pending changes can be committed.
 pub trait Store {
-    /// The store's name (its tree and changelog suffix).
+    /// The store's name (its keyspace and changelog suffix).
     fn name(&self) -> &str;
     /// Moves the changes recorded since the last call into `out` as
     /// (key, value-or-tombstone) pairs, in a deterministic order.

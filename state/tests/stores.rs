@@ -1,6 +1,20 @@
-//! Stores survive commit + reopen; changes are the changelog; restore rebuilds a tree.
+//! Stores keep sled as the store of record: they survive commit + reopen
+//! reading only what they need, work within a tiny cache (eviction and
+//! re-reads), split pages, drop whole windows, refuse another format, and
+//! their changes are the changelog from which a keyspace is restored.
 
-use neonblue_state::{CommitBatch, KeyValueStore, StateDb, Store, VersionedStore, WindowStore};
+use neonblue_state::{
+    CommitBatch, KeyValueStore, StateDb, StateError, Store, VersionedStore, WindowStore,
+};
+
+fn commit(db: &StateDb, stores: &mut [(&neonblue_state::StoreTree, &mut dyn Store)], round: u64) {
+    let mut batch = CommitBatch::default();
+    for (tree, store) in stores.iter_mut() {
+        batch.add_store(tree, *store);
+    }
+    batch.set_meta("checkpoint", Some(round.to_be_bytes().to_vec()));
+    db.commit(batch).unwrap();
+}
 
 #[test]
 fn stores_round_trip_through_commits_and_reopen() {
@@ -12,25 +26,26 @@ fn stores_round_trip_through_commits_and_reopen() {
             db.tree("ns", "ver").unwrap(),
             db.tree("ns", "win").unwrap(),
         );
-        let mut kv: KeyValueStore<String, u64> = KeyValueStore::new("kv");
-        let mut ver: VersionedStore<String, u32> = VersionedStore::new("ver");
-        let mut win: WindowStore<String, u64> = WindowStore::new("win");
-        // Many commits so the window store compacts its chunks.
+        let mut kv: KeyValueStore<String, u64> = KeyValueStore::load("kv", &t_kv).unwrap();
+        let mut ver: VersionedStore<String, u32> = VersionedStore::load("ver", &t_ver).unwrap();
+        let mut win: WindowStore<String, u64> = WindowStore::load("win", &t_win).unwrap();
         for round in 0..40u64 {
-            kv.insert(format!("k{}", round % 5), round);
-            ver.upsert("u".into(), (round % 7) as i64 * 10, round as u32);
-            *win.upsert_with(100, &format!("g{}", round % 3), || 0) += 1;
-            win.insert_if_absent(200, format!("x{round}"), round);
+            kv.insert(format!("k{}", round % 5), round).unwrap();
+            ver.upsert("u".into(), (round % 7) as i64 * 10, round as u32)
+                .unwrap();
+            *win.upsert_with(100, format!("g{}", round % 3), || 0)
+                .unwrap() += 1;
+            win.insert_if_absent(200, format!("x{round}"), round)
+                .unwrap();
             if round == 30 {
-                kv.remove(&"k0".to_string());
-                assert!(win.pop_before(150).is_some()); // close window 100
+                kv.remove(&"k0".to_string()).unwrap();
+                assert!(win.pop_before(150).unwrap().is_some()); // close window 100
             }
-            let mut batch = CommitBatch::default();
-            batch.add_store(&t_kv, &mut kv);
-            batch.add_store(&t_ver, &mut ver);
-            batch.add_store(&t_win, &mut win);
-            batch.set_meta("checkpoint", Some(round.to_be_bytes().to_vec()));
-            db.commit(batch).unwrap();
+            commit(
+                &db,
+                &mut [(&t_kv, &mut kv), (&t_ver, &mut ver), (&t_win, &mut win)],
+                round,
+            );
         }
     }
     let db = StateDb::open(dir.path(), 8 << 20).unwrap();
@@ -38,16 +53,16 @@ fn stores_round_trip_through_commits_and_reopen() {
         db.get_meta("checkpoint").unwrap(),
         Some(39u64.to_be_bytes().to_vec())
     );
-    let kv: KeyValueStore<String, u64> =
+    let mut kv: KeyValueStore<String, u64> =
         KeyValueStore::load("kv", &db.tree("ns", "kv").unwrap()).unwrap();
-    assert_eq!(kv.len(), 5);
-    assert_eq!(kv.get(&"k0".to_string()), Some(&35));
-    assert_eq!(kv.get(&"k4".to_string()), Some(&39));
-    let ver: VersionedStore<String, u32> =
+    assert_eq!(kv.entries().unwrap().len(), 5);
+    assert_eq!(kv.get(&"k0".to_string()).unwrap(), Some(&35));
+    assert_eq!(kv.get(&"k4".to_string()).unwrap(), Some(&39));
+    let mut ver: VersionedStore<String, u32> =
         VersionedStore::load("ver", &db.tree("ns", "ver").unwrap()).unwrap();
-    assert_eq!(ver.versions(&"u".into()).unwrap().len(), 7);
-    assert_eq!(ver.as_of(&"u".into(), 25).unwrap(), &(20, 37));
-    assert!(ver.as_of(&"u".into(), -1).is_none());
+    assert_eq!(ver.versions(&"u".into()).unwrap().unwrap().len(), 7);
+    assert_eq!(ver.as_of(&"u".into(), 25).unwrap(), Some(&(20, 37)));
+    assert!(ver.as_of(&"u".into(), -1).unwrap().is_none());
     let mut win: WindowStore<String, u64> =
         WindowStore::load("win", &db.tree("ns", "win").unwrap()).unwrap();
     assert_eq!(
@@ -55,43 +70,127 @@ fn stores_round_trip_through_commits_and_reopen() {
         2,
         "window 100 was reopened after closing, 200 stays"
     );
-    assert_eq!(win.get(200, &"x39".to_string()), Some(&39));
-    let (start, entries) = win.pop_before(150).unwrap();
+    assert_eq!(win.get(200, &"x39".to_string()).unwrap(), Some(&39));
+    let (start, entries) = win.pop_before(150).unwrap().unwrap();
     assert_eq!(start, 100);
     assert_eq!(
         entries.iter().map(|e| e.1).sum::<u64>(),
         9,
         "rounds 31..39 after the close"
     );
-    let (_, entries) = win.pop_before(i64::MAX).unwrap();
+    let (_, entries) = win.pop_before(i64::MAX).unwrap().unwrap();
     assert_eq!(entries.len(), 40);
+    assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "key order");
 }
 
 #[test]
-fn changes_replayed_as_changelog_restore_an_equal_tree() {
+fn a_tiny_cache_evicts_and_reads_back_many_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 64 << 10).unwrap(); // 64 KiB
+    let tree = db.tree("ns", "kv").unwrap();
+    let mut kv: KeyValueStore<u64, String> = KeyValueStore::load("kv", &tree).unwrap();
+    let n = 20_000u64;
+    for i in 0..n {
+        // A scattered order splits pages everywhere.
+        let k = i.wrapping_mul(0x9E37_79B9) % 1_000_003;
+        kv.insert(k, format!("value-{k}")).unwrap();
+        if i % 2_000 == 1_999 {
+            commit(&db, &mut [(&tree, &mut kv)], i);
+        }
+    }
+    assert!(
+        db.budget().used() <= db.budget().limit() * 2,
+        "the cache stays near its budget: {} used",
+        db.budget().used()
+    );
+    for i in (0..n).step_by(97) {
+        let k = i.wrapping_mul(0x9E37_79B9) % 1_000_003;
+        assert_eq!(kv.get(&k).unwrap(), Some(&format!("value-{k}")));
+    }
+    drop(kv);
+    let mut again: KeyValueStore<u64, String> = KeyValueStore::load("kv", &tree).unwrap();
+    let all = again.entries().unwrap();
+    assert_eq!(all.len() as u64, n);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
+#[test]
+fn dropping_a_window_removes_its_pages_without_reading_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = StateDb::open(dir.path(), 8 << 20).unwrap();
-    let mut kv: KeyValueStore<String, u64> = KeyValueStore::new("kv");
-    let mut log = Vec::new();
-    for i in 0..10u64 {
-        kv.insert(format!("k{}", i % 4), i);
-        if i == 6 {
-            kv.remove(&"k1".to_string());
+    let tree = db.tree("ns", "seen").unwrap();
+    let mut seen: WindowStore<String, ()> = WindowStore::load("seen", &tree).unwrap();
+    for day in [0i64, 86_400, 172_800] {
+        for i in 0..3_000 {
+            assert!(seen.insert_if_absent(day, format!("e{i}"), ()).unwrap());
         }
-        kv.take_changes(&mut log);
+    }
+    assert!(!seen.insert_if_absent(0, "e7".into(), ()).unwrap());
+    commit(&db, &mut [(&tree, &mut seen)], 1);
+    assert_eq!(seen.drop_before(86_400), Some(0));
+    assert_eq!(seen.drop_before(86_400), None);
+    let mut changes = Vec::new();
+    seen.take_changes(&mut changes);
+    assert!(
+        changes.iter().all(|c| c.value.is_none()),
+        "dropping writes only tombstones"
+    );
+    assert!(changes.len() >= 2 * (3_000 / neonblue_state::paged::PAGE_ENTRIES));
+    let mut batch = CommitBatch::default();
+    batch.add_store(&tree, &mut seen); // already taken: nothing more
+    db.commit(batch).unwrap();
+    db.restore(&tree, changes).unwrap();
+    let mut again: WindowStore<String, ()> = WindowStore::load("seen", &tree).unwrap();
+    assert_eq!(again.window_count(), 2);
+    assert!(again.contains_in_any(&"e2999".to_string()).unwrap());
+}
+
+#[test]
+fn changes_replayed_as_changelog_restore_an_equal_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 8 << 20).unwrap();
+    let source = db.tree("source", "kv").unwrap();
+    let mut kv: KeyValueStore<String, u64> = KeyValueStore::load("kv", &source).unwrap();
+    let mut log = Vec::new();
+    for i in 0..1_000u64 {
+        kv.insert(format!("k{}", i % 400), i).unwrap();
+        if i == 600 {
+            kv.remove(&"k1".to_string()).unwrap();
+        }
+        if i % 100 == 99 {
+            kv.take_changes(&mut log);
+        }
     }
     let tree = db.tree("restored", "kv").unwrap();
-    assert_eq!(db.restore(&tree, log).unwrap(), 10 + 1);
-    let restored: KeyValueStore<String, u64> = KeyValueStore::load("kv", &tree).unwrap();
-    let mut got: Vec<(String, u64)> = restored.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    got.sort();
-    assert_eq!(
-        got,
-        vec![
-            ("k0".into(), 8),
-            ("k1".into(), 9),
-            ("k2".into(), 6),
-            ("k3".into(), 7)
-        ]
+    db.restore(&tree, log).unwrap();
+    let mut restored: KeyValueStore<String, u64> = KeyValueStore::load("kv", &tree).unwrap();
+    let got = restored.entries().unwrap();
+    assert_eq!(got.len(), 400);
+    assert_eq!(restored.get(&"k1".to_string()).unwrap(), Some(&801));
+    assert_eq!(restored.get(&"k399".to_string()).unwrap(), Some(&799));
+    assert_eq!(restored.get(&"k199".to_string()).unwrap(), Some(&999));
+}
+
+#[test]
+fn another_format_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What the previous layout looked like: one sled tree per store.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("task-0000/assignments")
+            .unwrap()
+            .insert("k", "v")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = match StateDb::open(dir.path(), 8 << 20) {
+        Err(e @ StateError::Format { .. }) => e.to_string(),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("an older state directory was opened"),
+    };
+    assert!(err.contains(&dir.path().display().to_string()), "{err}");
+    assert!(
+        err.contains("older neonblue") && err.contains("delete it"),
+        "{err}"
     );
 }

@@ -88,10 +88,17 @@ struct JoinSlot {
 impl JoinSlot {
     /// Applies an input partition's time report; punctuates when the
     /// watermark advanced.
-    fn observe(&mut self, inputs: &[(String, i32)], topic: &str, partition: i32, st: SourceTime) {
+    fn observe(
+        &mut self,
+        inputs: &[(String, i32)],
+        topic: &str,
+        partition: i32,
+        st: SourceTime,
+    ) -> Result<(), neonblue_state::StateError> {
         if let Some(w) = self.watermarks.observe(inputs, topic, partition, st) {
-            self.task.advance_watermark(w, &mut self.out);
+            self.task.advance_watermark(w, &mut self.out)?;
         }
+        Ok(())
     }
 }
 
@@ -455,7 +462,7 @@ impl Engine {
             partition,
             offset,
         };
-        if let Some(r) = r.task.router.route(origin, parsed) {
+        if let Some(r) = r.task.router.route(origin, parsed)? {
             let key = r.routed.change.user_id().as_bytes().to_vec();
             let bytes = Repartitioned::Record {
                 routed: r.routed,
@@ -494,7 +501,7 @@ impl Engine {
                 partition,
                 time,
             } => {
-                s.observe(&inputs, &topic, partition, time);
+                s.observe(&inputs, &topic, partition, time)?;
                 return Ok(());
             }
             Repartitioned::Record {
@@ -519,10 +526,10 @@ impl Engine {
             time,
             idle: false,
         };
-        s.observe(&inputs, &topic, p, report(o, before_time));
-        s.task.process_from(routed, before_time, &mut s.out);
+        s.observe(&inputs, &topic, p, report(o, before_time))?;
+        s.task.process_from(routed, before_time, &mut s.out)?;
         s.applied.mark(&topic, p, o);
-        s.observe(&inputs, &topic, p, report(o + 1, after_time));
+        s.observe(&inputs, &topic, p, report(o + 1, after_time))?;
         let after = &s.task.meta.counters;
         metrics::counter!("neonblue_records_total", "stage" => "joined").increment(1);
         metrics::counter!("neonblue_late_events_total").increment(after.late - before.late);
@@ -531,6 +538,12 @@ impl Engine {
                 .increment(after.duplicates - before.duplicates);
         }
         Ok(())
+    }
+
+    /// True when uncommitted state fills its share of the cache: commit now
+    /// so that it can be evicted.
+    pub fn wants_commit(&self) -> bool {
+        self.db.budget().wants_commit()
     }
 
     /// True when nothing changed since the last commit.
@@ -726,7 +739,7 @@ impl Engine {
         for &p in partitions {
             let t = self.join(p)?;
             if !t.task.drained {
-                t.task.task.end_of_input(&mut t.task.out);
+                t.task.task.end_of_input(&mut t.task.out)?;
                 t.task.drained = true;
                 t.dirty = true;
             }

@@ -138,7 +138,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         &topics.internal_specs(),
     )?;
 
-    let db = StateDb::open(&cfg.processing.state_dir, 64 << 20).with_context(|| {
+    let db = StateDb::open(&cfg.processing.state_dir, cfg.state.cache_bytes).with_context(|| {
         format!(
             "cannot open state directory {} (is another instance using it? give each instance its own --state)",
             cfg.processing.state_dir.display()
@@ -259,6 +259,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
             !e.is_clean()
                 && (e.uncommitted >= cfg.kafka.commit_records
                     || e.last_commit.elapsed() >= interval
+                    || e.wants_commit()
                     || idle)
         };
         if due {

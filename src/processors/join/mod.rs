@@ -8,9 +8,10 @@ pub mod windows;
 
 /// The join task's stores: its own three, then the window stores (their
 /// changelogs are `<app_id>-<store>-changelog`).
-pub const STORES: [&str; 8] = [
+pub const STORES: [&str; 9] = [
     "assignments",
     "pending",
+    "pending-deadlines",
     "seen-events",
     windows::STORES[0],
     windows::STORES[1],
@@ -24,13 +25,18 @@ pub fn namespace(partition: u32) -> String {
     format!("task-{partition:04}")
 }
 
-use crate::time::DAY;
+use crate::time::{DAY, MINUTE};
 use neonblue_state::{
     CommitBatch, KeyValueStore, StateDb, StateError, StoreTree, VersionedStore, WindowStore,
 };
-use neonblue_topology::{Deadlines, Processor, StreamTime};
+use neonblue_topology::{Processor, StreamTime};
 use serde::{Deserialize, Serialize};
 use windows::WindowStores;
+
+/// A pending event's deadline: (due, key, event id), in one-minute segments.
+type Deadline = (Micros, AssignmentKey, String);
+/// Width of a deadline segment.
+const DEADLINE_SEGMENT: Micros = MINUTE;
 
 /// (experiment_id, user_id): the key of assignment versions and pending events.
 pub type AssignmentKey = (u32, String);
@@ -88,6 +94,8 @@ pub struct TaskMeta {
     pub stream_time: StreamTime,
     /// Counters.
     pub counters: TaskCounters,
+    /// Events waiting in the pending store.
+    pub pending_events: u64,
 }
 
 /// Where a task's stream time comes from.
@@ -113,10 +121,11 @@ pub struct JoinTask {
     pub meta: TaskMeta,
     assignments: VersionedStore<AssignmentKey, VariantRef>,
     pending: KeyValueStore<AssignmentKey, Vec<PendingEvent>>,
-    due: Deadlines<(AssignmentKey, String)>,
+    /// When each pending event is next due, by one-minute segment.
+    due: WindowStore<Deadline, ()>,
     seen: WindowStore<String, ()>,
     windows: WindowStores,
-    trees: [StoreTree; 3],
+    trees: [StoreTree; 4],
 }
 
 impl JoinTask {
@@ -132,55 +141,89 @@ impl JoinTask {
             db.tree(ns, STORES[0])?,
             db.tree(ns, STORES[1])?,
             db.tree(ns, STORES[2])?,
+            db.tree(ns, STORES[3])?,
         ];
-        let assignments = VersionedStore::load(STORES[0], &trees[0])?;
-        let pending: KeyValueStore<AssignmentKey, Vec<PendingEvent>> =
-            KeyValueStore::load(STORES[1], &trees[1])?;
-        let mut due = Deadlines::default();
-        for (key, events) in pending.iter() {
-            for p in events {
-                due.schedule(
-                    p.event.timestamp.saturating_add(grace),
-                    (key.clone(), p.event.event_id.clone()),
-                );
-            }
-        }
         Ok(JoinTask {
             partition,
             grace,
             clock: Clock::Records,
             source_time: None,
             meta,
-            assignments,
-            pending,
-            due,
-            seen: WindowStore::load(STORES[2], &trees[2])?,
+            assignments: VersionedStore::load(STORES[0], &trees[0])?,
+            pending: KeyValueStore::load(STORES[1], &trees[1])?,
+            due: WindowStore::load(STORES[2], &trees[2])?,
+            seen: WindowStore::load(STORES[3], &trees[3])?,
             windows: WindowStores::load(db, ns)?,
             trees,
         })
     }
 
     /// Takes stream time from watermarks instead of records (Kafka mode).
+    /// (Deadlines are stored with the clock they were scheduled under: a
+    /// task keeps one clock for its whole life.)
     pub fn driven_by_watermark(mut self) -> Self {
         self.clock = Clock::Watermark;
-        let mut due = Deadlines::default();
-        for (key, events) in self.pending.iter() {
-            for p in events {
-                due.schedule(
-                    self.deadline(p.event.timestamp),
-                    (key.clone(), p.event.event_id.clone()),
-                );
-            }
-        }
-        self.due = due;
         self
     }
 
     /// The watermark moved to `watermark` (Kafka mode): stream time follows,
     /// due pending events resolve, due windows close, old event ids expire.
-    pub fn advance_watermark(&mut self, watermark: Micros, out: &mut OutputBatch) {
+    pub fn advance_watermark(
+        &mut self,
+        watermark: Micros,
+        out: &mut OutputBatch,
+    ) -> Result<(), StateError> {
         self.meta.stream_time.advance(watermark);
-        self.punctuate(out);
+        self.punctuate(out)
+    }
+
+    fn schedule(
+        &mut self,
+        due: Micros,
+        key: &AssignmentKey,
+        event_id: &str,
+    ) -> Result<(), StateError> {
+        let segment = due.div_euclid(DEADLINE_SEGMENT) * DEADLINE_SEGMENT;
+        self.due
+            .insert_if_absent(segment, (due, key.clone(), event_id.to_string()), ())?;
+        Ok(())
+    }
+
+    fn cancel(
+        &mut self,
+        due: Micros,
+        key: &AssignmentKey,
+        event_id: &str,
+    ) -> Result<bool, StateError> {
+        let segment = due.div_euclid(DEADLINE_SEGMENT) * DEADLINE_SEGMENT;
+        self.due
+            .remove(segment, &(due, key.clone(), event_id.to_string()))
+    }
+
+    /// The deadlines due at `now` (every one when `None`), in (due, key, id)
+    /// order; a later deadline taken with its segment is put back.
+    fn take_due(&mut self, now: Option<Micros>) -> Result<Vec<Deadline>, StateError> {
+        let mut due = Vec::new();
+        let limit = now.unwrap_or(i64::MAX);
+        while let Some(start) = self.due.first_start().filter(|s| *s <= limit) {
+            let (_, entries) = self.due.pop_before(start + 1)?.expect("first segment");
+            let mut later = Vec::new();
+            for (d, ()) in entries {
+                if d.0 <= limit {
+                    due.push(d);
+                } else {
+                    later.push(d);
+                }
+            }
+            let stop = !later.is_empty();
+            for d in later {
+                self.due.insert_if_absent(start, d, ())?;
+            }
+            if stop {
+                break;
+            }
+        }
+        Ok(due)
     }
 
     /// Processes a record of the watermark clock. `source_time` is the
@@ -193,25 +236,27 @@ impl JoinTask {
         input: Routed,
         source_time: Option<Micros>,
         out: &mut OutputBatch,
-    ) {
+    ) -> Result<(), StateError> {
         self.source_time = source_time;
-        self.process(input, out);
+        let r = self.process(input, out);
         self.source_time = None;
+        r
     }
 
     /// Adds every store's pending changes to `batch`.
     pub fn add_changes(&mut self, batch: &mut CommitBatch) {
         batch.add_store(&self.trees[0], &mut self.assignments);
         batch.add_store(&self.trees[1], &mut self.pending);
-        batch.add_store(&self.trees[2], &mut self.seen);
+        batch.add_store(&self.trees[2], &mut self.due);
+        batch.add_store(&self.trees[3], &mut self.seen);
         for (tree, store) in self.windows.stores_mut() {
             batch.add_store(tree, store);
         }
     }
 
     /// Events waiting for an assignment.
-    pub fn pending_count(&self) -> usize {
-        self.due.len()
+    pub fn pending_count(&self) -> u64 {
+        self.meta.pending_events
     }
 
     /// Open hourly + daily windows.
@@ -226,12 +271,12 @@ impl JoinTask {
         snapshot: bool,
         captured: Option<Micros>,
         out: &mut OutputBatch,
-    ) {
-        if self.seen.contains_in_any(event.event_id.as_str()) {
+    ) -> Result<(), StateError> {
+        if self.seen.contains_in_any(&event.event_id)? {
             self.meta.counters.duplicates += 1;
-            return;
+            return Ok(());
         }
-        self.release_snapshot(snapshot, out);
+        self.release_snapshot(snapshot, out)?;
         let ts = event.timestamp;
         let hour_end = WindowKind::Hourly.start_of(ts) + WindowKind::Hourly.len_micros();
         let is_late = self
@@ -241,29 +286,37 @@ impl JoinTask {
             .max(self.source_time)
             .is_some_and(|now| now >= hour_end.saturating_add(self.grace));
         self.seen
-            .insert_ref_if_absent(WindowKind::Daily.start_of(ts), event.event_id.as_str(), ());
+            .insert_if_absent(WindowKind::Daily.start_of(ts), event.event_id.clone(), ())?;
         let key: AssignmentKey = (event.experiment_id, event.user_id.clone());
-        if self.joinable(&key, ts, captured) {
-            self.emit(&key, event, is_late, origin, captured, out);
+        if self.joinable(&key, ts, captured)? {
+            self.emit(&key, event, is_late, origin, captured, out)?;
         } else {
-            self.due
-                .schedule(self.deadline(ts), (key.clone(), event.event_id.clone()));
+            let due = self.deadline(ts);
+            self.schedule(due, &key, &event.event_id)?;
             let p = PendingEvent {
                 event,
                 is_late,
                 origin,
                 captured,
             };
-            match self.pending.get_mut(&key) {
+            match self.pending.get_mut(&key)? {
                 Some(list) => list.push(p),
-                None => self.pending.insert(key, vec![p]),
+                None => {
+                    self.pending.insert(key, vec![p])?;
+                }
             }
+            self.meta.pending_events += 1;
         }
-        self.advance(ts, snapshot, out);
+        self.advance(ts, snapshot, out)
     }
 
-    fn apply_assignment(&mut self, a: Assignment, snapshot: bool, out: &mut OutputBatch) {
-        self.release_snapshot(snapshot, out);
+    fn apply_assignment(
+        &mut self,
+        a: Assignment,
+        snapshot: bool,
+        out: &mut OutputBatch,
+    ) -> Result<(), StateError> {
+        self.release_snapshot(snapshot, out)?;
         self.meta.counters.assignments_applied += 1;
         let key: AssignmentKey = (a.experiment_id, a.user_id);
         self.assignments.upsert(
@@ -274,26 +327,26 @@ impl JoinTask {
                 variant_key: a.variant_key,
                 deleted_at: None,
             },
-        );
-        if let Some(waiting) = self.pending.remove(&key) {
+        )?;
+        if let Some(waiting) = self.pending.remove(&key)? {
             let mut still = Vec::new();
             for p in waiting {
-                if !self.joinable(&key, p.event.timestamp, p.captured) {
+                if !self.joinable(&key, p.event.timestamp, p.captured)? {
                     still.push(p);
                     continue;
                 }
-                let id = (key.clone(), p.event.event_id.clone());
                 let ts = p.event.timestamp;
-                if !self.due.cancel(ts.saturating_add(self.grace), &id) {
-                    self.due.cancel(ts, &id);
+                if !self.cancel(ts.saturating_add(self.grace), &key, &p.event.event_id)? {
+                    self.cancel(ts, &key, &p.event.event_id)?;
                 }
-                self.emit(&key, p.event, p.is_late, p.origin, p.captured, out);
+                self.meta.pending_events -= 1;
+                self.emit(&key, p.event, p.is_late, p.origin, p.captured, out)?;
             }
             if !still.is_empty() {
-                self.pending.insert(key, still);
+                self.pending.insert(key, still)?;
             }
         }
-        self.advance(a.assigned_at, snapshot, out);
+        self.advance(a.assigned_at, snapshot, out)
     }
 
     /// Can an event of `key` at `ts`, captured at `captured`, join now?
@@ -302,15 +355,26 @@ impl JoinTask {
     /// then been read past it, so every version in effect at `ts` has
     /// arrived, whatever the pace of the partitions (an event-time temporal
     /// join).
-    fn joinable(&self, key: &AssignmentKey, ts: Micros, captured: Option<Micros>) -> bool {
-        self.has_versions(key, captured) && (self.clock == Clock::Records || self.reached(ts))
+    fn joinable(
+        &mut self,
+        key: &AssignmentKey,
+        ts: Micros,
+        captured: Option<Micros>,
+    ) -> Result<bool, StateError> {
+        Ok((self.clock == Clock::Records || self.reached(ts))
+            && self.has_versions(key, captured)?)
     }
 
     /// True when `key` has a version an event captured at `captured` sees.
-    fn has_versions(&self, key: &AssignmentKey, captured: Option<Micros>) -> bool {
-        self.assignments
-            .versions(key)
-            .is_some_and(|v| v.iter().any(|(_, x)| x.visible_to(captured)))
+    fn has_versions(
+        &mut self,
+        key: &AssignmentKey,
+        captured: Option<Micros>,
+    ) -> Result<bool, StateError> {
+        Ok(self
+            .assignments
+            .versions(key)?
+            .is_some_and(|v| v.iter().any(|(_, x)| x.visible_to(captured))))
     }
 
     /// True when stream time has reached `ts`.
@@ -335,11 +399,11 @@ impl JoinTask {
         snapshot: bool,
         captured: Option<Micros>,
         out: &mut OutputBatch,
-    ) {
+    ) -> Result<(), StateError> {
         // A delete read in a snapshot (an outbox `ASSIGNMENT_DELETED` row with
         // `op = r`) is a snapshot record: it keeps the freeze, it does not
         // release it (SPEC 5).
-        self.release_snapshot(snapshot, out);
+        self.release_snapshot(snapshot, out)?;
         if snapshot && self.clock == Clock::Records {
             self.meta.stream_time.hold(None);
         }
@@ -352,34 +416,45 @@ impl JoinTask {
         // ones see none, whenever each arrives.
         match (self.clock, captured) {
             (Clock::Watermark, Some(at)) => {
-                for (_, v) in self.assignments.versions_mut(&key).into_iter().flatten() {
+                for (_, v) in self.assignments.versions_mut(&key)?.into_iter().flatten() {
                     v.deleted_at = v.deleted_at.or(Some(at));
                 }
             }
             _ => {
-                self.assignments.delete(&key);
+                self.assignments.delete(&key)?;
             }
         }
+        Ok(())
     }
 
     /// A non-snapshot record ends a snapshot's freeze: stream time first
     /// advances to the held-back time (records clock only).
-    fn release_snapshot(&mut self, snapshot: bool, out: &mut OutputBatch) {
+    fn release_snapshot(
+        &mut self,
+        snapshot: bool,
+        out: &mut OutputBatch,
+    ) -> Result<(), StateError> {
         if self.clock == Clock::Records && !snapshot && self.meta.stream_time.release() {
-            self.punctuate(out);
+            self.punctuate(out)?;
         }
+        Ok(())
     }
 
     /// Step 3: stream time takes the record's timestamp, or holds it back in
     /// a snapshot (records clock; a watermark clock does not move here).
     /// Then steps 4 and 5.
-    fn advance(&mut self, ts: Micros, snapshot: bool, out: &mut OutputBatch) {
+    fn advance(
+        &mut self,
+        ts: Micros,
+        snapshot: bool,
+        out: &mut OutputBatch,
+    ) -> Result<(), StateError> {
         match (self.clock, snapshot) {
             (Clock::Watermark, _) => {}
             (Clock::Records, true) => self.meta.stream_time.hold(Some(ts)),
             (Clock::Records, false) => self.meta.stream_time.advance(ts),
         }
-        self.punctuate(out);
+        self.punctuate(out)
     }
 
     /// Joins `event` against the assignment versions and emits its row.
@@ -392,11 +467,11 @@ impl JoinTask {
         origin: Origin,
         captured: Option<Micros>,
         out: &mut OutputBatch,
-    ) {
+    ) -> Result<(), StateError> {
         let ts = event.timestamp;
         let versions = self
             .assignments
-            .versions(key)
+            .versions(key)?
             .map_or(&[][..], |v| v.as_slice());
         let seen = |v: &&(Micros, VariantRef)| v.1.visible_to(captured);
         let split = versions.partition_point(|(t, _)| *t <= ts);
@@ -419,27 +494,35 @@ impl JoinTask {
             origin,
             event,
         };
-        self.push_row(row, out);
+        self.push_row(row, out)
     }
 
-    fn push_row(&mut self, row: EventRow, out: &mut OutputBatch) {
+    fn push_row(&mut self, row: EventRow, out: &mut OutputBatch) -> Result<(), StateError> {
         self.meta.counters.events_emitted += 1;
         if row.is_late {
             self.meta.counters.late += 1;
         } else if row.is_valid {
-            self.windows.add(&row);
+            self.windows.add(&row)?;
         }
         out.events.push(row);
+        Ok(())
     }
 
     /// Steps 4 and 5: resolve due pending events as unassigned, then close due
     /// windows and forget expired event ids.
-    fn punctuate(&mut self, out: &mut OutputBatch) {
+    fn punctuate(&mut self, out: &mut OutputBatch) -> Result<(), StateError> {
         let Some(now) = self.meta.stream_time.get() else {
-            return;
+            return Ok(());
         };
-        while let Some((_, (key, event_id))) = self.due.pop_due(now) {
-            self.resolve_due(&key, &event_id, Some(now), out);
+        // Resolving may schedule a later deadline: repeat until none is due.
+        loop {
+            let due = self.take_due(Some(now))?;
+            if due.is_empty() {
+                break;
+            }
+            for (_, key, event_id) in due {
+                self.resolve_due(&key, &event_id, Some(now), out)?;
+            }
         }
         self.windows.close(
             Some(now),
@@ -447,10 +530,11 @@ impl JoinTask {
             self.partition,
             &mut out.aggregates,
             &mut out.user_daily,
-        );
+        )?;
         // An id is remembered until end of its day + grace + 24 h.
         let before = now.saturating_sub(2 * DAY + self.grace) + 1;
         while self.seen.drop_before(before).is_some() {}
+        Ok(())
     }
 
     /// A pending event is due at stream time `now` (`None`: end of input):
@@ -463,31 +547,28 @@ impl JoinTask {
         event_id: &str,
         now: Option<Micros>,
         out: &mut OutputBatch,
-    ) {
-        let Some(list) = self.pending.get(key) else {
-            return;
+    ) -> Result<(), StateError> {
+        let Some(list) = self.pending.get(key)? else {
+            return Ok(());
         };
         let Some(i) = list.iter().position(|p| p.event.event_id == event_id) else {
-            return;
+            return Ok(());
         };
-        let ts = list[i].event.timestamp;
-        let versions = self.has_versions(key, list[i].captured);
+        let (ts, captured) = (list[i].event.timestamp, list[i].captured);
+        let versions = self.has_versions(key, captured)?;
         let expired = now.is_none_or(|n| n >= ts.saturating_add(self.grace));
         if !versions && !expired {
-            self.due.schedule(
-                ts.saturating_add(self.grace),
-                (key.clone(), event_id.to_string()),
-            );
-            return;
+            self.schedule(ts.saturating_add(self.grace), key, event_id)?;
+            return Ok(());
         }
-        let list = self.pending.get_mut(key).expect("found above");
+        let list = self.pending.get_mut(key)?.expect("found above");
         let p = list.remove(i);
         if list.is_empty() {
-            self.pending.remove(key);
+            self.pending.remove(key)?;
         }
+        self.meta.pending_events -= 1;
         if versions {
-            self.emit(key, p.event, p.is_late, p.origin, p.captured, out);
-            return;
+            return self.emit(key, p.event, p.is_late, p.origin, p.captured, out);
         }
         let row = EventRow {
             variant_id: None,
@@ -499,15 +580,16 @@ impl JoinTask {
             origin: p.origin,
             event: p.event,
         };
-        self.push_row(row, out);
+        self.push_row(row, out)
     }
 }
 
 impl Processor for JoinTask {
     type Input = Routed;
     type Output = OutputBatch;
+    type Error = StateError;
 
-    fn process(&mut self, input: Routed, out: &mut OutputBatch) {
+    fn process(&mut self, input: Routed, out: &mut OutputBatch) -> Result<(), StateError> {
         match input.change {
             Change::Event(e) => {
                 self.apply_event(e, input.origin, input.snapshot, input.captured, out)
@@ -517,12 +599,12 @@ impl Processor for JoinTask {
         }
     }
 
-    fn end_of_input(&mut self, out: &mut OutputBatch) {
+    fn end_of_input(&mut self, out: &mut OutputBatch) -> Result<(), StateError> {
         if self.meta.stream_time.release() {
-            self.punctuate(out);
+            self.punctuate(out)?;
         }
-        while let Some((_, (key, event_id))) = self.due.pop_first() {
-            self.resolve_due(&key, &event_id, None, out);
+        for (_, key, event_id) in self.take_due(None)? {
+            self.resolve_due(&key, &event_id, None, out)?;
         }
         self.windows.close(
             None,
@@ -530,6 +612,6 @@ impl Processor for JoinTask {
             self.partition,
             &mut out.aggregates,
             &mut out.user_daily,
-        );
+        )
     }
 }

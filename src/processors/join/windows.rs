@@ -6,51 +6,14 @@
 
 use crate::domain::outputs::{AggRow, EventRow, UserDailyRow, WindowKind};
 use crate::domain::records::Micros;
-use neonblue_state::{KeyRef, StateDb, StateError, Store, StoreTree, WindowStore};
+use neonblue_state::{StateDb, StateError, Store, StoreTree, WindowStore};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Grouping key of an aggregate row within a window:
 /// (experiment_id, variant_id, variant_key, event_type).
 pub type GroupKey = (u32, u32, Option<Arc<str>>, Arc<str>);
-
-/// Borrowed `(GroupKey, user_id)`; hashes like the owned tuple.
-struct UserRef<'a>(&'a GroupKey, &'a str);
-
-impl Hash for UserRef<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.0, self.1).hash(state)
-    }
-}
-
-impl KeyRef<(GroupKey, String)> for UserRef<'_> {
-    fn matches(&self, key: &(GroupKey, String)) -> bool {
-        *self.0 == key.0 && self.1 == key.1
-    }
-    fn to_key(&self) -> (GroupKey, String) {
-        (self.0.clone(), self.1.to_owned())
-    }
-}
-
-/// Borrowed [`UserDayKey`]; hashes like the owned tuple.
-struct UserDayRef<'a>(u32, u32, &'a str);
-
-impl Hash for UserDayRef<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (self.0, self.1, self.2).hash(state)
-    }
-}
-
-impl KeyRef<UserDayKey> for UserDayRef<'_> {
-    fn matches(&self, key: &UserDayKey) -> bool {
-        self.0 == key.0 && self.1 == key.1 && self.2 == key.2
-    }
-    fn to_key(&self) -> UserDayKey {
-        (self.0, self.1, self.2.to_owned())
-    }
-}
 
 /// Interned strings (event types, variant keys); bounded, cleared when full.
 #[derive(Default)]
@@ -162,10 +125,10 @@ impl WindowStores {
     }
 
     /// Counts a valid, non-late event in its hourly and daily windows and its user's day.
-    pub fn add(&mut self, row: &EventRow) {
+    pub fn add(&mut self, row: &EventRow) -> Result<(), StateError> {
         let ev = &row.event;
         let (Some(variant_id), true) = (row.variant_id, row.is_valid) else {
-            return;
+            return Ok(());
         };
         let event_type = self.strings.get(&ev.event_type);
         let variant_key = row.variant_key.as_deref().map(|k| self.strings.get(k));
@@ -176,8 +139,9 @@ impl WindowStores {
                 WindowKind::Hourly => (&mut self.hourly, &mut self.hourly_users),
                 WindowKind::Daily => (&mut self.daily, &mut self.daily_users),
             };
-            let new_user = users.insert_ref_if_absent(start, &UserRef(&group, &ev.user_id), ());
-            let agg = aggs.upsert_with(start, &group, AggState::default);
+            let new_user =
+                users.insert_if_absent(start, (group.clone(), ev.user_id.clone()), ())?;
+            let agg = aggs.upsert_with(start, group.clone(), AggState::default)?;
             agg.events += 1;
             if new_user {
                 agg.users += 1;
@@ -192,9 +156,9 @@ impl WindowStores {
         let (_, _, variant_key, event_type) = group;
         let r = self.user_daily.upsert_with(
             day,
-            &UserDayRef(ev.experiment_id, variant_id, &ev.user_id),
+            (ev.experiment_id, variant_id, ev.user_id.clone()),
             Rollup::default,
-        );
+        )?;
         r.events += 1;
         r.journey
             .push((ev.timestamp, ev.event_id.clone(), event_type));
@@ -215,6 +179,7 @@ impl WindowStores {
         }
         r.exposed |= ev.event_type == "exposure";
         r.converted |= ev.event_type == "conversion";
+        Ok(())
     }
 
     /// Closes every window with `end + grace <= now` (all windows when `now` is
@@ -226,7 +191,7 @@ impl WindowStores {
         partition: i32,
         aggs: &mut Vec<AggRow>,
         user_daily: &mut Vec<UserDailyRow>,
-    ) {
+    ) -> Result<(), StateError> {
         for kind in [WindowKind::Hourly, WindowKind::Daily] {
             let before = now.map_or(i64::MAX, |t| {
                 t.saturating_sub(kind.len_micros() + grace) + 1
@@ -235,7 +200,7 @@ impl WindowStores {
                 WindowKind::Hourly => (&mut self.hourly, &mut self.hourly_users),
                 WindowKind::Daily => (&mut self.daily, &mut self.daily_users),
             };
-            while let Some((start, groups)) = store.pop_before(before) {
+            while let Some((start, groups)) = store.pop_before(before)? {
                 for ((experiment_id, variant_id, variant_key, event_type), a) in groups {
                     aggs.push(AggRow {
                         kind,
@@ -259,7 +224,7 @@ impl WindowStores {
         let before = now.map_or(i64::MAX, |t| {
             t.saturating_sub(WindowKind::Daily.len_micros() + grace) + 1
         });
-        while let Some((day, rollups)) = self.user_daily.pop_before(before) {
+        while let Some((day, rollups)) = self.user_daily.pop_before(before)? {
             for ((experiment_id, variant_id, user_id), mut r) in rollups {
                 r.journey.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
                 let first_ts = r.journey.first().map_or(day, |j| j.0);
@@ -282,6 +247,7 @@ impl WindowStores {
                 });
             }
         }
+        Ok(())
     }
 
     /// Open windows (hourly + daily).
