@@ -5,6 +5,7 @@
 //! - [`domain`]: the experiment domain — validity join, windows, rollups.
 //! - [`pipeline`]: the topology wiring and the file-mode driver.
 //! - [`sink`]: Parquet on object storage.
+//! - [`report`]: the experiment report (statistics from `user_daily`).
 //! - [`cli`], [`config`], [`generate`]: operations.
 
 pub mod cli;
@@ -15,4 +16,5 @@ pub mod kafka;
 pub mod ops;
 pub mod parse;
 pub mod pipeline;
+pub mod report;
 pub mod sink;

@@ -151,6 +151,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => cli::demo::run_demo(cli.config.as_ref(), &args),
+        Command::Report(args) => cli::report::run_report(&args),
         Command::BenchParse { file, typed } => {
             let n = if typed {
                 neonblue::parse::bench::parse_file_typed(&file)?

@@ -1,7 +1,8 @@
-//! Command-line interface (clap): `run`, `generate`, `demo`.
+//! Command-line interface (clap): `run`, `generate`, `demo`, `report`.
 
 pub mod demo;
 pub mod progress;
+pub mod report;
 
 use crate::config::{Config, Layout};
 use crate::domain::Micros;
@@ -40,8 +41,10 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print or apply the ClickHouse DDL (`schemas/clickhouse/`).
     Schema(SchemaArgs),
-    /// Generate a data set, run it embedded, print the variant table.
+    /// Generate a data set, run it embedded, print the variant table and the report.
     Demo(demo::DemoArgs),
+    /// The experiment report (SPEC 10): lifts, intervals, SRM from `user_daily`.
+    Report(report::ReportArgs),
     /// Benchmark helper: parse every envelope and payload of a file, print the count.
     #[command(hide = true)]
     BenchParse {
