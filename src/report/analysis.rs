@@ -223,3 +223,116 @@ fn estimate(e: Option<Estimate>) -> EstimateReport {
     })
     .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::metric::MomentSums;
+    use crate::report::population::ArmTotals;
+    use std::collections::BTreeMap;
+
+    /// An arm of `n` users whose metrics all take the values `xs` in turn.
+    fn arm(n: u64, xs: &[f64]) -> ArmTotals {
+        let mut m = MomentSums::default();
+        for i in 0..n as usize {
+            m.add(xs[i % xs.len()]);
+        }
+        ArmTotals { metrics: [m; 4] }
+    }
+
+    fn population(arms: [(u32, ArmTotals); 2]) -> Population {
+        let variants = BTreeMap::from([(1, Some("control".into())), (2, Some("b".into()))]);
+        let days = vec![DaySnapshot {
+            day: 20_000,
+            multi_variant_users: 0,
+            arms: arms.into_iter().collect(),
+        }];
+        Population {
+            experiments: BTreeMap::from([(7, ExperimentPopulation { variants, days })]),
+            rows_read: 0,
+        }
+    }
+
+    fn report(pop: &Population) -> Report {
+        analyse(
+            pop,
+            &Scope::default(),
+            &Choices::default(),
+            Settings::default(),
+        )
+        .unwrap()
+    }
+
+    fn json(r: &Report) -> String {
+        crate::report::render_json::render(r)
+    }
+
+    #[test]
+    fn an_arm_with_one_user_gives_nulls_and_a_warning() {
+        let r = report(&population([
+            (1, arm(1, &[1.0])),
+            (2, arm(50, &[0.0, 1.0])),
+        ]));
+        let x = &r.experiments[0].results[0];
+        assert_eq!(x.relative.estimate, None);
+        assert_eq!(x.p_value_adjusted, None);
+        assert_eq!(
+            x.warning.as_deref(),
+            Some("an arm has fewer than 2 users: no estimate")
+        );
+        assert_eq!((x.control.n, x.variant.n), (1, 50));
+        assert!(!json(&r).contains("NaN"));
+    }
+
+    #[test]
+    fn constant_metrics_give_nulls_and_a_warning() {
+        let r = report(&population([(1, arm(10, &[1.0])), (2, arm(10, &[1.0]))]));
+        for x in &r.experiments[0].results {
+            assert_eq!(x.absolute.estimate, None, "{}", x.metric);
+            assert!(x.warning.as_deref().unwrap().contains("zero variance"));
+        }
+    }
+
+    #[test]
+    fn a_control_mean_of_zero_keeps_the_absolute_difference() {
+        let r = report(&population([
+            (1, arm(10, &[0.0])),
+            (2, arm(10, &[0.0, 2.0])),
+        ]));
+        let x = &r.experiments[0].results[1]; // value_per_user
+        assert_eq!(x.absolute.estimate, Some(1.0));
+        assert_eq!(x.relative.estimate, None);
+        assert_eq!(x.chance_to_beat_control, None);
+        assert!(x.warning.as_deref().unwrap().contains("control mean is 0"));
+    }
+
+    #[test]
+    fn a_variant_without_users_is_reported_with_n_zero() {
+        let mut pop = population([(1, arm(100, &[0.0, 1.0])), (2, arm(100, &[0.0, 1.0]))]);
+        let e = pop.experiments.get_mut(&7).unwrap();
+        e.variants.insert(3, None);
+        let r = report(&pop);
+        let e = &r.experiments[0];
+        let x = e.results.iter().find(|x| x.variant_id == 3).unwrap();
+        assert_eq!((x.variant.n, x.variant.mean), (0, None));
+        assert!(x.warning.is_some());
+        assert_eq!(e.srm.users.0, vec![(1, 100), (2, 100), (3, 0)]);
+        assert!(e.srm.flagged, "200 users expected in thirds: {:?}", e.srm);
+    }
+
+    #[test]
+    fn control_defaults_to_the_variant_keyed_control_else_the_smallest_id() {
+        let v = |k: &[(u32, Option<&str>)]| -> Vec<(u32, Option<String>)> {
+            k.iter().map(|(i, s)| (*i, s.map(String::from))).collect()
+        };
+        assert_eq!(
+            control_of(1, &v(&[(4, None), (9, Some("control"))]), None).unwrap(),
+            9
+        );
+        assert_eq!(
+            control_of(1, &v(&[(4, None), (9, Some("b"))]), None).unwrap(),
+            4
+        );
+        assert!(control_of(1, &v(&[(4, None)]), Some(5)).is_err());
+    }
+}

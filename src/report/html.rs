@@ -37,12 +37,12 @@ th { color: var(--muted); font-weight: 600; }
 tr.significant td { font-weight: 600; }
 td.up { color: var(--good); } td.down { color: var(--bad); }
 .warning { color: var(--bad); font-size: 0.85rem; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 12px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 380px), 1fr)); gap: 12px; }
 figure.chart { margin: 0; padding: 8px; background: var(--card); border-radius: 8px; }
 figure.chart figcaption { font-size: 0.9rem; margin-bottom: 4px; }
 .chart-svg { width: 100%; height: auto; display: block; }
 .chart-svg .grid { stroke: var(--line); stroke-width: 1; }
-.chart-svg .tick { fill: var(--muted); font-size: 11px; }
+.chart-svg .tick { fill: var(--muted); font-size: 13px; }
 .chart-svg .zero { stroke: var(--muted); stroke-width: 1.5; stroke-dasharray: 4 3; }
 .chart-svg .band-fixed { fill: var(--accent); fill-opacity: 0.28; }
 .chart-svg .band-seq { fill: var(--seq); fill-opacity: 0.14; }
@@ -135,7 +135,7 @@ fn experiment(h: &mut String, e: &ExperimentReport, report: &Report) {
     for (k, r) in e.results.iter().enumerate() {
         lift_chart(h, e, &dates, (k, r), alpha);
     }
-    h.push_str("</div>\n<h3>Users per variant by day</h3>\n");
+    h.push_str("</div>\n<h3>Users per variant by day</h3>\n<div class=\"charts\">\n");
     users_chart(h, e, &dates);
     h.push_str("</section>\n");
 }
@@ -145,7 +145,7 @@ fn results_table(h: &mut String, e: &ExperimentReport, alpha: f64, correction: &
         h,
         "<div class=\"table-wrap\"><table class=\"results\"><thead><tr><th>metric</th><th>variant</th>\
          <th>control</th><th>variant</th><th>lift</th><th>{:.0}% CI</th><th>sequential CI</th>\
-         <th>p ({})</th><th>P(beat control)</th></tr></thead><tbody>",
+         <th>p ({})</th><th>P(beat)</th></tr></thead><tbody>",
         (1.0 - alpha) * 100.0,
         esc(correction)
     );
@@ -311,6 +311,7 @@ fn users_chart(h: &mut String, e: &ExperimentReport, dates: &[String]) {
         p(Some(e.srm.p_value)),
         legend.join("")
     );
+    h.push_str("</div>\n");
     let mut head = String::from("<th>date</th>");
     for (v, _) in &e.variants {
         let _ = write!(head, "<th>{}</th>", esc(&variant_label(e, *v)));

@@ -5,9 +5,9 @@
 use std::fmt::Write;
 
 /// Chart geometry (SVG user units; the SVG scales to its container).
-const W: f64 = 640.0;
-const H: f64 = 240.0;
-const LEFT: f64 = 64.0;
+const W: f64 = 480.0;
+const H: f64 = 260.0;
+const LEFT: f64 = 56.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 40.0;
@@ -48,9 +48,15 @@ impl Chart {
             hi += pad;
         }
         let pad = (hi - lo) * 0.05;
+        // Counts start at 0: no padding below it.
+        let lo = if lo >= 0.0 {
+            (lo - pad).max(0.0)
+        } else {
+            lo - pad
+        };
         Chart {
             dates: dates.to_vec(),
-            lo: lo - pad,
+            lo,
             hi: hi + pad,
             body: String::new(),
             id: id.to_string(),
