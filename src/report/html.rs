@@ -7,7 +7,7 @@
 
 use super::model::{DailyResults, ExperimentReport, MetricResult, Report};
 use super::render_table::{num, p, pct, pct_interval, variant_label};
-use super::svg::{esc, Chart};
+use super::svg::{decimals_for, esc, Chart};
 use std::fmt::Write;
 
 const CSS: &str = r#"
@@ -37,7 +37,7 @@ th { color: var(--muted); font-weight: 600; }
 tr.significant td { font-weight: 600; }
 td.up { color: var(--good); } td.down { color: var(--bad); }
 .warning { color: var(--bad); font-size: 0.85rem; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 380px), 1fr)); gap: 12px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 380px), 1fr)); gap: 12px; }
 figure.chart { margin: 0; padding: 8px; background: var(--card); border-radius: 8px; }
 figure.chart figcaption { font-size: 0.9rem; margin-bottom: 4px; }
 .chart-svg { width: 100%; height: auto; display: block; }
@@ -46,14 +46,12 @@ figure.chart figcaption { font-size: 0.9rem; margin-bottom: 4px; }
 .chart-svg .zero { stroke: var(--muted); stroke-width: 1.5; stroke-dasharray: 4 3; }
 .chart-svg .band-fixed { fill: var(--accent); fill-opacity: 0.28; }
 .chart-svg .band-seq { fill: var(--seq); fill-opacity: 0.14; }
-.chart-svg polyline { fill: none; stroke-width: 2; }
+.chart-svg polyline { fill: none !important; stroke-width: 2.5; }
 .chart-svg .est { stroke: var(--accent); fill: var(--accent); }
 .chart-svg circle.dot { stroke: none; }
 .chart-svg .s0 { stroke: var(--c0); fill: var(--c0); } .chart-svg .s1 { stroke: var(--c1); fill: var(--c1); }
 .chart-svg .s2 { stroke: var(--c2); fill: var(--c2); } .chart-svg .s3 { stroke: var(--c3); fill: var(--c3); }
 .chart-svg .s4 { stroke: var(--c4); fill: var(--c4); } .chart-svg .s5 { stroke: var(--c5); fill: var(--c5); }
-.chart-svg polyline.s0, .chart-svg polyline.s1, .chart-svg polyline.s2, .chart-svg polyline.s3,
-.chart-svg polyline.s4, .chart-svg polyline.s5 { fill: none; }
 .legend { font-size: 0.8rem; color: var(--muted); display: flex; flex-wrap: wrap; gap: 10px; margin-top: 4px; }
 .key { display: inline-block; width: 12px; height: 12px; border-radius: 2px; vertical-align: -2px; margin-right: 4px; }
 .key.fixed { background: var(--accent); opacity: 0.5; } .key.seq { background: var(--seq); opacity: 0.3; }
@@ -246,7 +244,10 @@ fn lift_chart(
         r.metric,
         variant_label(e, r.variant_id)
     );
-    let svg = c.finish(&label, |v| format!("{:+.0}%", v * 100.0));
+    let svg = c.finish(&label, |v, step| {
+        let d = decimals_for(step * 100.0);
+        format!("{:+.d$}%", v * 100.0)
+    });
     let _ = writeln!(
         h,
         "<figure class=\"chart lift\" data-metric=\"{}\" data-variant=\"{}\"><figcaption><b>{}</b> · {} vs control · now {} {}</figcaption>{svg}\
@@ -292,7 +293,7 @@ fn users_chart(h: &mut String, e: &ExperimentReport, dates: &[String]) {
     }
     let svg = c.finish(
         &format!("users per variant by day, experiment {}", e.experiment_id),
-        |v| format!("{v:.0}"),
+        |v, step| format!("{v:.*}", decimals_for(step)),
     );
     let legend: Vec<String> = per_variant
         .iter()

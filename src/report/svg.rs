@@ -8,7 +8,7 @@ use std::fmt::Write;
 const W: f64 = 480.0;
 const H: f64 = 260.0;
 const LEFT: f64 = 56.0;
-const RIGHT: f64 = 16.0;
+const RIGHT: f64 = 24.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 40.0;
 
@@ -148,8 +148,8 @@ impl Chart {
         }
     }
 
-    /// The finished `<svg>` with axes; `fmt` labels the value axis.
-    pub fn finish(self, label: &str, fmt: impl Fn(f64) -> String) -> String {
+    /// The finished `<svg>` with axes; `fmt(value, tick step)` labels the value axis.
+    pub fn finish(self, label: &str, fmt: impl Fn(f64, f64) -> String) -> String {
         let mut s = format!(
             r#"<svg class="chart-svg" viewBox="0 0 {W} {H}" role="img" aria-label="{}" preserveAspectRatio="xMidYMid meet">"#,
             esc(label)
@@ -161,26 +161,31 @@ impl Chart {
             H - TOP - BOTTOM,
             id = self.id
         );
-        for k in 0..=4 {
-            let v = self.lo + (self.hi - self.lo) * k as f64 / 4.0;
+        let step = nice_step((self.hi - self.lo) / 5.0);
+        let mut v = (self.lo / step).ceil() * step;
+        while v <= self.hi + step * 1e-9 {
             let y = self.y(v);
+            // `+ 0.0` turns -0 into 0
+            let label = fmt(if v.abs() < step * 1e-9 { 0.0 } else { v } + 0.0, step);
             let _ = write!(
                 s,
                 r#"<line class="grid" x1="{LEFT}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}"/><text class="tick" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
                 W - RIGHT,
                 LEFT - 6.0,
                 y + 4.0,
-                esc(&fmt(v))
+                esc(&label)
             );
+            v += step;
         }
         let n = self.dates.len();
         let step = n.div_ceil(6).max(1);
         for i in (0..n).filter(|i| i % step == 0 || *i == n - 1) {
             let _ = write!(
                 s,
-                r#"<text class="tick" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                r#"<text class="tick" x="{:.1}" y="{:.1}" text-anchor="{}">{}</text>"#,
                 self.x(i),
                 H - BOTTOM + 18.0,
+                if n > 1 && i == n - 1 { "end" } else { "middle" },
                 esc(self.dates[i].get(5..).unwrap_or(&self.dates[i]))
             );
         }
@@ -190,6 +195,34 @@ impl Chart {
             self.id, self.body
         );
         s
+    }
+}
+
+/// A round tick step (1, 2 or 5 × 10^k) near `raw`.
+fn nice_step(raw: f64) -> f64 {
+    if !(raw > 0.0) || !raw.is_finite() {
+        return 1.0;
+    }
+    let mag = 10f64.powf(raw.log10().floor());
+    let f = raw / mag;
+    let m = if f <= 1.0 {
+        1.0
+    } else if f <= 2.0 {
+        2.0
+    } else if f <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    m * mag
+}
+
+/// Decimals that tell ticks `step` apart.
+pub fn decimals_for(step: f64) -> usize {
+    if step >= 1.0 {
+        0
+    } else {
+        (-step.log10().floor()) as usize
     }
 }
 
@@ -215,6 +248,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ticks_are_round() {
+        assert_eq!(nice_step(0.23), 0.5);
+        assert_eq!(nice_step(0.012), 0.02);
+        assert_eq!(nice_step(300.0), 500.0);
+        assert_eq!(decimals_for(0.02), 2);
+        assert_eq!(decimals_for(5.0), 0);
+    }
+
+    #[test]
     fn runs_split_at_gaps() {
         let v = [Some(1), None, Some(2), Some(3)];
         assert_eq!(runs(4, |i| v[i].is_some()), vec![0..1, 2..4]);
@@ -226,7 +268,7 @@ mod tests {
         let mut c = Chart::new("t", &dates, -0.1, 0.3);
         c.band(&[Some(-0.1), Some(0.0)], &[Some(0.3), Some(0.2)], "band");
         c.line(&[Some(0.1), Some(0.1)], "est", "lift <b>");
-        let s = c.finish("test", |v| format!("{v:.2}"));
+        let s = c.finish("test", |v, _| format!("{v:.2}"));
         assert!(s.starts_with("<svg") && s.ends_with("</svg>"));
         assert!(s.contains("<polygon class=\"band\"") && s.contains("lift &lt;b&gt;"));
         assert!(!s.contains("NaN") && !s.contains("inf"));
