@@ -60,6 +60,13 @@ impl MomentSums {
         self.sum_sq += x * x;
     }
 
+    /// Adds another set of users' sums.
+    pub fn merge(&mut self, other: &MomentSums) {
+        self.n += other.n;
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+    }
+
     /// The arm's (n, mean, variance) for `metric`; `None` without users.
     pub fn arm(&self, metric: Metric) -> Option<Arm> {
         Arm::from_sums(self.n, self.sum, self.sum_sq, metric.is_proportion())

@@ -18,6 +18,7 @@ pub mod render_json;
 pub mod render_table;
 pub mod stats;
 mod svg;
+mod user_key;
 
 pub use analysis::Choices;
 pub use model::{Report, Settings};

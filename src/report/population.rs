@@ -1,23 +1,29 @@
 //! The analysis population of SPEC 10.1, built from `user_daily` in one pass.
 //!
 //! Objects are listed and fetched through the sink's reader
-//! ([`crate::sink::list_parts`], [`crate::sink::decode_columns`]), decoded on
-//! worker threads with a column projection (only the columns the metrics
-//! need), and folded in path order — that is date order — into per-user
-//! totals keyed by a compact index per experiment. After each date the users
-//! are summed per arm: a cumulative [`DaySnapshot`] for the daily trajectory;
-//! the last snapshot is the report over the whole range.
+//! ([`crate::sink::list_parts`], [`crate::sink::decode_columns`]) and decoded
+//! on worker threads with a column projection (only the columns the metrics
+//! need); the decoders also hash each row's user id. Users are split by that
+//! hash into a fixed number of shards, folded in parallel, each shard in path
+//! order — that is date order — into per-user totals keyed by a compact index
+//! per experiment (ids inline in the map, see [`super::user_key`]). After each
+//! date a shard sums its users per arm; the shards' sums are added into one
+//! cumulative [`DaySnapshot`] per date for the daily trajectory; the last
+//! snapshot is the report over the whole range. The shard count is fixed, so
+//! the sums are added in the same order on any machine.
 
 use super::metric::{Metric, MomentSums};
+use super::user_key::UserKey;
 use super::ReportError;
 use crate::sink::{decode_columns, list_parts, Dataset, OutputRoot};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, UInt32Type, UInt64Type};
+use hashbrown::HashTable;
 use object_store::path::Path;
-use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 /// The `user_daily` columns the report reads.
 const COLUMNS: [&str; 9] = [
@@ -34,6 +40,10 @@ const COLUMNS: [&str; 9] = [
 
 /// Rows per decoded batch.
 const BATCH_ROWS: usize = 64 * 1024;
+
+/// User shards (fixed: the order in which sums are added must not depend on
+/// the machine's cores).
+const SHARDS: usize = 4;
 
 /// Which rows count: one experiment or all, and an inclusive date range
 /// (days since 1970-01-01, UTC).
@@ -70,6 +80,12 @@ impl ArmTotals {
     pub fn of(&self, metric: Metric) -> &MomentSums {
         &self.metrics[metric as usize]
     }
+
+    fn merge(&mut self, other: &ArmTotals) {
+        for (a, b) in self.metrics.iter_mut().zip(&other.metrics) {
+            a.merge(b);
+        }
+    }
 }
 
 /// The population of one experiment as of the end of a date (cumulative).
@@ -83,11 +99,20 @@ pub struct DaySnapshot {
     pub arms: BTreeMap<u32, ArmTotals>,
 }
 
+impl DaySnapshot {
+    fn merge(&mut self, other: &DaySnapshot) {
+        self.multi_variant_users += other.multi_variant_users;
+        for (v, t) in &other.arms {
+            self.arms.entry(*v).or_default().merge(t);
+        }
+    }
+}
+
 /// One experiment's population.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExperimentPopulation {
     /// Every variant with a row in range, by id, with its key (the first
-    /// non-null `variant_key` seen).
+    /// non-null `variant_key` in path and row order).
     pub variants: BTreeMap<u32, Option<String>>,
     /// One cumulative snapshot per date with rows of the experiment, in date order.
     pub days: Vec<DaySnapshot>,
@@ -124,39 +149,74 @@ struct UserTotals {
     value: f64,
 }
 
-/// The running state of one experiment.
+/// Where a variant's key was first seen: (file, row) and the key.
+type KeySeen = Option<((usize, usize), String)>;
+
+/// The running state of one experiment in one shard.
 #[derive(Default)]
 struct ExperimentState {
-    index: FxHashMap<Box<str>, u32>,
-    users: Vec<UserTotals>,
-    variants: Vec<(u32, Option<String>)>,
+    /// Each user's id and totals, in one table entry: a lookup touches one
+    /// place in memory.
+    users: HashTable<(UserKey, UserTotals)>,
+    variants: Vec<(u32, KeySeen)>,
     touched_today: bool,
     days: Vec<DaySnapshot>,
 }
 
 impl ExperimentState {
-    fn variant_index(&mut self, id: u32, key: Option<&str>) -> Result<u16, ReportError> {
-        if let Some(i) = self.variants.iter().position(|(v, _)| *v == id) {
-            let slot = &mut self.variants[i].1;
-            if slot.is_none() {
-                *slot = key.map(str::to_string);
+    fn variant_index(
+        &mut self,
+        id: u32,
+        key: Option<&str>,
+        at: (usize, usize),
+    ) -> Result<u16, ReportError> {
+        let i = match self.variants.iter().position(|(v, _)| *v == id) {
+            Some(i) => i,
+            None => {
+                if self.variants.len() >= u16::MAX as usize {
+                    return Err(ReportError::Data(
+                        "more than 65535 variants in one experiment".into(),
+                    ));
+                }
+                self.variants.push((id, None));
+                self.variants.len() - 1
             }
-            return Ok(i as u16);
+        };
+        let slot = &mut self.variants[i].1;
+        if let (None, Some(k)) = (&slot, key) {
+            *slot = Some((at, k.to_string()));
         }
-        if self.variants.len() >= u16::MAX as usize {
-            return Err(ReportError::Data(
-                "more than 65535 variants in one experiment".into(),
-            ));
-        }
-        self.variants.push((id, key.map(str::to_string)));
-        Ok((self.variants.len() - 1) as u16)
+        Ok(i as u16)
+    }
+
+    fn user(&mut self, hash: u64, uid: &str, variant: u16) -> &mut UserTotals {
+        let entry = self
+            .users
+            .entry(
+                hash,
+                |e| e.0.as_str() == uid,
+                |e| hasher().hash_one(e.0.as_str()),
+            )
+            .or_insert_with(|| {
+                let totals = UserTotals {
+                    variant,
+                    multi: false,
+                    exposed: false,
+                    converted: false,
+                    events: 0,
+                    sessions: 0,
+                    value: 0.0,
+                };
+                (UserKey::from(uid), totals)
+            });
+        &mut entry.into_mut().1
     }
 
     /// Sums the analysed users per arm: the cumulative state at the end of `day`.
     fn snapshot(&mut self, day: i64) {
         let mut arms = vec![ArmTotals::default(); self.variants.len()];
         let mut multi = 0;
-        for u in &self.users {
+        for (_, u) in &self.users {
             if u.multi {
                 multi += 1;
                 continue;
@@ -179,85 +239,140 @@ impl ExperimentState {
     }
 }
 
-/// Folds decoded batches into per-experiment state.
-struct Folder {
-    scope: Scope,
-    experiments: BTreeMap<u32, ExperimentState>,
-    rows_read: u64,
+/// One decoded object, shared by the shard threads.
+struct Decoded {
+    file: usize,
+    day: i64,
+    batches: Vec<RecordBatch>,
+    /// Per batch, per row: the hash of `user_id`.
+    hashes: Vec<Vec<u64>>,
 }
 
-impl Folder {
-    fn fold(&mut self, b: &RecordBatch, path: &Path) -> Result<(), ReportError> {
-        let col = |name: &str| {
-            b.column_by_name(name).ok_or_else(|| {
-                ReportError::Data(format!("{path}: column {name} missing after decoding"))
-            })
-        };
-        let exp = col("experiment_id")?.as_primitive::<UInt32Type>();
-        let var = col("variant_id")?.as_primitive::<UInt32Type>();
-        let user = col("user_id")?.as_string::<i32>();
-        let key = col("variant_key")?.as_string::<i32>();
-        let events = col("events")?.as_primitive::<UInt64Type>();
-        let value = col("value_sum")?.as_primitive::<Float64Type>();
-        let sessions = col("sessions")?.as_primitive::<UInt64Type>();
-        let exposed = col("exposed")?.as_boolean();
-        let converted = col("converted")?.as_boolean();
-        self.rows_read += b.num_rows() as u64;
-        let only = self.scope.experiment;
-        let experiments = &mut self.experiments;
-        let mut current: Option<(u32, &mut ExperimentState)> = None;
-        for i in 0..b.num_rows() {
-            let e = exp.value(i);
-            if only.is_some_and(|x| x != e) {
-                continue;
-            }
-            if current.as_ref().is_none_or(|(id, _)| *id != e) {
-                current = Some((e, experiments.entry(e).or_default()));
-            }
-            let st = &mut *current.as_mut().expect("set above").1;
-            st.touched_today = true;
-            let k = key.is_valid(i).then(|| key.value(i));
-            let v = st.variant_index(var.value(i), k)?;
-            let uid = user.value(i);
-            let idx = match st.index.get(uid) {
-                Some(&idx) => idx as usize,
-                None => {
-                    let idx = st.users.len();
-                    st.index.insert(Box::from(uid), idx as u32);
-                    st.users.push(UserTotals {
-                        variant: v,
-                        multi: false,
-                        exposed: false,
-                        converted: false,
-                        events: 0,
-                        sessions: 0,
-                        value: 0.0,
-                    });
-                    idx
+fn hasher() -> rustc_hash::FxBuildHasher {
+    rustc_hash::FxBuildHasher
+}
+
+/// The shard of a user id's hash (bits the hash table does not use for
+/// buckets or tags).
+fn shard_of(hash: u64) -> usize {
+    ((hash >> 32) as usize) % SHARDS
+}
+
+fn decode(
+    root: &OutputRoot,
+    rt: &tokio::runtime::Handle,
+    path: &Path,
+) -> Result<Decoded, ReportError> {
+    let bytes = rt.block_on(root.get(path))?;
+    let batches = decode_columns(Dataset::UserDaily, path, bytes, &COLUMNS, BATCH_ROWS)?;
+    let hashes = batches
+        .iter()
+        .map(|b| {
+            let users = b
+                .column_by_name("user_id")
+                .expect("decode_columns checked the columns")
+                .as_string::<i32>();
+            let h = hasher();
+            (0..users.len())
+                .map(|i| h.hash_one(users.value(i)))
+                .collect()
+        })
+        .collect();
+    Ok(Decoded {
+        file: 0,
+        day: 0,
+        batches,
+        hashes,
+    })
+}
+
+/// Folds the rows of some shards, file after file.
+struct ShardFolder {
+    /// Shards this folder owns: `shard % threads == me`.
+    me: usize,
+    threads: usize,
+    only: Option<u32>,
+    /// Per owned shard: experiments.
+    shards: Vec<BTreeMap<u32, ExperimentState>>,
+}
+
+impl ShardFolder {
+    fn fold(&mut self, d: &Decoded) -> Result<(), ReportError> {
+        for (bi, (b, hashes)) in d.batches.iter().zip(&d.hashes).enumerate() {
+            let col = |name: &str| b.column_by_name(name).expect("decode_columns checked it");
+            let exp = col("experiment_id").as_primitive::<UInt32Type>();
+            let var = col("variant_id").as_primitive::<UInt32Type>();
+            let user = col("user_id").as_string::<i32>();
+            let key = col("variant_key").as_string::<i32>();
+            let events = col("events").as_primitive::<UInt64Type>();
+            let value = col("value_sum").as_primitive::<Float64Type>();
+            let sessions = col("sessions").as_primitive::<UInt64Type>();
+            let exposed = col("exposed").as_boolean();
+            let converted = col("converted").as_boolean();
+            for (i, &h) in hashes.iter().enumerate() {
+                let shard = shard_of(h);
+                if shard % self.threads != self.me {
+                    continue;
                 }
-            };
-            let u = &mut st.users[idx];
-            u.multi |= u.variant != v;
-            u.exposed |= exposed.value(i);
-            u.converted |= converted.value(i);
-            u.events += events.value(i);
-            u.sessions += sessions.value(i);
-            u.value += value.value(i);
+                let e = exp.value(i);
+                if self.only.is_some_and(|x| x != e) {
+                    continue;
+                }
+                let st = self.shards[shard / self.threads].entry(e).or_default();
+                st.touched_today = true;
+                let k = key.is_valid(i).then(|| key.value(i));
+                let v = st.variant_index(var.value(i), k, (d.file, bi * BATCH_ROWS + i))?;
+                let u = st.user(h, user.value(i), v);
+                u.multi |= u.variant != v;
+                u.exposed |= exposed.value(i);
+                u.converted |= converted.value(i);
+                u.events += events.value(i);
+                u.sessions += sessions.value(i);
+                u.value += value.value(i);
+            }
         }
         Ok(())
     }
 
     fn end_of_day(&mut self, day: i64) {
-        for st in self.experiments.values_mut() {
-            if std::mem::take(&mut st.touched_today) {
-                st.snapshot(day);
+        for shard in &mut self.shards {
+            for st in shard.values_mut() {
+                if std::mem::take(&mut st.touched_today) {
+                    st.snapshot(day);
+                }
             }
         }
     }
+
+    /// Folds every file sent on `rx`; returns its shards, by shard id.
+    fn run(
+        mut self,
+        rx: mpsc::Receiver<Arc<Decoded>>,
+    ) -> Result<Vec<(usize, BTreeMap<u32, ExperimentState>)>, ReportError> {
+        let mut day = None;
+        for d in rx {
+            if day.is_some_and(|x| x != d.day) {
+                self.end_of_day(day.unwrap());
+            }
+            day = Some(d.day);
+            self.fold(&d)?;
+        }
+        if let Some(x) = day {
+            self.end_of_day(x);
+        }
+        let (me, threads) = (self.me, self.threads);
+        Ok(self
+            .shards
+            .into_iter()
+            .enumerate()
+            .map(|(k, s)| (k * threads + me, s))
+            .collect())
+    }
 }
 
-/// Reads `user_daily` under `root` and builds the population of `scope`.
-/// Errors when the root has no `user_daily` objects at all.
+/// Reads `user_daily` under `root` and builds the population of `scope` with
+/// `workers` decoding and `workers` folding threads. Errors when the root has
+/// no `user_daily` objects at all.
 pub fn load(root: &OutputRoot, scope: Scope, workers: usize) -> Result<Population, ReportError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -273,50 +388,44 @@ pub fn load(root: &OutputRoot, scope: Scope, workers: usize) -> Result<Populatio
         .filter(|(_, hp)| scope.has_day(hp.day))
         .map(|(p, hp)| (p, hp.day))
         .collect();
-    let mut folder = Folder {
-        scope,
-        experiments: BTreeMap::new(),
-        rows_read: 0,
-    };
+    let decoders = workers.clamp(1, files.len().max(1));
+    let folders = workers.clamp(1, SHARDS);
     let next = AtomicUsize::new(0);
-    let workers = workers.clamp(1, files.len().max(1));
     // Decoded files wait here until their turn (files are folded in path order).
-    let pending: Mutex<BTreeMap<usize, Result<Vec<RecordBatch>, ReportError>>> =
-        Mutex::new(BTreeMap::new());
+    let pending: Mutex<BTreeMap<usize, Result<Decoded, ReportError>>> = Mutex::new(BTreeMap::new());
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
-    // At most this many decoded files wait ahead of the folder.
-    let ahead = workers * 2;
+    // At most this many decoded files wait ahead of the folders.
+    let ahead = decoders * 2;
     let (permit_tx, permit_rx) = mpsc::sync_channel::<()>(ahead);
     let permit_rx = Mutex::new(permit_rx);
     for _ in 0..ahead {
         permit_tx.send(()).expect("fresh channel");
     }
     let handle = rt.handle().clone();
-    std::thread::scope(|s| -> Result<(), ReportError> {
-        for _ in 0..workers {
+    let mut rows_read = 0u64;
+    let shards = std::thread::scope(|s| -> Result<_, ReportError> {
+        for _ in 0..decoders {
             let (files, next, pending, ready_tx, permit_rx, handle) = (
                 &files,
                 &next,
                 &pending,
                 ready_tx.clone(),
                 &permit_rx,
-                handle.clone(),
+                &handle,
             );
             s.spawn(move || loop {
                 if permit_rx.lock().unwrap().recv().is_err() {
                     return;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((path, _)) = files.get(i) else {
+                let Some((path, day)) = files.get(i) else {
                     return;
                 };
-                let decoded = handle
-                    .block_on(root.get(path))
-                    .map_err(ReportError::from)
-                    .and_then(|bytes| {
-                        decode_columns(Dataset::UserDaily, path, bytes, &COLUMNS, BATCH_ROWS)
-                            .map_err(ReportError::from)
-                    });
+                let decoded = decode(root, handle, path).map(|mut d| {
+                    d.file = i;
+                    d.day = *day;
+                    d
+                });
                 pending.lock().unwrap().insert(i, decoded);
                 if ready_tx.send(()).is_err() {
                     return;
@@ -324,56 +433,124 @@ pub fn load(root: &OutputRoot, scope: Scope, workers: usize) -> Result<Populatio
             });
         }
         drop(ready_tx);
-        let mut day = None;
-        for (i, (path, file_day)) in files.iter().enumerate() {
-            let batches = loop {
+        let mut to_folders = Vec::new();
+        let mut folder_threads = Vec::new();
+        for me in 0..folders {
+            let (tx, rx) = mpsc::sync_channel::<Arc<Decoded>>(2);
+            to_folders.push(tx);
+            let folder = ShardFolder {
+                me,
+                threads: folders,
+                only: scope.experiment,
+                shards: (0..SHARDS)
+                    .filter(|k| k % folders == me)
+                    .map(|_| BTreeMap::new())
+                    .collect(),
+            };
+            folder_threads.push(s.spawn(move || folder.run(rx)));
+        }
+        let mut failed = None;
+        for i in 0..files.len() {
+            let decoded = loop {
                 if let Some(r) = pending.lock().unwrap().remove(&i) {
                     break r;
                 }
                 if ready_rx.recv().is_err() {
-                    return Err(ReportError::Data("a decoding thread stopped".into()));
+                    break Err(ReportError::Data("a decoding thread stopped".into()));
                 }
             };
-            // Let a worker start the next file before this one is folded.
+            // Let a decoder start on the next file.
             let _ = permit_tx.send(());
-            let batches = match batches {
-                Ok(b) => b,
-                Err(e) => {
-                    drop(permit_tx);
-                    return Err(e);
+            match decoded {
+                Ok(d) => {
+                    rows_read += d.batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+                    let d = Arc::new(d);
+                    // A folder that stopped reports its error when joined.
+                    for tx in &to_folders {
+                        let _ = tx.send(d.clone());
+                    }
                 }
-            };
-            if day.is_some_and(|d| d != *file_day) {
-                folder.end_of_day(day.unwrap());
-            }
-            day = Some(*file_day);
-            for b in &batches {
-                folder.fold(b, path)?;
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
         drop(permit_tx);
-        if let Some(d) = day {
-            folder.end_of_day(d);
+        drop(to_folders);
+        let mut shards = Vec::new();
+        for t in folder_threads {
+            shards.extend(t.join().expect("a folding thread panicked")?);
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(shards),
+        }
     })?;
-    let experiments = folder
-        .experiments
-        .into_iter()
-        .filter(|(_, st)| !st.days.is_empty())
-        .map(|(id, st)| {
-            let variants = st.variants.into_iter().collect();
-            (
-                id,
-                ExperimentPopulation {
-                    variants,
-                    days: st.days,
-                },
-            )
-        })
-        .collect();
     Ok(Population {
-        experiments,
-        rows_read: folder.rows_read,
+        experiments: merge(shards),
+        rows_read,
     })
+}
+
+/// Adds the shards' snapshots per experiment and date (shard order fixed),
+/// and picks each variant's key from its first sighting.
+fn merge(
+    mut shards: Vec<(usize, BTreeMap<u32, ExperimentState>)>,
+) -> BTreeMap<u32, ExperimentPopulation> {
+    shards.sort_by_key(|(k, _)| *k);
+    let ids: std::collections::BTreeSet<u32> =
+        shards.iter().flat_map(|(_, s)| s.keys().copied()).collect();
+    let mut out = BTreeMap::new();
+    for id in ids {
+        let parts: Vec<&ExperimentState> = shards.iter().filter_map(|(_, s)| s.get(&id)).collect();
+        let mut days: Vec<i64> = parts
+            .iter()
+            .flat_map(|p| p.days.iter().map(|d| d.day))
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        if days.is_empty() {
+            continue;
+        }
+        let mut keys: BTreeMap<u32, KeySeen> = BTreeMap::new();
+        for p in &parts {
+            for (v, seen) in &p.variants {
+                let slot = keys.entry(*v).or_default();
+                if let Some((at, k)) = seen {
+                    if slot.as_ref().is_none_or(|(best, _)| at < best) {
+                        *slot = Some((*at, k.clone()));
+                    }
+                }
+            }
+        }
+        let snapshots = days
+            .iter()
+            .map(|&day| {
+                let mut total = DaySnapshot {
+                    day,
+                    multi_variant_users: 0,
+                    arms: BTreeMap::new(),
+                };
+                for p in &parts {
+                    // The shard's state at the end of `day`: its last snapshot so far.
+                    if let Some(s) = p.days.iter().rev().find(|s| s.day <= day) {
+                        total.merge(s);
+                    }
+                }
+                total
+            })
+            .collect();
+        out.insert(
+            id,
+            ExperimentPopulation {
+                variants: keys
+                    .into_iter()
+                    .map(|(v, seen)| (v, seen.map(|(_, k)| k)))
+                    .collect(),
+                days: snapshots,
+            },
+        );
+    }
+    out
 }

@@ -36,14 +36,15 @@ FROM
     (   -- one row per analysed user
         SELECT experiment_id,
                user_id,
-               any(variant_id)                    AS arm,
+               min(variant_id)                    AS arm,
                toFloat64(max(toUInt8(converted))) AS conv,
                sum(value_sum)                     AS val,
                toFloat64(sum(events))             AS evs,
                toFloat64(sum(sessions))           AS sess
         FROM user_journeys FINAL
         GROUP BY experiment_id, user_id
-        HAVING max(toUInt8(exposed)) = 1 AND uniqExact(variant_id) = 1
+        -- one variant: min = max (cheaper than uniqExact(variant_id) = 1)
+        HAVING max(toUInt8(exposed)) = 1 AND min(variant_id) = max(variant_id)
     )
     GROUP BY experiment_id, arm
 )
