@@ -60,6 +60,14 @@ impl MomentSums {
         self.sum_sq += x * x;
     }
 
+    /// Takes one user's value out again (it changed).
+    #[inline]
+    pub fn remove(&mut self, x: f64) {
+        self.n -= 1;
+        self.sum -= x;
+        self.sum_sq -= x * x;
+    }
+
     /// Adds another set of users' sums.
     pub fn merge(&mut self, other: &MomentSums) {
         self.n += other.n;

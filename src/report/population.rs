@@ -6,10 +6,10 @@
 //! need); the decoders also hash each row's user id. Users are split by that
 //! hash into a fixed number of shards, folded in parallel, each shard in path
 //! order — that is date order — into per-user totals keyed by a compact index
-//! per experiment (ids inline in the map, see [`super::user_key`]). After each
-//! date a shard sums its users per arm; the shards' sums are added into one
-//! cumulative [`DaySnapshot`] per date for the daily trajectory; the last
-//! snapshot is the report over the whole range. The shard count is fixed, so
+//! per experiment (ids inline in the map, see [`super::user_key`]), while each
+//! shard keeps its arms' sums current. After each date the shards' sums are
+//! added into one cumulative [`DaySnapshot`] for the daily trajectory; the
+//! last snapshot is the report over the whole range. The shard count is fixed, so
 //! the sums are added in the same order on any machine.
 
 use super::metric::{Metric, MomentSums};
@@ -159,8 +159,33 @@ struct ExperimentState {
     /// place in memory.
     users: HashTable<(UserKey, UserTotals)>,
     variants: Vec<(u32, KeySeen)>,
+    /// Per variant (same index as `variants`): the sums over its analysed
+    /// users, kept current row by row (a user's old contribution out, the
+    /// new one in), so that a date's snapshot is a copy.
+    arms: Vec<ArmTotals>,
+    multi_variant_users: u64,
     touched_today: bool,
     days: Vec<DaySnapshot>,
+}
+
+/// The values of one `user_daily` row that the metrics sum.
+struct RowValues {
+    exposed: bool,
+    converted: bool,
+    events: u64,
+    sessions: u64,
+    value: f64,
+}
+
+impl UserTotals {
+    /// The user's arm and metric values while they count (exposed, one variant).
+    fn contribution(&self) -> Option<(usize, [f64; 4])> {
+        (self.exposed && !self.multi).then(|| {
+            let conv = if self.converted { 1.0 } else { 0.0 };
+            let x = [conv, self.value, self.events as f64, self.sessions as f64];
+            (self.variant as usize, x)
+        })
+    }
 }
 
 impl ExperimentState {
@@ -179,6 +204,7 @@ impl ExperimentState {
                     ));
                 }
                 self.variants.push((id, None));
+                self.arms.push(ArmTotals::default());
                 self.variants.len() - 1
             }
         };
@@ -189,8 +215,9 @@ impl ExperimentState {
         Ok(i as u16)
     }
 
-    fn user(&mut self, hash: u64, uid: &str, variant: u16) -> &mut UserTotals {
-        let entry = self
+    /// Adds one row to its user's totals and the arm sums.
+    fn add_row(&mut self, hash: u64, uid: &str, variant: u16, row: &RowValues) {
+        let u = &mut self
             .users
             .entry(
                 hash,
@@ -208,32 +235,44 @@ impl ExperimentState {
                     value: 0.0,
                 };
                 (UserKey::from(uid), totals)
-            });
-        &mut entry.into_mut().1
+            })
+            .into_mut()
+            .1;
+        let before = u.contribution();
+        let was_multi = u.multi;
+        u.multi |= u.variant != variant;
+        u.exposed |= row.exposed;
+        u.converted |= row.converted;
+        u.events += row.events;
+        u.sessions += row.sessions;
+        u.value += row.value;
+        let after = u.contribution();
+        if u.multi && !was_multi {
+            self.multi_variant_users += 1;
+        }
+        if let Some((arm, x)) = before {
+            for (m, x) in self.arms[arm].metrics.iter_mut().zip(x) {
+                m.remove(x);
+            }
+        }
+        if let Some((arm, x)) = after {
+            for (m, x) in self.arms[arm].metrics.iter_mut().zip(x) {
+                m.add(x);
+            }
+        }
     }
 
-    /// Sums the analysed users per arm: the cumulative state at the end of `day`.
+    /// The cumulative state at the end of `day`.
     fn snapshot(&mut self, day: i64) {
-        let mut arms = vec![ArmTotals::default(); self.variants.len()];
-        let mut multi = 0;
-        for (_, u) in &self.users {
-            if u.multi {
-                multi += 1;
-                continue;
-            }
-            if !u.exposed {
-                continue;
-            }
-            let m = &mut arms[u.variant as usize].metrics;
-            m[0].add(if u.converted { 1.0 } else { 0.0 });
-            m[1].add(u.value);
-            m[2].add(u.events as f64);
-            m[3].add(u.sessions as f64);
-        }
-        let arms = self.variants.iter().map(|(id, _)| *id).zip(arms).collect();
+        let arms = self
+            .variants
+            .iter()
+            .map(|(id, _)| *id)
+            .zip(self.arms.iter().copied())
+            .collect();
         self.days.push(DaySnapshot {
             day,
-            multi_variant_users: multi,
+            multi_variant_users: self.multi_variant_users,
             arms,
         });
     }
@@ -322,13 +361,14 @@ impl ShardFolder {
                 st.touched_today = true;
                 let k = key.is_valid(i).then(|| key.value(i));
                 let v = st.variant_index(var.value(i), k, (d.file, bi * BATCH_ROWS + i))?;
-                let u = st.user(h, user.value(i), v);
-                u.multi |= u.variant != v;
-                u.exposed |= exposed.value(i);
-                u.converted |= converted.value(i);
-                u.events += events.value(i);
-                u.sessions += sessions.value(i);
-                u.value += value.value(i);
+                let row = RowValues {
+                    exposed: exposed.value(i),
+                    converted: converted.value(i),
+                    events: events.value(i),
+                    sessions: sessions.value(i),
+                    value: value.value(i),
+                };
+                st.add_row(h, user.value(i), v, &row);
             }
         }
         Ok(())
