@@ -594,3 +594,136 @@ fn merge(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::outputs::UserDailyRow;
+    use crate::sink::paths::{parquet_path, parse_date};
+    use crate::sink::schema::user_daily_batch;
+    use crate::sink::HivePartition;
+
+    const DAY_US: i64 = 86_400_000_000;
+
+    /// A `user_daily` row of experiment 1 on `date` (variant 11 = control, 12).
+    fn row(date: &str, user: &str, variant: u32, exposed: bool, converted: bool) -> UserDailyRow {
+        let day = parse_date(date).unwrap();
+        UserDailyRow {
+            date: day * DAY_US,
+            experiment_id: 1,
+            variant_id: variant,
+            user_id: user.into(),
+            variant_key: Some(if variant == 11 { "control" } else { "b" }.into()),
+            events: 2,
+            journey: vec!["exposure".into(), "page_view".into()],
+            value_sum: if converted { 10.0 } else { 0.0 },
+            sessions: 1,
+            exposed,
+            converted,
+            first_ts: day * DAY_US,
+            last_ts: day * DAY_US + 1,
+            partition: 0,
+        }
+    }
+
+    /// Writes the rows as one Parquet object per date, as the sink lays them out.
+    fn root_with(rows: &[UserDailyRow]) -> (tempfile::TempDir, OutputRoot) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut by_day: BTreeMap<i64, Vec<&UserDailyRow>> = BTreeMap::new();
+        for r in rows {
+            by_day.entry(r.date / DAY_US).or_default().push(r);
+        }
+        for (day, rows) in by_day {
+            let path = parquet_path(
+                Dataset::UserDaily,
+                HivePartition { day, hour: 0 },
+                "p0000",
+                0,
+            );
+            let file = dir.path().join(path.as_ref());
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            let batch = user_daily_batch(&rows).unwrap();
+            let mut w = parquet::arrow::ArrowWriter::try_new(
+                std::fs::File::create(file).unwrap(),
+                batch.schema(),
+                None,
+            )
+            .unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+        }
+        let root = OutputRoot::open(dir.path().to_str().unwrap()).unwrap();
+        (dir, root)
+    }
+
+    fn users(s: &DaySnapshot) -> Vec<(u32, u64)> {
+        s.arms.iter().map(|(v, a)| (*v, a.users())).collect()
+    }
+
+    #[test]
+    fn a_user_counts_from_their_first_exposed_row_and_sums_every_row() {
+        let (_d, root) = root_with(&[
+            row("2025-10-01", "a", 11, false, false),
+            row("2025-10-02", "a", 11, true, true),
+            row("2025-10-01", "b", 12, true, false),
+            row("2025-10-02", "c", 12, false, false),
+        ]);
+        let pop = load(&root, Scope::default(), 2).unwrap();
+        let e = &pop.experiments[&1];
+        assert_eq!(e.days.len(), 2);
+        // day 1: a not exposed yet, b exposed; c never exposed
+        assert_eq!(users(&e.days[0]), [(11, 0), (12, 1)]);
+        assert_eq!(users(&e.days[1]), [(11, 1), (12, 1)]);
+        let a = e.total().arms[&11];
+        assert_eq!(a.of(Metric::ConversionRate).sum, 1.0);
+        assert_eq!(a.of(Metric::EventsPerUser).sum, 4.0, "both of a's rows");
+        assert_eq!(e.variants[&11].as_deref(), Some("control"));
+        assert_eq!(pop.rows_read, 4);
+    }
+
+    #[test]
+    fn a_user_seen_in_two_variants_is_left_out_from_then_on() {
+        let (_d, root) = root_with(&[
+            row("2025-10-01", "a", 11, true, false),
+            row("2025-10-02", "a", 12, true, true),
+            row("2025-10-01", "b", 12, true, false),
+        ]);
+        let e = &load(&root, Scope::default(), 1).unwrap().experiments[&1];
+        assert_eq!(users(&e.days[0]), [(11, 1), (12, 1)]);
+        assert_eq!(e.days[0].multi_variant_users, 0);
+        assert_eq!(users(&e.days[1]), [(11, 0), (12, 1)]);
+        assert_eq!(e.days[1].multi_variant_users, 1);
+    }
+
+    #[test]
+    fn the_scope_picks_dates_and_the_experiment() {
+        let (_d, root) = root_with(&[
+            row("2025-10-01", "a", 11, true, false),
+            row("2025-10-02", "b", 12, true, false),
+            row("2025-10-03", "c", 12, true, false),
+        ]);
+        let scope = Scope {
+            experiment: Some(1),
+            from_day: parse_date("2025-10-02"),
+            to_day: parse_date("2025-10-02"),
+        };
+        let e = &load(&root, scope, 2).unwrap().experiments[&1];
+        assert_eq!(e.days.len(), 1);
+        assert_eq!(users(&e.days[0]), [(12, 1)]);
+        let other = Scope {
+            experiment: Some(2),
+            ..Scope::default()
+        };
+        assert!(load(&root, other, 2).unwrap().experiments.is_empty());
+    }
+
+    #[test]
+    fn a_root_without_user_daily_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = OutputRoot::open(dir.path().to_str().unwrap()).unwrap();
+        assert!(matches!(
+            load(&root, Scope::default(), 2),
+            Err(ReportError::NoUserDaily(_))
+        ));
+    }
+}
