@@ -32,7 +32,7 @@ section.experiment { border-top: 1px solid var(--line); margin-top: 1.5em; }
 .table-wrap { overflow-x: auto; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 0.9rem; }
 th, td { padding: 6px 8px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
-th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: left; }
+th:first-child, td:first-child, table.results th:nth-child(2), table.results td:nth-child(2) { text-align: left; }
 th { color: var(--muted); font-weight: 600; }
 tr.significant td { font-weight: 600; }
 td.up { color: var(--good); } td.down { color: var(--bad); }
