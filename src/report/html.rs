@@ -127,7 +127,7 @@ fn experiment(h: &mut String, e: &ExperimentReport, report: &Report) {
             String::new()
         }
     );
-    results_table(h, e, alpha, &report.settings.correction.name());
+    results_table(h, e, alpha, report.settings.correction.name());
     h.push_str("<h3>Cumulative relative lift by day</h3>\n<div class=\"charts\">\n");
     let dates: Vec<String> = e.daily.iter().map(|d| d.date.clone()).collect();
     for (k, r) in e.results.iter().enumerate() {

@@ -278,6 +278,9 @@ impl ExperimentState {
     }
 }
 
+/// One shard's experiments, with the shard's id.
+type Shard = (usize, BTreeMap<u32, ExperimentState>);
+
 /// One decoded object, shared by the shard threads.
 struct Decoded {
     file: usize,
@@ -385,10 +388,7 @@ impl ShardFolder {
     }
 
     /// Folds every file sent on `rx`; returns its shards, by shard id.
-    fn run(
-        mut self,
-        rx: mpsc::Receiver<Arc<Decoded>>,
-    ) -> Result<Vec<(usize, BTreeMap<u32, ExperimentState>)>, ReportError> {
+    fn run(mut self, rx: mpsc::Receiver<Arc<Decoded>>) -> Result<Vec<Shard>, ReportError> {
         let mut day = None;
         for d in rx {
             if day.is_some_and(|x| x != d.day) {
@@ -535,9 +535,7 @@ pub fn load(root: &OutputRoot, scope: Scope, workers: usize) -> Result<Populatio
 
 /// Adds the shards' snapshots per experiment and date (shard order fixed),
 /// and picks each variant's key from its first sighting.
-fn merge(
-    mut shards: Vec<(usize, BTreeMap<u32, ExperimentState>)>,
-) -> BTreeMap<u32, ExperimentPopulation> {
+fn merge(mut shards: Vec<Shard>) -> BTreeMap<u32, ExperimentPopulation> {
     shards.sort_by_key(|(k, _)| *k);
     let ids: std::collections::BTreeSet<u32> =
         shards.iter().flat_map(|(_, s)| s.keys().copied()).collect();

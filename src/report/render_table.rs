@@ -7,7 +7,7 @@ use std::fmt::Write;
 pub fn num(x: Option<f64>) -> String {
     match x {
         None => "—".into(),
-        Some(v) if v == 0.0 => "0".into(),
+        Some(0.0) => "0".into(),
         Some(v) => {
             let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
             format!("{v:.digits$}")

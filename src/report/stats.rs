@@ -209,7 +209,8 @@ fn standard_normal() -> Normal {
 /// engine): ρ from α and the tuning N*, half-width
 /// se_L·√N·√(2(Nρ²+1)/(N²ρ²)·ln(√(Nρ²+1)/α)).
 pub fn sequential(l: f64, se_l: f64, n: u64, alpha: f64, tuning: f64) -> Option<Sequential> {
-    if n == 0 || !(se_l > 0.0) || !(tuning > 0.0) {
+    // `!(x > 0.0)` also rejects NaN.
+    if n == 0 || se_l.is_nan() || se_l <= 0.0 || tuning.is_nan() || tuning <= 0.0 {
         return None;
     }
     let nf = n as f64;

@@ -200,7 +200,7 @@ impl Chart {
 
 /// A round tick step (1, 2 or 5 × 10^k) near `raw`.
 fn nice_step(raw: f64) -> f64 {
-    if !(raw > 0.0) || !raw.is_finite() {
+    if !raw.is_finite() || raw <= 0.0 {
         return 1.0;
     }
     let mag = 10f64.powf(raw.log10().floor());
