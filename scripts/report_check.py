@@ -236,6 +236,7 @@ def check_stats(binary: str, out: str) -> None:
 # ---------------------------------------------------------------- ClickHouse
 def check_chdb(binary: str, out: str) -> None:
     sys.path.insert(0, os.path.join(REPO, "scripts"))
+    sys.dont_write_bytecode = True  # leave scripts/__pycache__ as it is
     import analytics_check as ac  # noqa: E402  (the same loader as the analytics check)
 
     rep = report(binary, out)
