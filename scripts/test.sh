@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, every Rust test (with the real services
 # they need), and the checks written in Python (analytics on chDB and DuckDB,
-# the docker-compose stack, the Debezium end-to-end run).
+# the experiment report against scipy/statsmodels, chDB, its notebook and a
+# headless browser, the docker-compose stack, the Debezium end-to-end run).
 # Installs what the build and the tests need on a fresh Debian machine (system
 # packages via apt, Python packages via pip; idempotent) and starts the
 # services; stops the services it started at the end.
@@ -36,9 +37,19 @@ cargo --version
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== Python packages (chdb, duckdb, pyarrow, confluent-kafka, pyyaml, jsonschema)"
+echo "== Python packages (chdb, duckdb, pyarrow, confluent-kafka, pyyaml, jsonschema; for the report check:"
+echo "   scipy, statsmodels, pandas, polars, matplotlib, pillow, nbclient, nbformat, ipykernel)"
 "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-    chdb duckdb pyarrow pytz confluent-kafka pyyaml jsonschema 2>&1 | grep -v -i warning || true
+    chdb duckdb pyarrow pytz confluent-kafka pyyaml jsonschema \
+    numpy scipy statsmodels pandas polars matplotlib pillow nbclient nbformat ipykernel 2>&1 | grep -v -i warning || true
+
+echo "== Chromium (Debian) for the report page check"
+if ! command -v chromium >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq chromium >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }
+fi
+chromium --version 2>/dev/null || echo "chromium missing: the report check will try to install it"
 
 stop_services() {
     scripts/services/tansu.sh stop || true
@@ -75,6 +86,10 @@ rm -rf "$WORK/analytics" && mkdir -p "$WORK/analytics"
 "$BIN" run --no-progress --partitions 2 --now 2100-01-01T00:00:00Z --input "$WORK/analytics/in.jsonl" \
     --state "$WORK/analytics/state" --output "$WORK/analytics/out" >/dev/null 2>&1
 "$PY" scripts/analytics_check.py "$WORK/analytics/out"
+
+echo "== report: scipy/statsmodels cross-check, experiment_arms.sql on chDB, the notebook, the page in headless Chromium"
+rm -rf "$WORK/report"
+"$PY" scripts/report_check.py --bin "$BIN" --work "$WORK/report"
 
 echo "== docker-compose stack (static checks; no Docker engine needed)"
 "$PY" scripts/check_compose.py

@@ -5,6 +5,7 @@
 //!
 //! - [`cli`]: the command line (`run`, `replay`, `generate`, `schema`, `demo`, `report`).
 //! - [`drivers`]: file mode and Kafka mode — where records come from, when to commit.
+//! - [`report`]: the experiment report over `user_daily` (SPEC 10).
 //! - [`sink`]: the outputs — Parquet objects, ClickHouse tables, dead letters.
 //! - [`processors`]: the two sub-topologies — router (parse → re-key) and join (validity, windows).
 //! - [`parse`]: Debezium envelopes of every layout into domain records.
@@ -20,5 +21,6 @@ pub mod generate;
 pub mod ops;
 pub mod parse;
 pub mod processors;
+pub mod report;
 pub mod sink;
 pub mod time;

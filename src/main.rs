@@ -155,6 +155,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => cli::demo::run_demo(cli.config.as_ref(), &args),
+        Command::Report(args) => cli::report::run_report(&args),
     }
 }
 

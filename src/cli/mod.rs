@@ -1,6 +1,7 @@
-//! Command-line interface (clap): `run`, `generate`, `demo`.
+//! Command-line interface (clap): `run`, `generate`, `demo`, `report`.
 
 pub mod demo;
+pub mod report;
 
 use crate::config::{Config, Layout};
 use crate::domain::Micros;
@@ -39,8 +40,10 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Print or apply the ClickHouse DDL (`schemas/clickhouse/`).
     Schema(SchemaArgs),
-    /// Generate a data set, run it embedded, print the variant table.
+    /// Generate a data set, run it embedded, print the variant table and the report.
     Demo(demo::DemoArgs),
+    /// The experiment report (SPEC 10): lifts, intervals, SRM from `user_daily`.
+    Report(report::ReportArgs),
 }
 
 /// Settings shared by `run` and `demo`.

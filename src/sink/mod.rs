@@ -28,8 +28,8 @@ pub use self::outputs::{task_part, Outputs, ROUTER_PART};
 pub use self::parquet::{EncodedObject, ParquetSink, ParquetSinkOptions, Segment};
 pub use self::paths::{Dataset, HivePartition};
 pub use self::read::{
-    read_aggregates, read_dataset, read_dead_letters, read_events, read_files, read_user_daily,
-    DatasetFile,
+    decode_columns, list_parts, read_aggregates, read_dataset, read_dead_letters, read_events,
+    read_files, read_user_daily, DatasetFile,
 };
 pub use self::store::OutputRoot;
 

@@ -17,6 +17,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema};
 use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
 use std::sync::Arc;
 
 /// One Parquet object of a dataset, decoded.
@@ -30,23 +31,76 @@ pub struct DatasetFile {
     pub batches: Vec<RecordBatch>,
 }
 
-/// Reads every `part-*.parquet` object of a dataset, sorted by path. Other
-/// objects (staging files, `_SUCCESS`) are ignored; a missing dataset is empty.
-pub async fn read_files(root: &OutputRoot, ds: Dataset) -> Result<Vec<DatasetFile>> {
-    let expected = schema::schema_of(ds);
+/// The `part-*.parquet` objects of a dataset with their Hive partitions,
+/// sorted by path (so by date). Other objects (staging files, `_SUCCESS`) are
+/// ignored; a missing dataset is empty.
+pub async fn list_parts(root: &OutputRoot, ds: Dataset) -> Result<Vec<(Path, HivePartition)>> {
     let mut out = Vec::new();
     for meta in root.list(ds.name()).await? {
         let is_part = meta
             .location
             .filename()
             .is_some_and(|f| f.starts_with("part-") && f.ends_with(".parquet"));
-        if !is_part {
-            continue;
+        if is_part {
+            let partition = paths::parse_partition(ds, &meta.location)?;
+            out.push((meta.location, partition));
         }
-        let partition = paths::parse_partition(ds, &meta.location)?;
-        let bytes = root.get(&meta.location).await?;
+    }
+    Ok(out)
+}
+
+/// Decodes only `columns` of one Parquet object of `ds` (a projection: the
+/// other column chunks are not decompressed), in batches of `batch_rows`.
+/// Each column must have the dataset's name and type.
+pub fn decode_columns(
+    ds: Dataset,
+    path: &Path,
+    bytes: bytes::Bytes,
+    columns: &[&str],
+    batch_rows: usize,
+) -> Result<Vec<RecordBatch>> {
+    let perr = |source| SinkError::Parquet {
+        path: path.to_string(),
+        source,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(perr)?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(batch_rows.max(1))
+        .build()
+        .map_err(perr)?;
+    let expected = schema::schema_of(ds);
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b.map_err(|e| perr(e.into()))?;
+        for name in columns {
+            let want = expected.field_with_name(name).ok().map(|f| f.data_type());
+            let schema = b.schema();
+            let got = schema.field_with_name(name).ok().map(|f| f.data_type());
+            if want != got {
+                return Err(SinkError::Decode {
+                    path: path.to_string(),
+                    reason: format!(
+                        "column {name} missing or not of type {want:?} (found {got:?})"
+                    ),
+                });
+            }
+        }
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// Reads every `part-*.parquet` object of a dataset, sorted by path. Other
+/// objects (staging files, `_SUCCESS`) are ignored; a missing dataset is empty.
+pub async fn read_files(root: &OutputRoot, ds: Dataset) -> Result<Vec<DatasetFile>> {
+    let expected = schema::schema_of(ds);
+    let mut out = Vec::new();
+    for (location, partition) in list_parts(root, ds).await? {
+        let bytes = root.get(&location).await?;
         let perr = |source| SinkError::Parquet {
-            path: meta.location.to_string(),
+            path: location.to_string(),
             source,
         };
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
@@ -58,14 +112,14 @@ pub async fn read_files(root: &OutputRoot, ds: Dataset) -> Result<Vec<DatasetFil
             let b = b.map_err(|e| perr(e.into()))?;
             if b.schema().fields() != expected.fields() {
                 return Err(SinkError::Decode {
-                    path: meta.location.to_string(),
+                    path: location.to_string(),
                     reason: format!("schema {:?} is not that of {ds}", b.schema()),
                 });
             }
             batches.push(b);
         }
         out.push(DatasetFile {
-            path: meta.location,
+            path: location,
             partition,
             batches,
         });
