@@ -84,7 +84,14 @@ fn group_with_join_and_sigkill_equals_file_mode_and_replay() {
     neonblue::drivers::kafka::produce::produce_file(&base, &input, &topic, 4).unwrap();
 
     // Slow enough that the group changes while records flow.
-    let throttle = ["--until-end", "--max-records-per-second", "150"];
+    // A tiny state cache (SPEC 9.1): eviction, re-reads and early commits all the time.
+    let throttle = [
+        "--until-end",
+        "--max-records-per-second",
+        "150",
+        "--state-cache-bytes",
+        "262144",
+    ];
     let mut a = start_instance(&brokers, &app, &topic, d, "a", &throttle);
     let mut b = start_instance(&brokers, &app, &topic, d, "b", &throttle);
     assert!(

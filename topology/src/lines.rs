@@ -48,7 +48,10 @@ impl LineSource {
     pub fn open(path: &Path, pos: u64, line: u64) -> io::Result<LineSource> {
         let mut file = File::open(path)?;
         let len = file.metadata()?.len();
-        file.seek(SeekFrom::Start(pos))?;
+        // From the start there is nothing to seek: a named pipe reads too.
+        if pos > 0 {
+            file.seek(SeekFrom::Start(pos))?;
+        }
         Ok(LineSource {
             file,
             pos,
