@@ -175,13 +175,19 @@ where
 
     /// Drops least recently used clean pages while the budget is exceeded.
     fn evict(&mut self) {
+        self.evict_except(None);
+    }
+
+    /// [`Self::evict`], never dropping page `keep` (the one being used).
+    fn evict_except(&mut self, keep: impl Into<Option<u64>>) {
         if !self.budget.over() {
             return;
         }
+        let keep = keep.into();
         let mut clean: Vec<(u64, u64)> = self
             .resident
             .iter()
-            .filter(|(_, p)| !p.dirty)
+            .filter(|(id, p)| !p.dirty && Some(**id) != keep)
             .map(|(id, p)| (p.last_used, *id))
             .collect();
         clean.sort_unstable();
@@ -208,19 +214,6 @@ where
             .binary_search_by(|(k, _)| k.cmp(key))
             .ok()
             .map(|i| &p.entries[i].1))
-    }
-
-    fn evict_except(&mut self, keep: u64) {
-        if self.budget.over() {
-            if let Some(p) = self.resident.get_mut(&keep) {
-                p.last_used = u64::MAX;
-            }
-            self.evict();
-            let tick = self.tick;
-            if let Some(p) = self.resident.get_mut(&keep) {
-                p.last_used = tick;
-            }
-        }
     }
 
     /// Mutable access to the value of `key` (its page becomes dirty).

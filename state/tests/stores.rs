@@ -115,6 +115,27 @@ fn a_tiny_cache_evicts_and_reads_back_many_pages() {
 }
 
 #[test]
+fn reading_a_clean_page_works_while_dirty_pages_overfill_the_cache() {
+    // The page just read is the only one that could be evicted: it must stay
+    // until the read is done (found by the crash test with a tiny cache).
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 16 << 10).unwrap(); // 16 KiB
+    let tree = db.tree("ns", "kv").unwrap();
+    let mut kv: KeyValueStore<u64, String> = KeyValueStore::load("kv", &tree).unwrap();
+    for k in 0..1_000u64 {
+        kv.insert(k, format!("committed-{k}")).unwrap();
+    }
+    commit(&db, &mut [(&tree, &mut kv)], 1);
+    for k in 1_000_000..1_004_000u64 {
+        kv.insert(k, format!("dirty-{k}")).unwrap();
+    }
+    assert!(db.budget().over(), "dirty pages fill the cache");
+    for k in (0..1_000u64).step_by(7) {
+        assert_eq!(kv.get(&k).unwrap(), Some(&format!("committed-{k}")));
+    }
+}
+
+#[test]
 fn dropping_a_window_removes_its_pages_without_reading_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = StateDb::open(dir.path(), 8 << 20).unwrap();
