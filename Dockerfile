@@ -70,12 +70,12 @@ WORKDIR /var/lib/neonblue
 
 # Prometheus /metrics and /healthz. Inside a container the listener must not
 # be bound to loopback only, or nothing can scrape it.
-ENV NEONBLUE_METRICS_ADDR=0.0.0.0:9464
+ENV NEONBLUE_METRICS__ADDR=0.0.0.0:9464
 EXPOSE 9464
 
 # /healthz over bash's /dev/tcp: the slim image has no curl or wget.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["bash", "-c", "port=${NEONBLUE_METRICS_ADDR##*:}; exec 3<>/dev/tcp/127.0.0.1/${port:-9464} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+    CMD ["bash", "-c", "port=${NEONBLUE_METRICS__ADDR##*:}; exec 3<>/dev/tcp/127.0.0.1/${port:-9464} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 
 ENTRYPOINT ["neonblue"]
 CMD ["--help"]

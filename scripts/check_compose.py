@@ -1191,18 +1191,18 @@ def check_metrics_port(ctx: Context, r: Report) -> None:
     else:
         r.fail("deploy/neonblue.toml has no [metrics] addr")
     svc = ctx.service(NEONBLUE_SERVICE)
-    env_addr = env_of(svc).get("NEONBLUE_METRICS_ADDR")
+    env_addr = env_of(svc).get("NEONBLUE_METRICS__ADDR")
     if env_addr:
-        ports["compose NEONBLUE_METRICS_ADDR"] = addr_port(env_addr)
+        ports["compose NEONBLUE_METRICS__ADDR"] = addr_port(env_addr)
         if addr and env_addr != addr:
-            r.warn(f"compose NEONBLUE_METRICS_ADDR={env_addr} differs from the TOML's {addr} (the env var wins)")
+            r.warn(f"compose NEONBLUE_METRICS__ADDR={env_addr} differs from the TOML's {addr} (the env var wins)")
     for p in as_list(svc.get("expose")):
         ports[f"compose expose {p}"] = int(str(p).split("/")[0])
     if ctx.dockerfile:
         final = ctx.dockerfile.final
-        denv = ctx.dockerfile.env(final).get("NEONBLUE_METRICS_ADDR")
+        denv = ctx.dockerfile.env(final).get("NEONBLUE_METRICS__ADDR")
         if denv:
-            ports["Dockerfile ENV NEONBLUE_METRICS_ADDR"] = addr_port(denv)
+            ports["Dockerfile ENV NEONBLUE_METRICS__ADDR"] = addr_port(denv)
         exposed = ctx.dockerfile.exposed(final)
         if addr_port(addr or "") in exposed:
             ports["Dockerfile EXPOSE"] = addr_port(addr)

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 LAYERS = [
-    ["time", "config"],
+    ["time", "config", "metric_names"],
     ["domain"],
     ["parse", "generate"],
     ["processors", "sink"],

@@ -94,6 +94,9 @@ rm -rf "$WORK/report"
 echo "== docker-compose stack (static checks; no Docker engine needed)"
 "$PY" scripts/check_compose.py
 
+echo "== operations: metric catalogue, README, alert rules, dashboards (scripts/check_ops.py)"
+"$PY" scripts/check_ops.py
+
 echo "== architecture: layers only point down, no import cycles (scripts/module_deps.py)"
 "$PY" scripts/module_deps.py src
 

@@ -1,8 +1,15 @@
 //! Typed configuration with defaults: one TOML file, overridable by
-//! `NEONBLUE_*` environment variables and command-line flags.
+//! `NEONBLUE_<SECTION>__<KEY>` environment variables and command-line flags
+//! ([`sources`]: the layers, where each value came from, `config print` and
+//! `config validate`). Every key is documented in `docs/neonblue.example.toml`.
+//! Durations are strings with a unit everywhere ([`duration`]).
+
+pub mod duration;
+pub mod sources;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// How Debezium records are laid out on the input topics (SPEC 2.2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -95,26 +102,40 @@ impl Default for SourceConfig {
 pub struct ProcessingConfig {
     /// Application id: consumer group, topic prefix, state namespace.
     pub app_id: String,
-    /// Grace for pending events and window closing, in seconds.
-    pub grace_seconds: u64,
+    /// Grace for pending events and window closing (honoured to the microsecond).
+    #[serde(with = "duration")]
+    pub grace: Duration,
     /// Number of task partitions (file mode: in-process partitions).
     pub partitions: u32,
     /// Input records between two checkpoints (file mode; deterministic boundaries).
     pub checkpoint_records: u64,
     /// State directory (one sled database per instance).
     pub state_dir: PathBuf,
+    /// Kafka mode: after SIGTERM/SIGINT, how long the final commit may take
+    /// before the instance exits non-zero without it (a restart resumes from
+    /// the last commit; nothing is lost or doubled).
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl ProcessingConfig {
+    /// The grace in [`crate::time::Micros`] (exact for a validated configuration).
+    pub fn grace_micros(&self) -> crate::time::Micros {
+        crate::time::from_duration_saturating(self.grace)
+    }
 }
 
 impl Default for ProcessingConfig {
     fn default() -> Self {
         ProcessingConfig {
             app_id: "neonblue".into(),
-            grace_seconds: 300,
+            grace: Duration::from_secs(300),
             partitions: 1,
             // Bounds the outputs buffered per segment: ~600 MB peak RSS on
             // the 1 KB seed format, and the fastest setting measured.
             checkpoint_records: 100_000,
             state_dir: PathBuf::from(".neonblue/state"),
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -198,11 +219,14 @@ pub struct ClickHouseConfig {
     /// stops; a restart re-delivers, nothing is lost).
     pub max_retries: u32,
     /// First back-off; doubles per retry (with jitter).
-    pub retry_initial_ms: u64,
+    #[serde(with = "duration")]
+    pub retry_initial: Duration,
     /// Back-off cap.
-    pub retry_max_ms: u64,
+    #[serde(with = "duration")]
+    pub retry_max: Duration,
     /// Request timeout.
-    pub timeout_secs: u64,
+    #[serde(with = "duration")]
+    pub timeout: Duration,
     /// gzip request bodies.
     pub compression: bool,
 }
@@ -216,9 +240,9 @@ impl Default for ClickHouseConfig {
             password: String::new(),
             batch_rows: 100_000,
             max_retries: 12,
-            retry_initial_ms: 200,
-            retry_max_ms: 30_000,
-            timeout_secs: 120,
+            retry_initial: Duration::from_millis(200),
+            retry_max: Duration::from_secs(30),
+            timeout: Duration::from_secs(120),
             compression: true,
         }
     }
@@ -233,18 +257,22 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// librdkafka properties passed through as is (`security.protocol`,
     /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`, …); also set by
-    /// `NEONBLUE_KAFKA_<PROPERTY>` variables and `--kafka-property`.
+    /// `NEONBLUE_KAFKA__PROPERTIES__<PROPERTY>` variables (`_` for `.`) and
+    /// `--kafka-property`.
     pub properties: std::collections::BTreeMap<String, String>,
     /// Partitions of `<app_id>-repartition` (0: as many as the largest input topic).
     pub repartition_partitions: u32,
     /// Replication factor of the internal topics it creates.
     pub replication_factor: i32,
     /// How often outputs, state and offsets are committed.
-    pub commit_interval_ms: u64,
+    #[serde(with = "duration")]
+    pub commit_interval: Duration,
     /// Also commit after this many input records.
     pub commit_records: u64,
-    /// Consumer group session timeout (how fast a dead instance's partitions move).
-    pub session_timeout_ms: u64,
+    /// Consumer group session timeout (how fast a dead instance's partitions
+    /// move); whole milliseconds (librdkafka's `session.timeout.ms`).
+    #[serde(with = "duration")]
+    pub session_timeout: Duration,
     /// Throttle for replays and tests: records per second per instance (0 = none).
     pub max_records_per_second: u64,
 }
@@ -256,9 +284,9 @@ impl Default for KafkaConfig {
             properties: Default::default(),
             repartition_partitions: 0,
             replication_factor: 1,
-            commit_interval_ms: 2_000,
+            commit_interval: Duration::from_secs(2),
             commit_records: 100_000,
-            session_timeout_ms: 10_000,
+            session_timeout: Duration::from_secs(10),
             max_records_per_second: 0,
         }
     }
@@ -292,9 +320,9 @@ impl std::fmt::Debug for ClickHouseConfig {
             )
             .field("batch_rows", &self.batch_rows)
             .field("max_retries", &self.max_retries)
-            .field("retry_initial_ms", &self.retry_initial_ms)
-            .field("retry_max_ms", &self.retry_max_ms)
-            .field("timeout_secs", &self.timeout_secs)
+            .field("retry_initial", &self.retry_initial)
+            .field("retry_max", &self.retry_max)
+            .field("timeout", &self.timeout)
             .field("compression", &self.compression)
             .finish()
     }
@@ -319,39 +347,11 @@ impl std::fmt::Debug for KafkaConfig {
             .field("properties", &properties)
             .field("repartition_partitions", &self.repartition_partitions)
             .field("replication_factor", &self.replication_factor)
-            .field("commit_interval_ms", &self.commit_interval_ms)
+            .field("commit_interval", &self.commit_interval)
             .field("commit_records", &self.commit_records)
-            .field("session_timeout_ms", &self.session_timeout_ms)
+            .field("session_timeout", &self.session_timeout)
             .field("max_records_per_second", &self.max_records_per_second)
             .finish()
-    }
-}
-
-/// Prefix of the environment variables that set librdkafka properties: the
-/// property upper-cased with `_` for `.`, e.g. `NEONBLUE_KAFKA_SASL_PASSWORD`
-/// sets `sasl.password` (keeps secrets off the command line and out of files).
-pub const KAFKA_PROPERTY_ENV_PREFIX: &str = "NEONBLUE_KAFKA_";
-
-impl KafkaConfig {
-    /// Sets the properties named by `NEONBLUE_KAFKA_<PROPERTY>` variables
-    /// among `vars` (over the configuration file, under `--kafka-property`).
-    pub fn apply_env_properties<I, K, V>(&mut self, vars: I)
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<std::ffi::OsStr>,
-        V: AsRef<std::ffi::OsStr>,
-    {
-        for (k, v) in vars {
-            let (Some(k), Some(v)) = (k.as_ref().to_str(), v.as_ref().to_str()) else {
-                continue;
-            };
-            if let Some(name) = k.strip_prefix(KAFKA_PROPERTY_ENV_PREFIX) {
-                if !name.is_empty() {
-                    self.properties
-                        .insert(name.to_ascii_lowercase().replace('_', "."), v.to_string());
-                }
-            }
-        }
     }
 }
 
@@ -359,16 +359,139 @@ impl KafkaConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// Listen address of `/metrics` and `/healthz` (e.g. `0.0.0.0:9464`); unset: off.
-    pub addr: Option<String>,
+    /// Listen address of `/metrics` and `/healthz` (e.g. `0.0.0.0:9464`); empty: off.
+    pub addr: String,
 }
 
 impl Config {
-    /// Reads a TOML file; a missing section or key takes its default.
+    /// Reads a TOML file alone (no environment, no flags); a missing section
+    /// or key takes its default. [`sources::load`] is the full story.
     pub fn from_file(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+        let loaded = sources::load(&sources::Sources {
+            file: Some(path.to_path_buf()),
+            env: Vec::new(),
+            flags: Vec::new(),
+        })?;
+        Ok(loaded.config)
+    }
+
+    /// Checks what types alone cannot: ranges, precision of durations,
+    /// names. Returns `(key, problem)` pairs, the problem saying what is allowed.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut bad: Vec<(String, String)> = Vec::new();
+        let mut check = |ok: bool, key: &str, why: &str| {
+            if !ok {
+                bad.push((key.to_string(), why.to_string()));
+            }
+        };
+        let p = &self.processing;
+        check(
+            !p.app_id.is_empty()
+                && p.app_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            "processing.app_id",
+            "use letters, digits, '.', '_' or '-' (it names the consumer group and prefixes topic names)",
+        );
+        check(
+            crate::time::from_duration(p.grace).is_some(),
+            "processing.grace",
+            "a whole number of microseconds, at most about 292,000 years",
+        );
+        check(p.partitions >= 1, "processing.partitions", "at least 1");
+        check(
+            p.checkpoint_records >= 1,
+            "processing.checkpoint_records",
+            "at least 1",
+        );
+        check(
+            !p.shutdown_timeout.is_zero(),
+            "processing.shutdown_timeout",
+            "more than 0, e.g. \"30s\"",
+        );
+        check(
+            !p.state_dir.as_os_str().is_empty(),
+            "processing.state_dir",
+            "a directory path",
+        );
+        check(
+            self.source.topics.iter().all(|t| !t.trim().is_empty()),
+            "source.topics",
+            "topic names, none empty",
+        );
+        check(
+            self.state.cache_bytes >= 64 << 10,
+            "state.cache_bytes",
+            "at least 65536 (64 KiB)",
+        );
+        let o = &self.output;
+        check(
+            !o.url.is_empty(),
+            "output.url",
+            "a directory or an object_store URL",
+        );
+        check(o.row_group_rows >= 1, "output.row_group_rows", "at least 1");
+        check(
+            (1..=22).contains(&o.zstd_level),
+            "output.zstd_level",
+            "1 to 22",
+        );
+        let k = &self.kafka;
+        check(
+            k.replication_factor >= 1 || k.replication_factor == -1,
+            "kafka.replication_factor",
+            "at least 1, or -1 for the brokers' default",
+        );
+        check(
+            k.commit_interval >= Duration::from_millis(10),
+            "kafka.commit_interval",
+            "at least 10ms",
+        );
+        check(k.commit_records >= 1, "kafka.commit_records", "at least 1");
+        check(
+            k.session_timeout.subsec_millis() * 1_000_000 == k.session_timeout.subsec_nanos()
+                && (Duration::from_secs(1)..=Duration::from_secs(3600))
+                    .contains(&k.session_timeout),
+            "kafka.session_timeout",
+            "whole milliseconds from 1s to 1h (librdkafka's session.timeout.ms)",
+        );
+        check(
+            k.properties.keys().all(|n| !n.trim().is_empty()),
+            "kafka.properties",
+            "librdkafka property names, none empty",
+        );
+        let c = &self.clickhouse;
+        check(
+            c.database
+                .chars()
+                .next()
+                .is_some_and(|x| x.is_ascii_alphabetic() || x == '_')
+                && c.database
+                    .chars()
+                    .all(|x| x.is_ascii_alphanumeric() || x == '_'),
+            "clickhouse.database",
+            "a plain identifier: letters, digits and '_', not starting with a digit",
+        );
+        check(c.batch_rows >= 1, "clickhouse.batch_rows", "at least 1");
+        check(
+            !c.timeout.is_zero(),
+            "clickhouse.timeout",
+            "more than 0, e.g. \"2m\"",
+        );
+        check(
+            c.retry_initial <= c.retry_max,
+            "clickhouse.retry_initial",
+            "at most clickhouse.retry_max",
+        );
+        let a = &self.metrics.addr;
+        check(
+            a.is_empty()
+                || a.rsplit_once(':')
+                    .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok()),
+            "metrics.addr",
+            "HOST:PORT, e.g. \"0.0.0.0:9464\", or \"\" for no endpoint",
+        );
+        bad
     }
 }
 
@@ -377,22 +500,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kafka_properties_from_the_environment() {
-        let mut k: KafkaConfig = toml::from_str::<Config>(
-            "[kafka]\nbrokers = \"b:9092\"\n[kafka.properties]\n\"security.protocol\" = \"SSL\"\n\"sasl.username\" = \"file-user\"\n",
-        )
-        .unwrap()
-        .kafka;
-        k.apply_env_properties([
-            ("NEONBLUE_KAFKA_SASL_PASSWORD", "s3cret"),
-            ("NEONBLUE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
-            ("NEONBLUE_KAFKA_", "ignored"),
-            ("NEONBLUE_BROKERS", "not-a-property"),
-        ]);
-        let p = &k.properties;
-        assert_eq!(p["sasl.password"], "s3cret");
-        assert_eq!(p["security.protocol"], "SASL_SSL");
-        assert_eq!(p["sasl.username"], "file-user");
-        assert_eq!(p.len(), 3, "{p:?}");
+    fn defaults_are_valid_and_durations_are_strings() {
+        assert_eq!(Config::default().validate(), vec![]);
+        let text = toml::to_string(&Config::default()).unwrap();
+        assert!(text.contains("grace = \"5m\""), "{text}");
+        assert!(text.contains("commit_interval = \"2s\""), "{text}");
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, Config::default());
+    }
+
+    #[test]
+    fn validation_names_the_key_and_what_is_allowed() {
+        let mut c = Config::default();
+        c.processing.grace = Duration::from_nanos(1_500);
+        c.processing.partitions = 0;
+        c.kafka.session_timeout = Duration::from_micros(1_500_500);
+        c.output.zstd_level = 30;
+        c.clickhouse.database = "x-y".into();
+        c.metrics.addr = "9464".into();
+        let keys: Vec<String> = c.validate().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "processing.grace",
+                "processing.partitions",
+                "output.zstd_level",
+                "kafka.session_timeout",
+                "clickhouse.database",
+                "metrics.addr"
+            ]
+        );
+        c = Config::default();
+        c.processing.grace = Duration::from_millis(250);
+        assert_eq!(c.validate(), vec![]);
+        assert_eq!(c.processing.grace_micros(), 250_000);
     }
 }

@@ -12,12 +12,14 @@
 //! - [`ops`]: metrics, health, shutdown, progress.
 //! - [`generate`]: deterministic synthetic input.
 //! - [`domain`], [`config`], [`time`]: the data, the settings, time units and the calendar.
+//! - [`metric_names`]: every exported metric with its help text.
 
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod drivers;
 pub mod generate;
+pub mod metric_names;
 pub mod ops;
 pub mod parse;
 pub mod processors;

@@ -2,7 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use neonblue::cli::{self, Cli, Command};
+use neonblue::cli::{self, Cli, Command, ConfigCommand};
+use neonblue::config::sources::{self, FlagValue, Loaded};
 use neonblue::drivers::file::{run_file, FileRun};
 use neonblue::drivers::kafka::{self, replay, replay::ReplayFrom};
 use neonblue::ops;
@@ -12,43 +13,78 @@ use std::io::{IsTerminal, Write};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn init_tracing(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// The log filter: `--log`/`NEONBLUE_LOG`, else `RUST_LOG`, else `info`.
+fn init_tracing(flag: Option<&str>, json: bool) -> Result<()> {
+    let env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let flag = flag.filter(|s| !s.trim().is_empty());
+    let (text, from) = match (flag, env.as_deref()) {
+        (Some(f), _) => (f, "--log / NEONBLUE_LOG"),
+        (None, Some(e)) => (e, "RUST_LOG"),
+        (None, None) => ("info", "the default"),
+    };
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(text)
+        .map_err(|e| {
+            ops::exit::Usage(format!(
+                "invalid log filter {text:?} from {from}: {e} (e.g. info, neonblue=debug,rdkafka=warn)"
+            ))
+        })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(!json && std::io::stderr().is_terminal());
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    Ok(())
+}
+
+/// True when the command line or the environment asks for JSON logs (read
+/// before clap, so that even a usage error comes out as JSON).
+fn wants_json() -> bool {
+    std::env::args_os().any(|a| a == "--log-json")
+        || std::env::var("NEONBLUE_LOG_JSON")
+            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
 fn main() {
-    let cli = Cli::parse();
-    init_tracing(&cli.log, cli.log_json);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() && wants_json() => {
+            ops::exit::set_json(true);
+            ops::exit::fail(ops::exit::USAGE, e.render().to_string().trim_end());
+        }
+        Err(e) => e.exit(),
+    };
+    ops::exit::set_json(cli.log_json);
+    if let Err(e) = init_tracing(cli.log.as_deref(), cli.log_json) {
+        ops::exit::fail(ops::exit::USAGE, &format!("{e:#}"));
+    }
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        let code = ops::exit::code_of(&e);
+        ops::exit::fail(code, &format!("{e:#}"));
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => {
-            let mut config = cli::load_config(cli.config.as_ref(), &args.processing)?;
-            args.kafka.apply(&mut config)?;
-            args.clickhouse.apply(&mut config);
+            let mut flags = args.processing.overrides();
+            flags.extend(args.kafka.overrides());
+            flags.extend(args.clickhouse.overrides());
+            let loaded = cli::load(cli.config.as_ref(), flags)?;
             let Some(input) = args.input else {
-                apply_per_app_defaults(&mut config);
+                let config = with_per_app_defaults(&loaded);
                 let progress = !args.no_progress && std::io::stderr().is_terminal();
                 let now = cli::parse_now(args.now.as_deref())?;
                 let summary = run_kafka(config, now, args.until_end, Default::default(), progress)?;
                 return finish_kafka(summary, args.summary.as_deref());
             };
-            apply_per_input_defaults(&mut config, &input);
+            let config = with_per_input_defaults(&loaded, &input);
             let run = FileRun {
                 input,
                 config,
@@ -69,37 +105,49 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Replay(args) => {
-            let mut config = cli::load_config(cli.config.as_ref(), &args.processing)?;
-            args.kafka.apply(&mut config)?;
-            args.clickhouse.apply(&mut config);
-            apply_per_app_defaults(&mut config);
+            let mut flags = args.processing.overrides();
+            flags.extend(args.kafka.overrides());
+            flags.extend(args.clickhouse.overrides());
+            let loaded = cli::load(cli.config.as_ref(), flags)?;
+            let config = with_per_app_defaults(&loaded);
             let progress = !args.no_progress && std::io::stderr().is_terminal();
             let now = cli::parse_now(args.now.as_deref())?;
-            let base = kafka::client_config(&config.kafka, &config.processing.app_id);
             let from = match (&args.from_offsets, &args.from_timestamp) {
-                (Some(o), _) => ReplayFrom::Offsets(replay::parse_offsets(o)?),
-                (None, Some(t)) => ReplayFrom::Timestamp(cli::parse_now(Some(t))? / 1000),
+                (Some(o), _) => ReplayFrom::Offsets(
+                    replay::parse_offsets(o)
+                        .map_err(|e| ops::exit::Usage(format!("--from-offsets: {e:#}")))?,
+                ),
+                (None, Some(t)) => ReplayFrom::Timestamp(
+                    cli::parse_now(Some(t))
+                        .map_err(|e| ops::exit::Usage(format!("--from-timestamp: {e:#}")))?
+                        / 1000,
+                ),
                 (None, None) => ReplayFrom::Beginning,
             };
+            let base = kafka::client_config(&config.kafka, &config.processing.app_id);
             let topics = kafka::AppTopics::discover(&config)?;
             if args.reset {
+                let plan = replay::reset_plan(&base, &config, &topics)?;
+                eprint!("{plan}");
+                if args.dry_run {
+                    eprintln!("dry run: nothing was deleted");
+                    return Ok(());
+                }
+                confirm_reset(&plan, args.yes)?;
                 replay::reset(&base, &config, &topics)?;
             } else if !replay::is_fresh(&base, &topics)? {
-                anyhow::bail!(
+                return Err(ops::exit::Usage(format!(
                     "application id {:?} already has internal topics: replay into a fresh --app-id, or pass --reset to delete its group, topics, state and outputs first",
                     config.processing.app_id
-                );
+                ))
+                .into());
             }
             let start = replay::output_start(&base, &topics, &from)?;
             let summary = run_kafka(config, now, true, start, progress)?;
             finish_kafka(summary, args.summary.as_deref())
         }
         Command::Schema(args) => {
-            let mut config = match cli.config.as_ref() {
-                Some(p) => neonblue::config::Config::from_file(p)?,
-                None => Default::default(),
-            };
-            args.clickhouse.apply(&mut config);
+            let config = cli::load(cli.config.as_ref(), args.clickhouse.overrides())?.config;
             let ch = &config.clickhouse;
             ddl::check_identifier("database", &ch.database)?;
             if args.action == "print" {
@@ -107,30 +155,30 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             if ch.url.is_empty() {
-                anyhow::bail!(
-                    "no ClickHouse configured: pass --clickhouse-url (or [clickhouse] url)"
-                );
+                return Err(ops::exit::Usage(
+                    "no ClickHouse configured: pass --clickhouse-url (or [clickhouse] url)".into(),
+                )
+                .into());
             }
             let (n, legacy) = ddl::apply(ch, args.legacy.then_some(true))?;
             eprintln!(
                 "applied {n} statements ({} DDL) to {} (database {})",
                 if legacy { "18.16" } else { "current" },
-                ch.url,
+                neonblue::config::redacted_url(&ch.url),
                 ch.database
             );
             Ok(())
         }
         Command::Generate(args) => {
-            let opts = cli::generate_options(&args)?;
+            let opts =
+                cli::generate_options(&args).map_err(|e| ops::exit::Usage(format!("{e:#}")))?;
             if let Some(topic) = &args.topic {
-                let mut kcfg = match cli.config.as_ref() {
-                    Some(p) => neonblue::config::Config::from_file(p)?.kafka,
-                    None => Default::default(),
-                };
+                let mut flags = Vec::new();
                 if let Some(b) = &args.brokers {
-                    kcfg.brokers = b.clone();
+                    flags.push(FlagValue::new("kafka.brokers", "--brokers", b));
                 }
-                cli::apply_kafka_properties(&mut kcfg, &args.properties)?;
+                flags.extend(cli::kafka_property_flags(&args.properties));
+                let kcfg = cli::load(cli.config.as_ref(), flags)?.config.kafka;
                 let tmp = tempfile::NamedTempFile::new()?;
                 let stats = neonblue::generate::generate_to_path(&opts, tmp.path())?;
                 let base = kafka::client_config(&kcfg, "neonblue-generate");
@@ -156,6 +204,52 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo(args) => cli::demo::run_demo(cli.config.as_ref(), &args),
         Command::Report(args) => cli::report::run_report(&args),
+        Command::Config(ConfigCommand::Print(args)) => {
+            let mut flags = args.processing.overrides();
+            flags.extend(args.kafka.overrides());
+            flags.extend(args.clickhouse.overrides());
+            let loaded = cli::load(cli.config.as_ref(), flags)?;
+            print!("{}", loaded.render());
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Validate { file }) => {
+            let loaded = sources::load(&sources::Sources {
+                file: Some(file.clone()),
+                ..Default::default()
+            })?;
+            let set = loaded.origins.len();
+            println!(
+                "{}: valid ({set} setting{} given, the others default)",
+                file.display(),
+                if set == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Asks before a reset: `--yes`, or the application id typed on a terminal.
+fn confirm_reset(plan: &replay::ResetPlan, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(ops::exit::Usage(
+            "replay --reset needs confirmation: pass --yes (no terminal to ask on), or --dry-run to see the plan only".into(),
+        )
+        .into());
+    }
+    eprint!(
+        "This cannot be undone. Type the application id ({}) to go on: ",
+        plan.app_id
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if answer.trim() == plan.app_id {
+        Ok(())
+    } else {
+        Err(ops::exit::Usage("reset not confirmed: nothing was deleted".into()).into())
     }
 }
 
@@ -168,12 +262,8 @@ fn run_kafka(
     progress: bool,
 ) -> Result<neonblue::domain::Summary> {
     let health = ops::Health::default();
-    let shutdown = ops::Shutdown::default();
-    ops::serve(
-        config.metrics.addr.as_deref(),
-        health.clone(),
-        shutdown.clone(),
-    )?;
+    let shutdown = ops::Shutdown::new(config.processing.shutdown_timeout);
+    ops::serve(&config.metrics.addr, health.clone(), shutdown.clone())?;
     let out = config.output.url.clone();
     let state = config.processing.state_dir.clone();
     let summary = kafka::run_group(kafka::GroupRun {
@@ -199,17 +289,18 @@ fn finish_kafka(summary: neonblue::domain::Summary, path: Option<&std::path::Pat
     Ok(())
 }
 
-/// Kafka mode without explicit `--state`/`--output`: directories named
-/// after the application id under `.neonblue/`.
-fn apply_per_app_defaults(config: &mut neonblue::config::Config) {
-    let defaults = neonblue::config::Config::default();
+/// Kafka mode without explicit `--state`/`--output` (flag, env or config
+/// file): directories named after the application id under `.neonblue/`.
+fn with_per_app_defaults(loaded: &Loaded) -> neonblue::config::Config {
+    let mut config = loaded.config.clone();
     let app = config.processing.app_id.clone();
-    if config.processing.state_dir == defaults.processing.state_dir {
-        config.processing.state_dir = defaults.processing.state_dir.join(&app);
+    if loaded.is_default("processing.state_dir") {
+        config.processing.state_dir = config.processing.state_dir.join(&app);
     }
-    if config.output.url == defaults.output.url {
-        config.output.url = format!("{}/{app}", defaults.output.url);
+    if loaded.is_default("output.url") {
+        config.output.url = format!("{}/{app}", config.output.url);
     }
+    config
 }
 
 /// Without explicit `--state`/`--output` (flag, env or config file), each input
@@ -217,8 +308,8 @@ fn apply_per_app_defaults(config: &mut neonblue::config::Config) {
 /// after the file and a hash of its path, size and modification time, so that
 /// `run --input FILE` alone works for any number of files and a rewritten file
 /// starts afresh instead of resuming the old one.
-fn apply_per_input_defaults(config: &mut neonblue::config::Config, input: &std::path::Path) {
-    let defaults = neonblue::config::Config::default();
+fn with_per_input_defaults(loaded: &Loaded, input: &std::path::Path) -> neonblue::config::Config {
+    let mut config = loaded.config.clone();
     let stem = input
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -240,10 +331,11 @@ fn apply_per_input_defaults(config: &mut neonblue::config::Config, input: &std::
         "{stem}-{:08x}",
         neonblue_topology::murmur2(identity.as_bytes()) as u32
     );
-    if config.processing.state_dir == defaults.processing.state_dir {
-        config.processing.state_dir = defaults.processing.state_dir.join(&name);
+    if loaded.is_default("processing.state_dir") {
+        config.processing.state_dir = config.processing.state_dir.join(&name);
     }
-    if config.output.url == defaults.output.url {
-        config.output.url = format!("{}/{name}", defaults.output.url);
+    if loaded.is_default("output.url") {
+        config.output.url = format!("{}/{name}", config.output.url);
     }
+    config
 }

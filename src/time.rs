@@ -23,6 +23,22 @@ pub fn from_secs(seconds: u64) -> Micros {
         .saturating_mul(SECOND)
 }
 
+/// `d` as [`Micros`], exactly: `None` when it has a sub-microsecond part
+/// (nothing is truncated) or does not fit (about 292,000 years).
+pub fn from_duration(d: std::time::Duration) -> Option<Micros> {
+    if d.subsec_micros() * 1_000 != d.subsec_nanos() {
+        return None;
+    }
+    i64::try_from(d.as_micros()).ok()
+}
+
+/// `d` as [`Micros`], saturating at `i64::MAX` and rounding a
+/// sub-microsecond part up (for settings validated with [`from_duration`]).
+pub fn from_duration_saturating(d: std::time::Duration) -> Micros {
+    let us = d.as_micros() + u128::from(d.subsec_micros() * 1_000 != d.subsec_nanos());
+    i64::try_from(us).unwrap_or(i64::MAX)
+}
+
 /// Start (midnight, UTC) of the day containing `ts`.
 pub fn day_start(ts: Micros) -> Micros {
     ts.div_euclid(DAY) * DAY
@@ -150,6 +166,13 @@ mod tests {
         assert_eq!(format_second(ts), ("2025-09-30 10:01:42".to_string(), 7));
         assert_eq!(from_secs(300), 5 * MINUTE);
         assert_eq!(from_secs(u64::MAX), i64::MAX);
+        use std::time::Duration;
+        assert_eq!(from_duration(Duration::from_millis(250)), Some(250_000));
+        assert_eq!(from_duration(Duration::from_secs(300)), Some(5 * MINUTE));
+        assert_eq!(from_duration(Duration::from_nanos(1_500)), None);
+        assert_eq!(from_duration(Duration::from_secs(u64::MAX)), None);
+        assert_eq!(from_duration_saturating(Duration::from_nanos(1_500)), 2);
+        assert_eq!(from_duration_saturating(Duration::MAX), i64::MAX);
     }
 
     #[test]

@@ -181,6 +181,7 @@ fn group_with_join_and_sigkill_equals_file_mode_and_replay() {
         .args([
             "replay",
             "--reset",
+            "--yes",
             "--no-progress",
             "--now",
             NOW,

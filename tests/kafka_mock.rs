@@ -20,7 +20,7 @@ use std::time::Duration;
 
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
         .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
@@ -88,6 +88,32 @@ fn sigterm_then_until_end_equals_file_mode() {
     );
     assert!(http_get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
     assert!(http_get(&addr, "/nope").starts_with("HTTP/1.1 404"));
+    // Query strings do not change the route; every metric has its HELP text.
+    let with_query = http_get(&addr, "/metrics?x=1");
+    assert!(with_query.starts_with("HTTP/1.1 200"), "{with_query}");
+    for m in neonblue::metric_names::ALL {
+        assert!(
+            with_query.contains(&format!("# HELP {} ", m.name)) || !with_query.contains(m.name),
+            "{} is exported without HELP",
+            m.name
+        );
+    }
+    assert!(
+        with_query.contains("# HELP neonblue_records_total "),
+        "{with_query}"
+    );
+    assert!(http_get(&addr, "/healthz?from=probe").starts_with("HTTP/1.1 200"));
+    let post = {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(
+            b"POST /metrics HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
 
     let st = std::process::Command::new("kill")
         .args(["-TERM", &a.id().to_string()])
@@ -118,6 +144,152 @@ fn sigterm_then_until_end_equals_file_mode() {
         &d.join("a.log"),
     );
     assert_same(&expected, &outputs(&d.join("out")), "SIGTERM + restart");
+}
+
+/// A mock cluster with `topic` (4 partitions) and the internal topics of `app`.
+fn mock_app(
+    app: &str,
+    topic: &str,
+) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(topic, 4, 1).unwrap();
+    let topics = neonblue::drivers::kafka::AppTopics::new(app, vec![(topic.into(), 4)], 0);
+    for spec in topics.internal_specs() {
+        cluster
+            .create_topic(&spec.name, spec.partitions, 1)
+            .unwrap();
+    }
+    cluster
+}
+
+#[test]
+fn reset_prints_its_plan_and_deletes_nothing_without_confirmation() {
+    let cluster = mock_app("reset-app", "reset-input");
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("state")).unwrap();
+    std::fs::write(d.join("state/db"), vec![0u8; 2048]).unwrap();
+    std::fs::create_dir_all(d.join("out/events")).unwrap();
+    std::fs::write(d.join("out/events/part.parquet"), b"x").unwrap();
+    let replay = |extra: &[&str]| {
+        bin()
+            .args(["replay", "--reset", "--no-progress", "--brokers", &brokers])
+            .args(["--app-id", "reset-app", "--topics", "reset-input"])
+            .arg("--state")
+            .arg(d.join("state"))
+            .arg("--output")
+            .arg(d.join("out"))
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let plan = replay(&["--dry-run"]);
+    let err = String::from_utf8_lossy(&plan.stderr);
+    assert_eq!(plan.status.code(), Some(0), "{err}");
+    for want in [
+        "replay --reset of application \"reset-app\" deletes",
+        "consumer group   reset-app on",
+        "internal topics  ",
+        "reset-app-repartition",
+        "reset-app-dlq",
+        "state directory  ",
+        "(2.0 KiB)",
+        "output objects   every object under",
+        "1 objects, 1 B",
+        "ClickHouse rows  none",
+        "dry run: nothing was deleted",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // Without a terminal and without --yes: refused, exit code 2.
+    let refused = replay(&[]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("pass --yes"), "{err}");
+    assert!(d.join("state/db").exists() && d.join("out/events/part.parquet").exists());
+    let base = neonblue::drivers::kafka::client_config(
+        &neonblue::config::KafkaConfig {
+            brokers: brokers.clone(),
+            ..Default::default()
+        },
+        "test",
+    );
+    let existing = neonblue_topology::kafka::admin::topic_partitions(&base).unwrap();
+    assert!(
+        existing.contains_key("reset-app-repartition"),
+        "{existing:?}"
+    );
+}
+
+#[test]
+fn sigterm_with_the_broker_gone_exits_non_zero_within_the_shutdown_timeout() {
+    let cluster = mock_app("gone-app", "gone-input");
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = prepare_input(d, "gone-input", 4, 2000, 9);
+    let base = neonblue::drivers::kafka::client_config(
+        &neonblue::config::KafkaConfig {
+            brokers: brokers.clone(),
+            ..Default::default()
+        },
+        "test",
+    );
+    neonblue::drivers::kafka::produce::produce_file(&base, &input, "gone-input", 4).unwrap();
+    let mut a = start_instance(
+        &brokers,
+        "gone-app",
+        "gone-input",
+        d,
+        "a",
+        &[
+            "--shutdown-timeout",
+            "3s",
+            "--max-records-per-second",
+            "300",
+        ],
+    );
+    assert!(
+        wait_for_output(&d.join("out"), Duration::from_secs(60)),
+        "no output; log:\n{}",
+        std::fs::read_to_string(d.join("a.log")).unwrap_or_default()
+    );
+    drop(cluster);
+    let sent = std::time::Instant::now();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &a.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = loop {
+        if let Some(st) = a.try_wait().unwrap() {
+            break st;
+        }
+        if sent.elapsed() > Duration::from_secs(20) {
+            let _ = a.kill();
+            panic!(
+                "still running 20 s after SIGTERM; log:\n{}",
+                std::fs::read_to_string(d.join("a.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = std::fs::read_to_string(d.join("a.log")).unwrap_or_default();
+    assert!(
+        !status.success(),
+        "exited 0 without its final commit; log:\n{log}"
+    );
+    assert!(
+        sent.elapsed() < Duration::from_secs(3 + 5),
+        "took {:?}; log:\n{log}",
+        sent.elapsed()
+    );
+    eprintln!("exit {status} after {:?}", sent.elapsed());
+    if status.code() == Some(5) {
+        assert!(log.contains("shutdown timed out after 3s"), "{log}");
+    }
 }
 
 #[test]

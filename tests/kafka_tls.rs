@@ -402,7 +402,10 @@ fn configuration_problems_fail_fast_naming_the_problem() {
                 p
             },
             // The password from the environment, as the README recommends.
-            env: vec![("NEONBLUE_KAFKA_SASL_PASSWORD", sasl_password.clone())],
+            env: vec![(
+                "NEONBLUE_KAFKA__PROPERTIES__SASL_PASSWORD",
+                sasl_password.clone(),
+            )],
             expect: vec!["SASL: authentication failed", "sasl.password"],
             secret: Some(sasl_password.clone()),
         },
@@ -416,7 +419,10 @@ fn configuration_problems_fail_fast_naming_the_problem() {
                 p.push(("sasl.username".into(), "neonblue".into()));
                 p
             },
-            env: vec![("NEONBLUE_KAFKA_SASL_PASSWORD", sasl_password.clone())],
+            env: vec![(
+                "NEONBLUE_KAFKA__PROPERTIES__SASL_PASSWORD",
+                sasl_password.clone(),
+            )],
             expect: vec!["does not accept the configured mechanism", "sasl.mechanism"],
             secret: Some(sasl_password.clone()),
         },

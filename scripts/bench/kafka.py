@@ -75,7 +75,7 @@ def latency(binary, brokers, work, samples):
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
     log = open(os.path.join(work, "lat.log"), "w")
     proc = subprocess.Popen([binary, "run", "--no-progress", "--brokers", brokers, "--topics", topic,
-                             "--app-id", "lat-" + uuid.uuid4().hex[:8], "--commit-interval-ms", "200",
+                             "--app-id", "lat-" + uuid.uuid4().hex[:8], "--commit-interval", "200ms",
                              "--state", os.path.join(work, "lat-state"), "--output", out],
                             stderr=log)
 

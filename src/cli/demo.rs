@@ -132,10 +132,7 @@ pub fn run_demo(config: Option<&PathBuf>, args: &DemoArgs) -> Result<()> {
         input.display()
     );
 
-    let mut cfg = match config {
-        Some(p) => crate::config::Config::from_file(p)?,
-        None => crate::config::Config::default(),
-    };
+    let mut cfg = crate::cli::load(config, Vec::new())?.config;
     cfg.processing.state_dir = dir.join("state");
     cfg.processing.partitions = args.partitions.max(1);
     cfg.output.url = dir.join("output").display().to_string();

@@ -1,26 +1,38 @@
-//! Command-line interface (clap): `run`, `generate`, `demo`, `report`.
+//! Command-line interface (clap): `run`, `replay`, `generate`, `schema`,
+//! `demo`, `report`, `config`. Flags are values of configuration keys (their help
+//! names the key in brackets) and go through [`crate::config::sources`].
 
 pub mod demo;
 pub mod report;
 
-use crate::config::{Config, Layout};
+use crate::config::sources::{self, FlagValue, Loaded, Sources};
+use crate::config::Layout;
 use crate::domain::Micros;
 use crate::parse::timestamp::parse_timestamp_str;
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// neonblue: A/B-testing analytics from Debezium outbox envelopes.
+///
+/// Settings come from, in increasing precedence: defaults, the TOML file
+/// (--config), NEONBLUE_<SECTION>__<KEY> environment variables, flags; see
+/// docs/neonblue.example.toml and `neonblue config print`. Durations take a
+/// unit: 250ms, 2s, 5m, 1h 30m. Exit codes: 0 success, 1 other failure,
+/// 2 usage or configuration error, 3 a dependency (Kafka, ClickHouse, object
+/// store) unreachable or refusing, 4 data or I/O error, 5 shutdown timed out,
+/// 130 interrupted twice.
 #[derive(Debug, Parser)]
-#[command(name = "neonblue", version, about)]
+#[command(name = "neonblue", version, about, long_about)]
 pub struct Cli {
     /// TOML configuration file (every setting has a default).
     #[arg(long, global = true, env = "NEONBLUE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `neonblue=debug`.
-    #[arg(long, global = true, env = "NEONBLUE_LOG", default_value = "info")]
-    pub log: String,
-    /// Log as JSON lines.
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `neonblue=debug,rdkafka=warn`;
+    /// without it RUST_LOG, else `info`.
+    #[arg(long, global = true, env = "NEONBLUE_LOG")]
+    pub log: Option<String>,
+    /// Log as JSON lines (the final error too).
     #[arg(long, global = true, env = "NEONBLUE_LOG_JSON")]
     pub log_json: bool,
     /// The command.
@@ -44,154 +56,254 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// The experiment report (SPEC 10): lifts, intervals, SRM from `user_daily`.
     Report(report::ReportArgs),
+    /// Show the settings in effect (`print`) or check a file (`validate`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
-/// Settings shared by `run` and `demo`.
-#[derive(Debug, Clone, Args)]
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
+pub enum ConfigCommand {
+    /// Print the settings in effect (defaults, `--config`, environment, these
+    /// flags) as TOML, each value with where it came from; secrets masked.
+    Print(ConfigPrintArgs),
+    /// Check a configuration file: unknown keys and bad values are errors
+    /// naming the key and what is allowed (exit code 2).
+    Validate {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+/// `config print` arguments: the flags `run` takes.
+#[derive(Debug, Args)]
+pub struct ConfigPrintArgs {
+    /// Processing settings.
+    #[command(flatten)]
+    pub processing: ProcessingArgs,
+    /// Kafka settings.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// ClickHouse settings.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
+}
+
+/// Settings shared by `run`, `replay` and `config print` (keys of `[processing]`,
+/// `[source]` and `[output]`).
+#[derive(Debug, Clone, Default, Args)]
 pub struct ProcessingArgs {
-    /// Output root: a directory or an object_store URL (file:///…, s3://bucket/prefix).
-    #[arg(long, env = "NEONBLUE_OUTPUT")]
+    /// Output root: a directory or an object_store URL (file:///…, s3://bucket/prefix) [output.url].
+    #[arg(long)]
     pub output: Option<String>,
-    /// State directory (sled).
-    #[arg(long, env = "NEONBLUE_STATE")]
+    /// State directory (sled) [processing.state_dir].
+    #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Task partitions (in file mode: worker threads).
-    #[arg(long, env = "NEONBLUE_PARTITIONS")]
-    pub partitions: Option<u32>,
-    /// Grace for pending events and windows, e.g. `300`, `300s`, `5m`, `1h`.
-    #[arg(long, env = "NEONBLUE_GRACE")]
+    /// Task partitions (in file mode: worker threads) [processing.partitions].
+    #[arg(long)]
+    pub partitions: Option<String>,
+    /// Grace for pending events and windows, e.g. `5m`, `300s`, `250ms` [processing.grace].
+    #[arg(long)]
     pub grace: Option<String>,
-    /// Input layout.
-    #[arg(long, value_enum, env = "NEONBLUE_LAYOUT")]
+    /// Input layout [source.layout].
+    #[arg(long, value_enum)]
     pub layout: Option<Layout>,
-    /// Input lines between checkpoints.
-    #[arg(long, env = "NEONBLUE_CHECKPOINT_RECORDS")]
-    pub checkpoint_records: Option<u64>,
-    /// Memory for cached state, in bytes (`[state] cache_bytes`), e.g. `268435456`.
-    #[arg(long, env = "NEONBLUE_STATE_CACHE_BYTES")]
-    pub state_cache_bytes: Option<u64>,
+    /// Input lines between checkpoints [processing.checkpoint_records].
+    #[arg(long)]
+    pub checkpoint_records: Option<String>,
+    /// Memory for cached state pages of all tasks, in bytes [state.cache_bytes].
+    #[arg(long)]
+    pub state_cache_bytes: Option<String>,
 }
 
-/// Kafka mode settings (override `[kafka]`, `[metrics]` and the app id).
+impl ProcessingArgs {
+    /// The flags given, as values of their keys.
+    pub fn overrides(&self) -> Vec<FlagValue> {
+        let mut v = Vec::new();
+        if let Some(x) = &self.output {
+            v.push(FlagValue::new("output.url", "--output", x));
+        }
+        if let Some(x) = &self.state {
+            v.push(FlagValue::new(
+                "processing.state_dir",
+                "--state",
+                x.display().to_string(),
+            ));
+        }
+        if let Some(x) = &self.partitions {
+            v.push(FlagValue::new("processing.partitions", "--partitions", x));
+        }
+        if let Some(x) = &self.grace {
+            v.push(FlagValue::new("processing.grace", "--grace", x));
+        }
+        if let Some(x) = self.layout {
+            let name = x
+                .to_possible_value()
+                .map(|p| p.get_name().to_string())
+                .unwrap_or_default();
+            v.push(FlagValue::new("source.layout", "--layout", name));
+        }
+        if let Some(x) = &self.checkpoint_records {
+            v.push(FlagValue::new(
+                "processing.checkpoint_records",
+                "--checkpoint-records",
+                x,
+            ));
+        }
+        if let Some(x) = &self.state_cache_bytes {
+            v.push(FlagValue::new(
+                "state.cache_bytes",
+                "--state-cache-bytes",
+                x,
+            ));
+        }
+        v
+    }
+}
+
+/// Kafka mode settings (keys of `[kafka]`, `[metrics]`, the app id and topics).
 #[derive(Debug, Clone, Default, Args)]
 pub struct KafkaArgs {
-    /// Bootstrap servers, e.g. `localhost:9092`.
-    #[arg(long, env = "NEONBLUE_BROKERS")]
+    /// Bootstrap servers, e.g. `localhost:9092` [kafka.brokers].
+    #[arg(long)]
     pub brokers: Option<String>,
-    /// Application id: consumer group and prefix of the internal topics.
-    #[arg(long, env = "NEONBLUE_APP_ID")]
+    /// Application id: consumer group and prefix of the internal topics [processing.app_id].
+    #[arg(long)]
     pub app_id: Option<String>,
-    /// Input topics, comma-separated.
-    #[arg(long, env = "NEONBLUE_TOPICS", value_delimiter = ',')]
-    pub topics: Option<Vec<String>>,
-    /// A librdkafka property, `name=value` (security settings …); repeatable.
+    /// Input topics, comma-separated [source.topics].
+    #[arg(long)]
+    pub topics: Option<String>,
+    /// A librdkafka property, `name=value` (security settings …); repeatable [kafka.properties].
     #[arg(long = "kafka-property", value_name = "NAME=VALUE")]
     pub properties: Vec<String>,
-    /// Partitions of the repartition topic (default: as many as the largest input topic).
-    #[arg(long, env = "NEONBLUE_REPARTITION_PARTITIONS")]
-    pub repartition_partitions: Option<u32>,
-    /// Commit interval in milliseconds.
-    #[arg(long, env = "NEONBLUE_COMMIT_INTERVAL_MS")]
-    pub commit_interval_ms: Option<u64>,
-    /// Throttle: records per second per instance.
-    #[arg(long, env = "NEONBLUE_MAX_RECORDS_PER_SECOND")]
-    pub max_records_per_second: Option<u64>,
-    /// Serve `/metrics` and `/healthz` on this address, e.g. `0.0.0.0:9464`.
-    #[arg(long, env = "NEONBLUE_METRICS_ADDR")]
+    /// Partitions of the repartition topic (default: as many as the largest input topic)
+    /// [kafka.repartition_partitions].
+    #[arg(long)]
+    pub repartition_partitions: Option<String>,
+    /// Commit interval, e.g. `2s`, `300ms` [kafka.commit_interval].
+    #[arg(long)]
+    pub commit_interval: Option<String>,
+    /// Throttle: records per second per instance [kafka.max_records_per_second].
+    #[arg(long)]
+    pub max_records_per_second: Option<String>,
+    /// Serve `/metrics` and `/healthz` on this address, e.g. `0.0.0.0:9464` [metrics.addr].
+    #[arg(long)]
     pub metrics_addr: Option<String>,
+    /// After SIGTERM, how long the final commit may take before exiting
+    /// with code 5 without it, e.g. `30s` [processing.shutdown_timeout].
+    #[arg(long)]
+    pub shutdown_timeout: Option<String>,
 }
 
 impl KafkaArgs {
-    /// Applies the flags to `cfg`.
-    pub fn apply(&self, cfg: &mut Config) -> Result<()> {
-        if let Some(b) = &self.brokers {
-            cfg.kafka.brokers = b.clone();
-        }
-        if let Some(a) = &self.app_id {
-            if a.is_empty()
-                || !a
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-            {
-                bail!("--app-id {a:?}: use letters, digits, '.', '_' or '-' (it prefixes topic names)");
+    /// The flags given, as values of their keys.
+    pub fn overrides(&self) -> Vec<FlagValue> {
+        let mut v = Vec::new();
+        let pairs = [
+            ("kafka.brokers", "--brokers", &self.brokers),
+            ("processing.app_id", "--app-id", &self.app_id),
+            ("source.topics", "--topics", &self.topics),
+            (
+                "kafka.repartition_partitions",
+                "--repartition-partitions",
+                &self.repartition_partitions,
+            ),
+            (
+                "kafka.commit_interval",
+                "--commit-interval",
+                &self.commit_interval,
+            ),
+            (
+                "kafka.max_records_per_second",
+                "--max-records-per-second",
+                &self.max_records_per_second,
+            ),
+            ("metrics.addr", "--metrics-addr", &self.metrics_addr),
+            (
+                "processing.shutdown_timeout",
+                "--shutdown-timeout",
+                &self.shutdown_timeout,
+            ),
+        ];
+        for (key, flag, value) in pairs {
+            if let Some(x) = value {
+                v.push(FlagValue::new(key, flag, x));
             }
-            cfg.processing.app_id = a.clone();
         }
-        if let Some(t) = &self.topics {
-            cfg.source.topics = t.clone();
-        }
-        apply_kafka_properties(&mut cfg.kafka, &self.properties)?;
-        if let Some(n) = self.repartition_partitions {
-            cfg.kafka.repartition_partitions = n;
-        }
-        if let Some(n) = self.commit_interval_ms {
-            cfg.kafka.commit_interval_ms = n;
-        }
-        if let Some(n) = self.max_records_per_second {
-            cfg.kafka.max_records_per_second = n;
-        }
-        if let Some(a) = &self.metrics_addr {
-            cfg.metrics.addr = Some(a.clone());
-        }
-        Ok(())
+        v.extend(kafka_property_flags(&self.properties));
+        v
     }
 }
 
-/// Applies `NEONBLUE_KAFKA_<PROPERTY>` environment variables, then
-/// `--kafka-property NAME=VALUE` flags, to the librdkafka properties.
-pub fn apply_kafka_properties(
-    kafka: &mut crate::config::KafkaConfig,
-    flags: &[String],
-) -> Result<()> {
-    kafka.apply_env_properties(std::env::vars_os());
-    for kv in flags {
-        // Not echoed: the argument may hold a secret.
-        let (k, v) = kv.split_once('=').ok_or_else(|| {
-            anyhow!("--kafka-property expects NAME=VALUE (an argument lacks '=')")
-        })?;
-        let k = k.trim();
-        if k.is_empty() {
-            bail!("--kafka-property expects NAME=VALUE: the name is empty");
-        }
-        kafka.properties.insert(k.to_string(), v.to_string());
-    }
-    Ok(())
+/// `--kafka-property NAME=VALUE` flags as values of `[kafka.properties]`
+/// (a malformed one becomes a value the loader refuses, never echoed).
+pub fn kafka_property_flags(flags: &[String]) -> Vec<FlagValue> {
+    flags
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                FlagValue::kafka_property(k.trim(), "--kafka-property", v)
+            }
+            // No name: the loader reports it, without echoing the argument.
+            _ => FlagValue::kafka_property("", "--kafka-property", ""),
+        })
+        .collect()
 }
 
-/// ClickHouse sink settings (override `[clickhouse]`).
+/// ClickHouse sink settings (keys of `[clickhouse]`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ClickHouseArgs {
-    /// ClickHouse HTTP interface, e.g. `http://localhost:8123` (enables the sink).
-    #[arg(long, env = "NEONBLUE_CLICKHOUSE_URL")]
+    /// ClickHouse HTTP interface, e.g. `http://localhost:8123` (enables the sink) [clickhouse.url].
+    #[arg(long)]
     pub clickhouse_url: Option<String>,
-    /// ClickHouse database.
-    #[arg(long, env = "NEONBLUE_CLICKHOUSE_DATABASE")]
+    /// ClickHouse database [clickhouse.database].
+    #[arg(long)]
     pub clickhouse_database: Option<String>,
-    /// ClickHouse user.
-    #[arg(long, env = "NEONBLUE_CLICKHOUSE_USER")]
+    /// ClickHouse user [clickhouse.user].
+    #[arg(long)]
     pub clickhouse_user: Option<String>,
-    /// ClickHouse password.
-    #[arg(long, env = "NEONBLUE_CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    /// ClickHouse password [clickhouse.password]; prefer NEONBLUE_CLICKHOUSE__PASSWORD
+    /// (arguments are visible in `ps`).
+    #[arg(long)]
     pub clickhouse_password: Option<String>,
 }
 
 impl ClickHouseArgs {
-    /// Applies the flags to `cfg`.
-    pub fn apply(&self, cfg: &mut Config) {
-        let c = &mut cfg.clickhouse;
-        if let Some(v) = &self.clickhouse_url {
-            c.url = v.clone();
-        }
-        if let Some(v) = &self.clickhouse_database {
-            c.database = v.clone();
-        }
-        if let Some(v) = &self.clickhouse_user {
-            c.user = v.clone();
-        }
-        if let Some(v) = &self.clickhouse_password {
-            c.password = v.clone();
-        }
+    /// The flags given, as values of their keys.
+    pub fn overrides(&self) -> Vec<FlagValue> {
+        let pairs = [
+            ("clickhouse.url", "--clickhouse-url", &self.clickhouse_url),
+            (
+                "clickhouse.database",
+                "--clickhouse-database",
+                &self.clickhouse_database,
+            ),
+            (
+                "clickhouse.user",
+                "--clickhouse-user",
+                &self.clickhouse_user,
+            ),
+            (
+                "clickhouse.password",
+                "--clickhouse-password",
+                &self.clickhouse_password,
+            ),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(key, flag, value)| value.as_ref().map(|x| FlagValue::new(key, flag, x)))
+            .collect()
     }
+}
+
+/// Loads the configuration: defaults, `file`, the process environment, `flags`.
+pub fn load(file: Option<&PathBuf>, flags: Vec<FlagValue>) -> Result<Loaded> {
+    Ok(sources::load(&Sources {
+        file: file.cloned(),
+        env: Sources::process_env(),
+        flags,
+    })?)
 }
 
 /// `schema` arguments.
@@ -228,15 +340,23 @@ pub struct ReplayArgs {
     /// Output events from the first record at or after this time (ISO-8601) per partition.
     #[arg(long)]
     pub from_timestamp: Option<String>,
-    /// Delete the application's group, internal topics, state directory and
-    /// outputs first (otherwise the application id must be fresh).
+    /// Delete the application's group, internal topics, state directory,
+    /// every object under the output root and the ClickHouse rows first
+    /// (otherwise the application id must be fresh). Prints the plan, then
+    /// asks on a terminal; `--yes` for scripts, `--dry-run` for the plan only.
     #[arg(long)]
     pub reset: bool,
+    /// With `--reset`: print what would be deleted, delete nothing, exit.
+    #[arg(long, requires = "reset")]
+    pub dry_run: bool,
+    /// With `--reset`: do not ask for confirmation (scripts; required without a terminal).
+    #[arg(long, requires = "reset")]
+    pub yes: bool,
     /// Write the accounting summary as JSON to this file.
     #[arg(long)]
     pub summary: Option<PathBuf>,
     /// Pin the wall clock used by the "more than 24 h ahead" check (ISO-8601).
-    #[arg(long, env = "NEONBLUE_NOW")]
+    #[arg(long)]
     pub now: Option<String>,
     /// Never show a progress bar.
     #[arg(long)]
@@ -247,7 +367,7 @@ pub struct ReplayArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// JSONL input (SPEC 2.4). Without it: Kafka mode (a consumer group on `--brokers`).
-    #[arg(long, env = "NEONBLUE_INPUT")]
+    #[arg(long)]
     pub input: Option<PathBuf>,
     /// Processing settings.
     #[command(flatten)]
@@ -265,7 +385,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub summary: Option<PathBuf>,
     /// Pin the wall clock used by the "more than 24 h ahead" check (ISO-8601).
-    #[arg(long, env = "NEONBLUE_NOW")]
+    #[arg(long)]
     pub now: Option<String>,
     /// Never show a progress bar.
     #[arg(long)]
@@ -296,44 +416,17 @@ pub struct GenerateArgs {
     /// Produce the records to this Kafka topic (on `--brokers`) instead of a file.
     #[arg(long, requires = "brokers")]
     pub topic: Option<String>,
-    /// Bootstrap servers for `--topic`.
-    #[arg(long, env = "NEONBLUE_BROKERS")]
+    /// Bootstrap servers for `--topic` [kafka.brokers].
+    #[arg(long)]
     pub brokers: Option<String>,
     /// Partitions of `--topic` when it is created (records keep their partition modulo this).
     #[arg(long, default_value_t = 1)]
     pub topic_partitions: i32,
     /// A librdkafka property for `--topic`, `name=value` (security settings,
-    /// `compression.type=zstd` …); repeatable. Also `NEONBLUE_KAFKA_<PROPERTY>`
+    /// `compression.type=zstd` …); repeatable. Also `NEONBLUE_KAFKA__PROPERTIES__<PROPERTY>`
     /// variables and `[kafka.properties]` of `--config`.
     #[arg(long = "kafka-property", value_name = "NAME=VALUE")]
     pub properties: Vec<String>,
-}
-
-/// Parses a duration like `300`, `300s`, `5m`, `1h`, `250ms` into seconds.
-pub fn parse_duration_secs(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        let ms: u64 = n
-            .trim()
-            .parse()
-            .map_err(|_| anyhow!("invalid duration {s:?}"))?;
-        return Ok(ms / 1000);
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600)
-    } else if let Some(n) = s.strip_suffix('d') {
-        (n, 86400)
-    } else {
-        (s, 1)
-    };
-    let v: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("invalid duration {s:?} (e.g. 300s, 5m, 1h)"))?;
-    Ok(v * mult)
 }
 
 /// Parses `--now`.
@@ -349,42 +442,6 @@ pub fn parse_now(now: Option<&str>) -> Result<Micros> {
             Ok(d.as_micros() as Micros)
         }
     }
-}
-
-/// Loads the config file (if any) and applies flag/env overrides.
-pub fn load_config(path: Option<&PathBuf>, p: &ProcessingArgs) -> Result<Config> {
-    let mut cfg = match path {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
-    if let Some(o) = &p.output {
-        cfg.output.url = o.clone();
-    }
-    if let Some(s) = &p.state {
-        cfg.processing.state_dir = s.clone();
-    }
-    if let Some(n) = p.partitions {
-        if n == 0 {
-            bail!("--partitions must be at least 1");
-        }
-        cfg.processing.partitions = n;
-    }
-    if let Some(g) = &p.grace {
-        cfg.processing.grace_seconds = parse_duration_secs(g)?;
-    }
-    if let Some(l) = p.layout {
-        cfg.source.layout = l;
-    }
-    if let Some(c) = p.checkpoint_records {
-        if c == 0 {
-            bail!("--checkpoint-records must be at least 1");
-        }
-        cfg.processing.checkpoint_records = c;
-    }
-    if let Some(c) = p.state_cache_bytes {
-        cfg.state.cache_bytes = c;
-    }
-    Ok(cfg)
 }
 
 /// Builds generator options from the flags.
@@ -423,18 +480,4 @@ pub fn generate_options(a: &GenerateArgs) -> Result<crate::generate::GenerateOpt
         opts = serde_json::from_value(v).context("invalid --set value")?;
     }
     Ok(opts)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_secs("300").unwrap(), 300);
-        assert_eq!(parse_duration_secs("5m").unwrap(), 300);
-        assert_eq!(parse_duration_secs("1h").unwrap(), 3600);
-        assert_eq!(parse_duration_secs("30s").unwrap(), 30);
-        assert!(parse_duration_secs("abc").is_err());
-    }
 }

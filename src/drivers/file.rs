@@ -46,7 +46,7 @@ struct JobFingerprint {
     input_bytes: u64,
     layout: String,
     partitions: u32,
-    grace_seconds: u64,
+    grace_micros: i64,
     checkpoint_records: u64,
 }
 
@@ -74,7 +74,7 @@ struct LineOutcome {
 pub fn run_file(run: &FileRun) -> Result<Summary> {
     let cfg = &run.config;
     let partitions = cfg.processing.partitions.max(1);
-    let grace = crate::time::from_secs(cfg.processing.grace_seconds);
+    let grace = cfg.processing.grace_micros();
     let checkpoint_every = cfg.processing.checkpoint_records.max(1);
     let input = std::fs::canonicalize(&run.input)
         .with_context(|| format!("cannot open input {}", run.input.display()))?;
@@ -92,7 +92,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         input_bytes: std::fs::metadata(&input)?.len(),
         layout: format!("{:?}", cfg.source.layout).to_lowercase(),
         partitions,
-        grace_seconds: cfg.processing.grace_seconds,
+        grace_micros: grace,
         checkpoint_records: checkpoint_every,
     };
     match db.get_meta("job")? {

@@ -101,6 +101,16 @@ impl Outputs {
         Ok(self.rt.block_on(self.parquet.delete_all(&paths))?)
     }
 
+    /// What is under the output root: (objects, bytes) — the plan of a reset.
+    pub fn inventory(output: &OutputConfig) -> Result<(usize, u64)> {
+        let root = super::OutputRoot::open(&output.url)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let objects = rt.block_on(root.list(""))?;
+        Ok((objects.len(), objects.iter().map(|o| o.size).sum()))
+    }
+
     /// Deletes every object under the output root and empties the ClickHouse
     /// tables, if any (`replay --reset`). Returns the number of objects deleted.
     pub fn reset(output: &OutputConfig, clickhouse: &ClickHouseConfig) -> Result<usize> {

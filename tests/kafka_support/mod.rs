@@ -187,7 +187,7 @@ pub fn start_instance_into(
     bin()
         .args(["run", "--no-progress", "--now", NOW, "--grace", GRACE])
         .args(["--brokers", brokers, "--app-id", app_id, "--topics", topics])
-        .args(["--commit-interval-ms", "300"])
+        .args(["--commit-interval", "300ms"])
         .arg("--state")
         .arg(dir.join(format!("state-{name}")))
         .arg("--output")

@@ -209,7 +209,7 @@ impl Engine {
                 now,
             },
             topics,
-            grace: crate::time::from_secs(cfg.processing.grace_seconds),
+            grace: cfg.processing.grace_micros(),
             db,
             producer: ChangelogProducer::new(base)?,
             reader: PartitionReader::new(base)?,

@@ -5,6 +5,7 @@ use super::topics::AppTopics;
 use crate::config::Config;
 use crate::domain::Micros;
 use crate::domain::Summary;
+use crate::metric_names as names;
 use crate::ops::{Health, Shutdown};
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, StateDb};
@@ -74,6 +75,7 @@ impl ConsumerContext for GroupContext {
                 engine.release(&revoked);
             }
             Err(e) => {
+                metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit").increment(1);
                 *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             }
         }
@@ -114,6 +116,7 @@ fn commit_positions<C: ConsumerContext>(
         }
     }
     if let Err(e) = consumer.commit(&tpl, mode) {
+        metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "offsets").increment(1);
         tracing::warn!(error = %e, "offset commit failed (state is committed; the next reader skips what was applied)");
     }
 }
@@ -191,11 +194,13 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         .set("enable.partition.eof", "true")
         .set(
             "session.timeout.ms",
-            cfg.kafka.session_timeout_ms.to_string(),
+            cfg.kafka.session_timeout.as_millis().to_string(),
         )
         .set(
             "heartbeat.interval.ms",
-            (cfg.kafka.session_timeout_ms / 4).max(100).to_string(),
+            (cfg.kafka.session_timeout.as_millis() / 4)
+                .max(100)
+                .to_string(),
         )
         .create_with_context(context)
         .context("cannot create the consumer")?;
@@ -205,7 +210,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
     tracing::info!(group = %app_id, topics = ?subscription, "joined the consumer group (the first assignment may take a while)");
 
     let bar = crate::ops::progress::records_bar(run.progress);
-    let interval = Duration::from_millis(cfg.kafka.commit_interval_ms.max(10));
+    let interval = cfg.kafka.commit_interval;
     let started = Instant::now();
     let mut processed: u64 = 0;
     let mut last_check = Instant::now();
@@ -265,7 +270,11 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         if due {
             let positions = match lock(&engine).commit() {
                 Ok(p) => p,
-                Err(e) => break Err(e),
+                Err(e) => {
+                    metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit")
+                        .increment(1);
+                    break Err(e);
+                }
             };
             commit_positions(&consumer, &positions, CommitMode::Async);
         }
@@ -426,7 +435,7 @@ fn report_lag<C: ConsumerContext>(consumer: &BaseConsumer<C>) {
             .and_then(|p| p.offset().to_raw())
             .filter(|o| *o >= 0);
         if let Some(pos) = pos {
-            metrics::gauge!("neonblue_consumer_lag", "topic" => e.topic().to_string(), "partition" => e.partition().to_string())
+            metrics::gauge!(names::CONSUMER_LAG, "topic" => e.topic().to_string(), "partition" => e.partition().to_string())
                 .set((high - pos).max(0) as f64);
         }
     }

@@ -3,7 +3,7 @@
 //! One consumer per instance subscribes to the input topics and to
 //! `<app_id>-repartition` in group `<app_id>` (cooperative-sticky). Records
 //! of input partitions go to router tasks, records of repartition partitions
-//! to join tasks ([`engine`]). Every `commit_interval_ms` (or
+//! to join tasks ([`engine`]). Every `commit_interval` (or
 //! `commit_records`) the instance commits: repartition/DLQ deliveries,
 //! Parquet segments behind an intent, changelogs and checkpoints, local
 //! state, then the group offsets. Revoked partitions are committed and

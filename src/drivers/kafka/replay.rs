@@ -97,9 +97,164 @@ pub fn is_fresh(base: &ClientConfig, topics: &AppTopics) -> Result<bool> {
         .all(|s| !existing.contains_key(&s.name)))
 }
 
+/// What `replay --reset` would delete, read before anything is.
+#[derive(Clone, Debug)]
+pub struct ResetPlan {
+    /// Application id (= consumer group).
+    pub app_id: String,
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Members of the group now (instances still running).
+    pub group_members: Option<usize>,
+    /// Internal topics that exist, and how many the application can have.
+    pub topics: (Vec<String>, usize),
+    /// The state directory and its size when it exists.
+    pub state_dir: (std::path::PathBuf, Option<u64>),
+    /// The output root and (objects, bytes) under it, if it could be listed.
+    pub output: (String, Result<(usize, u64), String>),
+    /// ClickHouse (redacted URL, database, tables), when configured.
+    pub clickhouse: Option<(String, String, Vec<&'static str>)>,
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// `n` bytes for people.
+pub fn human_bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+/// Reads what a reset of `cfg`'s application would delete (deletes nothing).
+pub fn reset_plan(base: &ClientConfig, cfg: &Config, topics: &AppTopics) -> Result<ResetPlan> {
+    let existing = topic_partitions(base)?;
+    let internal: Vec<String> = topics
+        .internal_specs()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let found: Vec<String> = internal
+        .iter()
+        .filter(|n| existing.contains_key(*n))
+        .cloned()
+        .collect();
+    let group_members = base
+        .create::<BaseConsumer>()
+        .ok()
+        .and_then(|c| {
+            c.fetch_group_list(Some(&topics.app_id), Duration::from_secs(10))
+                .ok()
+        })
+        .map(|list| list.groups().iter().map(|g| g.members().len()).sum());
+    let dir = cfg.processing.state_dir.clone();
+    let size = dir.exists().then(|| dir_size(&dir));
+    let output = (
+        crate::config::redacted_url(&cfg.output.url),
+        crate::sink::Outputs::inventory(&cfg.output).map_err(|e| e.to_string()),
+    );
+    let clickhouse = (!cfg.clickhouse.url.is_empty()).then(|| {
+        (
+            crate::config::redacted_url(&cfg.clickhouse.url),
+            cfg.clickhouse.database.clone(),
+            crate::sink::clickhouse::Table::ALL
+                .iter()
+                .map(|t| t.name())
+                .collect(),
+        )
+    });
+    Ok(ResetPlan {
+        app_id: topics.app_id.clone(),
+        brokers: cfg.kafka.brokers.clone(),
+        group_members,
+        topics: (found, internal.len()),
+        state_dir: (dir, size),
+        output,
+        clickhouse,
+    })
+}
+
+impl std::fmt::Display for ResetPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "replay --reset of application {:?} deletes, in this order:",
+            self.app_id
+        )?;
+        let members = match self.group_members {
+            Some(0) | None => String::new(),
+            Some(n) => format!(" — {n} members now: stop the running instances first"),
+        };
+        writeln!(
+            f,
+            "  consumer group   {} on {}{members}",
+            self.app_id, self.brokers
+        )?;
+        let (found, of) = &self.topics;
+        writeln!(
+            f,
+            "  internal topics  {} of {of} exist{}{}",
+            found.len(),
+            if found.is_empty() { "" } else { ": " },
+            found.join(", ")
+        )?;
+        let (dir, size) = &self.state_dir;
+        match size {
+            Some(n) => writeln!(
+                f,
+                "  state directory  {} ({})",
+                dir.display(),
+                human_bytes(*n)
+            )?,
+            None => writeln!(f, "  state directory  {} (does not exist)", dir.display())?,
+        }
+        match &self.output.1 {
+            Ok((n, bytes)) => writeln!(
+                f,
+                "  output objects   every object under {}: {n} objects, {}",
+                self.output.0,
+                human_bytes(*bytes)
+            )?,
+            Err(e) => writeln!(
+                f,
+                "  output objects   every object under {} (cannot list them now: {e})",
+                self.output.0
+            )?,
+        }
+        match &self.clickhouse {
+            Some((url, db, tables)) => writeln!(
+                f,
+                "  ClickHouse rows  every row of {} in database {db} at {url}",
+                tables.join(", ")
+            ),
+            None => writeln!(f, "  ClickHouse rows  none (no ClickHouse configured)"),
+        }
+    }
+}
+
 /// Resets an application: deletes its consumer group, internal topics
-/// (repartition, changelogs, DLQ), the local state directory and every
-/// object under the output root.
+/// (repartition, changelogs, DLQ), the local state directory, every
+/// object under the output root and the ClickHouse rows.
 pub fn reset(base: &ClientConfig, cfg: &Config, topics: &AppTopics) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = base.create()?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

@@ -1,7 +1,7 @@
 //! The application's topics: inputs, repartition, DLQ and changelogs.
 
 use crate::processors::{join, router};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use neonblue_topology::kafka::{TaskLog, TopicSpec};
 
 /// Checkpoint "store" of router tasks.
@@ -46,22 +46,27 @@ impl AppTopics {
     /// partition counts from the brokers (a missing input topic is an error).
     pub fn discover(cfg: &crate::config::Config) -> Result<Self> {
         if cfg.kafka.brokers.is_empty() {
-            bail!("no brokers configured: set kafka.brokers (or --brokers / NEONBLUE_BROKERS), or pass --input FILE for file mode");
+            return Err(crate::ops::exit::Usage(
+                "no brokers configured: set kafka.brokers (--brokers, NEONBLUE_KAFKA__BROKERS), or pass --input FILE for file mode".into(),
+            )
+            .into());
         }
         let base = super::client_config(&cfg.kafka, &cfg.processing.app_id);
         // Fails within seconds, naming the property to fix, when TLS, SASL
         // or the security protocol cannot work (librdkafka alone would retry).
-        let existing = neonblue_topology::kafka::admin::topic_partitions(&base).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot connect to the brokers at {}: {e}",
-                cfg.kafka.brokers
-            )
-        })?;
+        let existing = neonblue_topology::kafka::admin::topic_partitions(&base)
+            .with_context(|| format!("cannot connect to the brokers at {}", cfg.kafka.brokers))?;
         let mut inputs = Vec::new();
         for t in &cfg.source.topics {
             match existing.get(t) {
                 Some(n) => inputs.push((t.clone(), *n)),
-                None => bail!("input topic {t} does not exist on {}", cfg.kafka.brokers),
+                None => {
+                    return Err(crate::ops::exit::Usage(format!(
+                        "input topic {t} does not exist on {} (source.topics)",
+                        cfg.kafka.brokers
+                    ))
+                    .into())
+                }
             }
         }
         Ok(AppTopics::new(

@@ -22,6 +22,7 @@ pub mod tables;
 
 use crate::config::{redacted_url, ClickHouseConfig};
 use crate::domain::OutputBatch;
+use crate::metric_names as names;
 use rows::{Dialect, TableRows};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -168,7 +169,7 @@ impl ClickHouseSink {
     pub fn unchecked(cfg: &ClickHouseConfig) -> Result<Self, ClickHouseError> {
         check_identifier("database", &cfg.database)?;
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs.max(1)))
+            .timeout(cfg.timeout.max(Duration::from_millis(1)))
             .build()
             .map_err(|e| ClickHouseError::Client(e.to_string()))?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -239,7 +240,7 @@ impl ClickHouseSink {
 
     /// Runs a query and returns its text output (retried like inserts).
     pub fn query(&self, sql: &str, what: &str) -> Result<String, ClickHouseError> {
-        self.with_retries(what, || {
+        self.with_retries(what, None, || {
             self.request(Vec::new(), sql.as_bytes().to_vec(), false)
         })
     }
@@ -257,7 +258,7 @@ impl ClickHouseSink {
 
     /// Runs a statement (DDL) with `sql` as the request body.
     pub fn execute(&self, sql: &str, what: &str) -> Result<(), ClickHouseError> {
-        self.with_retries(what, || {
+        self.with_retries(what, None, || {
             self.request(Vec::new(), sql.as_bytes().to_vec(), false)
         })
         .map(|_| ())
@@ -275,9 +276,9 @@ impl ClickHouseSink {
                 stats.rows += chunk.len() as u64;
                 stats.batches += 1;
                 stats.retries += retries;
-                metrics::counter!("neonblue_clickhouse_rows_total", "table" => t.table)
+                metrics::counter!(names::CLICKHOUSE_ROWS_TOTAL, "table" => t.table)
                     .increment(chunk.len() as u64);
-                metrics::histogram!("neonblue_clickhouse_insert_seconds")
+                metrics::histogram!(names::CLICKHOUSE_INSERT_SECONDS)
                     .record(started.elapsed().as_secs_f64());
             }
         }
@@ -318,7 +319,7 @@ impl ClickHouseSink {
             body
         };
         let mut retries = 0;
-        self.with_retries(&format!("insert into {}", t.table), || {
+        self.with_retries(&format!("insert into {}", t.table), Some(t.table), || {
             retries += 1;
             self.request(params.clone(), body.clone(), self.cfg.compression)
         })?;
@@ -347,12 +348,15 @@ impl ClickHouseSink {
                 Failure::Retry(format!(
                     "cannot reach {}: {}",
                     redacted_url(&self.cfg.url),
-                    e.without_url()
+                    error_chain(&e.without_url())
                 ))
             })?;
             let status = resp.status().as_u16();
             let text = resp.text().await.map_err(|e| {
-                Failure::Retry(format!("reading the response: {}", e.without_url()))
+                Failure::Retry(format!(
+                    "reading the response: {}",
+                    error_chain(&e.without_url())
+                ))
             })?;
             if status < 300 {
                 return Ok(text);
@@ -392,10 +396,13 @@ impl ClickHouseSink {
         })
     }
 
-    /// Retries transient failures with exponential back-off and full jitter.
+    /// Retries transient failures with exponential back-off and jitter
+    /// (half the cap plus up to half again). Each retry logs one short line:
+    /// the table (or request), the attempt, the wait and the cause.
     fn with_retries(
         &self,
         what: &str,
+        table: Option<&str>,
         mut attempt: impl FnMut() -> Result<String, Failure>,
     ) -> Result<String, ClickHouseError> {
         let started = Instant::now();
@@ -423,18 +430,57 @@ impl ClickHouseSink {
                             last,
                         });
                     }
-                    let cap = self
-                        .cfg
-                        .retry_initial_ms
-                        .saturating_mul(1 << (n - 1).min(16))
-                        .min(self.cfg.retry_max_ms);
-                    let wait = Duration::from_millis(cap / 2 + jitter(cap / 2 + 1));
-                    metrics::counter!("neonblue_clickhouse_retries_total").increment(1);
-                    tracing::warn!(what, attempt = n, wait_ms = wait.as_millis() as u64, error = %last, "ClickHouse request failed; retrying");
+                    let wait = backoff(&self.cfg, n);
+                    metrics::counter!(names::CLICKHOUSE_RETRIES_TOTAL).increment(1);
+                    tracing::warn!(
+                        table = table.unwrap_or("-"),
+                        request = if table.is_some() { "insert" } else { what },
+                        attempt = format!("{n}/{}", self.cfg.max_retries + 1),
+                        wait = %crate::config::duration::format(wait),
+                        cause = %short(&last, 200),
+                        "ClickHouse request failed; retrying"
+                    );
                     std::thread::sleep(wait);
                 }
             }
         }
+    }
+}
+
+/// The wait before retry `n` (1-based): `retry_initial` doubling per retry,
+/// capped at `retry_max`, then half of it plus a random part of the other half.
+fn backoff(cfg: &ClickHouseConfig, n: u32) -> Duration {
+    let cap = cfg
+        .retry_initial
+        .saturating_mul(1 << (n.max(1) - 1).min(16))
+        .min(cfg.retry_max);
+    let half = cap / 2;
+    let spread = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX - 1);
+    half + Duration::from_nanos(jitter(spread + 1))
+}
+
+/// An error with its sources, `a: b: c`, each said once.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// The first line of `text`, at most `max` characters (for log lines).
+fn short(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.chars().count() <= max {
+        line.to_string()
+    } else {
+        let cut: String = line.chars().take(max).collect();
+        format!("{cut}…")
     }
 }
 
@@ -566,5 +612,92 @@ mod tests {
             .to_string();
         assert!(!e.contains("s3cret") && !e.contains("hunter2"), "{e}");
         assert!(!e.contains("query text"), "{e}");
+    }
+
+    #[test]
+    fn a_retry_logs_one_short_line_with_table_attempt_wait_and_cause() {
+        use std::io::{Read, Write};
+        // A server that fails every request with a long message echoing the query.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 65536];
+                let _ = stream.read(&mut buf);
+                let body = format!(
+                    "Code: 202. DB::Exception: Too many simultaneous queries. {}",
+                    "INSERT%20INTO%20x ".repeat(100)
+                );
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let cfg = ClickHouseConfig {
+            url: format!("http://{addr}/"),
+            max_retries: 2,
+            retry_initial: Duration::from_millis(5),
+            retry_max: Duration::from_millis(8),
+            ..Default::default()
+        };
+        let sink = ClickHouseSink::unchecked(&cfg).unwrap();
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let err = tracing::subscriber::with_default(subscriber, || {
+            sink.insert(&tables::sample_batch()).unwrap_err()
+        });
+        assert!(
+            matches!(err, ClickHouseError::RetriesExhausted { attempts: 3, .. }),
+            "{err}"
+        );
+        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 2, "{log}");
+        for (i, line) in lines.iter().enumerate() {
+            assert!(line.len() < 400, "{} chars: {line}", line.len());
+            assert!(
+                line.contains("table=\"events_processed\"")
+                    || line.contains("table=events_processed"),
+                "{line}"
+            );
+            assert!(
+                line.contains(&format!("attempt=\"{}/3\"", i + 1))
+                    || line.contains(&format!("attempt={}/3", i + 1)),
+                "{line}"
+            );
+            assert!(line.contains("wait="), "{line}");
+            assert!(
+                line.contains(
+                    "cause=HTTP 503: Code: 202. DB::Exception: Too many simultaneous queries."
+                ),
+                "{line}"
+            );
+        }
+        assert_eq!(short("abc\ndef", 10), "abc");
+        assert_eq!(short("abcdef", 3), "abc…");
+        let b = backoff(&cfg, 1);
+        assert!(
+            b >= Duration::from_micros(2500) && b <= Duration::from_millis(5),
+            "{b:?}"
+        );
+        assert!(backoff(&cfg, 30) <= Duration::from_millis(8));
     }
 }

@@ -102,7 +102,7 @@ impl Table {
 }
 
 /// One row of every dataset, with every optional value present.
-fn sample_batch() -> OutputBatch {
+pub(crate) fn sample_batch() -> OutputBatch {
     let event = EventRow {
         event: Event {
             event_id: String::new(),
