@@ -170,7 +170,13 @@ fn restore(
     if stats.compensated > 0 {
         tracing::warn!(task = %log.ns, records = stats.compensated, "repaired the changelog tail of an unfinished commit");
     }
-    tracing::debug!(task = %log.ns, ms = started.elapsed().as_millis() as u64, "restored");
+    tracing::info!(
+        task = %log.ns,
+        records = stats.records,
+        incremental = stats.incremental,
+        ms = started.elapsed().as_millis() as u64,
+        "restored"
+    );
     Ok((ckpt, stats))
 }
 

@@ -79,6 +79,9 @@ pub struct TaskLog {
     pub checkpoint_topic: String,
 }
 
+/// Most changelog records written to sled in one batch during a restore.
+const RESTORE_BATCH_RECORDS: usize = 4096;
+
 impl TaskLog {
     /// Local metadata key of the task's checkpoint.
     pub fn meta_key(&self) -> String {
@@ -133,11 +136,20 @@ impl TaskLog {
                 tree.clear()?;
                 low
             };
-            let mut chunk = Vec::with_capacity(4096);
+            // Written to sled in batches of at most RESTORE_BATCH_RECORDS
+            // records and a tenth of the instance's cache budget in bytes.
+            let max_bytes = (db.budget().limit() / 10).max(1 << 20);
+            let mut chunk = Vec::with_capacity(RESTORE_BATCH_RECORDS);
+            let mut chunk_bytes = 0usize;
             let mut failed = None;
             stats.records += reader.read(topic, self.partition, from, end, |_, rec| {
+                if failed.is_some() {
+                    return; // the restore fails below
+                }
+                chunk_bytes += rec.key.len() + rec.value.as_ref().map_or(0, Vec::len);
                 chunk.push(rec);
-                if chunk.len() >= 4096 && failed.is_none() {
+                if chunk.len() >= RESTORE_BATCH_RECORDS || chunk_bytes >= max_bytes {
+                    chunk_bytes = 0;
                     if let Err(e) = db.restore(&tree, chunk.drain(..)) {
                         failed = Some(e);
                     }
