@@ -22,7 +22,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Entries per page before it splits.
-pub const PAGE_ENTRIES: usize = 256;
+pub const PAGE_ENTRIES: usize = 64;
 /// Assumed bytes per entry until a store has measured its own.
 const INITIAL_ENTRY_WEIGHT: usize = 96;
 /// Fixed cost of a resident page.
@@ -44,6 +44,9 @@ pub struct PagedStore<K, V> {
     segment: fn(&K) -> i64,
     /// Lower bound of each page → page id.
     index: BTreeMap<K, u64>,
+    /// Segment → number of its pages (the segments present, without a
+    /// walk over the index).
+    segment_pages: BTreeMap<i64, usize>,
     /// Page id → its current lower bound (to re-key and to persist).
     bounds: HashMap<u64, K>,
     resident: HashMap<u64, Page<K, V>>,
@@ -95,6 +98,7 @@ where
             budget: tree.budget().clone(),
             segment,
             index: BTreeMap::new(),
+            segment_pages: BTreeMap::new(),
             bounds: HashMap::new(),
             resident: HashMap::new(),
             index_changed: BTreeSet::new(),
@@ -111,7 +115,7 @@ where
                 .map(u64::from_be_bytes)
                 .ok_or_else(|| StateError::Mismatch(format!("bad page index key in {}", s.name)))?;
             let bound: K = decode(&v)?;
-            s.index.insert(bound.clone(), id);
+            s.index_insert(bound.clone(), id);
             s.bounds.insert(id, bound);
             s.next_id = s.next_id.max(id + 1);
         }
@@ -121,6 +125,26 @@ where
     /// Number of pages.
     pub fn page_count(&self) -> usize {
         self.index.len()
+    }
+
+    fn index_insert(&mut self, bound: K, id: u64) {
+        *self
+            .segment_pages
+            .entry((self.segment)(&bound))
+            .or_insert(0) += 1;
+        self.index.insert(bound, id);
+    }
+
+    fn index_remove(&mut self, bound: &K) {
+        if self.index.remove(bound).is_some() {
+            let seg = (self.segment)(bound);
+            if let Some(n) = self.segment_pages.get_mut(&seg) {
+                *n -= 1;
+                if *n == 0 {
+                    self.segment_pages.remove(&seg);
+                }
+            }
+        }
     }
 
     /// The page that holds (or would hold) `key`, if one exists in its segment.
@@ -251,8 +275,8 @@ where
             .map(|(lb, id)| (lb.clone(), *id));
         match next {
             Some((lb, id)) => {
-                self.index.remove(&lb);
-                self.index.insert(key.clone(), id);
+                self.index_remove(&lb);
+                self.index_insert(key.clone(), id);
                 self.bounds.insert(id, key.clone());
                 self.index_changed.insert(id);
                 id
@@ -260,7 +284,7 @@ where
             None => {
                 let id = self.next_id;
                 self.next_id += 1;
-                self.index.insert(key.clone(), id);
+                self.index_insert(key.clone(), id);
                 self.bounds.insert(id, key.clone());
                 self.index_changed.insert(id);
                 self.budget.add(PAGE_OVERHEAD as isize, 0);
@@ -323,7 +347,7 @@ where
         let new_id = self.next_id;
         self.next_id += 1;
         let bound = upper[0].0.clone();
-        self.index.insert(bound.clone(), new_id);
+        self.index_insert(bound.clone(), new_id);
         self.bounds.insert(new_id, bound);
         self.index_changed.insert(new_id);
         self.budget.add(PAGE_OVERHEAD as isize, 0);
@@ -384,7 +408,7 @@ where
             self.budget.add(-(p.weight as isize), -dirty);
         }
         if let Some(lb) = self.bounds.remove(&id) {
-            self.index.remove(&lb);
+            self.index_remove(&lb);
         }
         self.index_changed.remove(&id);
         self.removed.insert(id);
@@ -392,19 +416,26 @@ where
 
     /// The first (smallest) segment present.
     pub fn first_segment(&self) -> Option<i64> {
-        self.index.keys().next().map(self.segment)
+        self.segment_pages.keys().next().copied()
     }
 
     /// The segments present, ascending.
-    pub fn segments(&self) -> Vec<i64> {
-        let mut out: Vec<i64> = Vec::new();
-        for k in self.index.keys() {
-            let s = (self.segment)(k);
-            if out.last() != Some(&s) {
-                out.push(s);
-            }
-        }
-        out
+    pub fn segments(&self) -> impl Iterator<Item = i64> + '_ {
+        self.segment_pages.keys().copied()
+    }
+
+    /// The first segment present after `segment`.
+    pub fn segment_after(&self, segment: i64) -> Option<i64> {
+        self.segment_pages
+            .range(segment.saturating_add(1)..)
+            .next()
+            .map(|(s, _)| *s)
+            .filter(|s| *s > segment)
+    }
+
+    /// Number of segments present.
+    pub fn segment_count(&self) -> usize {
+        self.segment_pages.len()
     }
 
     fn pages_of_first_segment(&self) -> Vec<u64> {

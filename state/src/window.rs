@@ -33,10 +33,12 @@ where
 
     /// True when `key` is present in any open window.
     pub fn contains_in_any(&mut self, key: &K) -> Result<bool, StateError> {
-        for start in self.inner.segments() {
+        let mut next = self.inner.first_segment();
+        while let Some(start) = next {
             if self.inner.get(&(start, key.clone()))?.is_some() {
                 return Ok(true);
             }
+            next = self.inner.segment_after(start);
         }
         Ok(false)
     }
@@ -93,7 +95,7 @@ where
 
     /// Number of open windows.
     pub fn window_count(&self) -> usize {
-        self.inner.segments().len()
+        self.inner.segment_count()
     }
 }
 
