@@ -53,6 +53,8 @@ pub struct FileStatus {
     pub partitions: u32,
     /// Lines between checkpoints.
     pub checkpoint_records: u64,
+    /// A checkpoint was committed (else the next start begins at the first line).
+    pub checkpointed: bool,
     /// Last checkpoint: bytes of the input committed.
     pub committed_bytes: u64,
     /// Last checkpoint: lines committed (the next segment's number).
@@ -93,7 +95,7 @@ pub fn read(dir: &Path) -> Result<LocalStatus> {
     let namespaces: BTreeSet<&String> = checkpoints.keys().chain(bytes.keys()).collect();
 
     let durability = LocalDurability::new(db.clone());
-    let mut file = None;
+    let mut router_checkpoint: Option<FileCheckpoint> = None;
     let mut tasks = Vec::new();
     let (mut routers, mut joins): (Vec<RouterState>, Vec<TaskMeta>) = Default::default();
     for ns in namespaces {
@@ -113,16 +115,7 @@ pub fn read(dir: &Path) -> Result<LocalStatus> {
                 t.set_router(&c.router);
                 routers.push(c.router.clone());
                 if ns == ROUTER {
-                    file = file_job.as_ref().map(|j| FileStatus {
-                        input: j.input.clone(),
-                        input_bytes: j.input_bytes,
-                        layout: j.layout.clone(),
-                        partitions: j.partitions,
-                        checkpoint_records: j.checkpoint_records,
-                        committed_bytes: c.pos,
-                        committed_lines: c.next_line,
-                        done: c.done,
-                    });
+                    router_checkpoint = Some(c.clone());
                 }
             }
             (TaskKind::Join, "file", Some(b)) => {
@@ -162,6 +155,20 @@ pub fn read(dir: &Path) -> Result<LocalStatus> {
         }
         tasks.push(t);
     }
+    let file = file_job.as_ref().map(|j| {
+        let c = router_checkpoint.clone().unwrap_or_default();
+        FileStatus {
+            input: j.input.clone(),
+            input_bytes: j.input_bytes,
+            layout: j.layout.clone(),
+            partitions: j.partitions,
+            checkpoint_records: j.checkpoint_records,
+            checkpointed: router_checkpoint.is_some(),
+            committed_bytes: c.pos,
+            committed_lines: c.next_line,
+            done: c.done,
+        }
+    });
     Ok(LocalStatus {
         dir: dir.display().to_string(),
         format: StateDb::format().to_string(),

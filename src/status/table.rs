@@ -43,18 +43,25 @@ fn local(out: &mut String, l: &LocalStatus) {
             f.partitions,
             f.checkpoint_records
         );
-        let _ = writeln!(
-            out,
-            "  last checkpoint: line {}, byte {} of {}{}",
-            f.committed_lines,
-            f.committed_bytes,
-            f.input_bytes,
-            if f.done {
-                " — the whole input is processed"
-            } else {
-                ""
-            }
-        );
+        if !f.checkpointed {
+            let _ = writeln!(
+                out,
+                "  last checkpoint: none yet (the next start begins at the first line)"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  last checkpoint: line {}, byte {} of {}{}",
+                f.committed_lines,
+                f.committed_bytes,
+                f.input_bytes,
+                if f.done {
+                    " — the whole input is processed"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     let _ = writeln!(out, "  accounting: {}", accounting(&l.summary));
     tasks(out, &l.tasks);
