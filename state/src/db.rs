@@ -227,7 +227,8 @@ impl StateDb {
 
     /// Opens an existing state directory to read it, writing nothing: no
     /// directory is created, no format recorded, no keyspace registered, and
-    /// every write is refused ([`StateError::ReadOnly`]). A directory a
+    /// every write is refused ([`StateError::ReadOnly`]). (sled itself
+    /// rewrites its snapshot file on opening; the keys stay as they are.) A directory a
     /// running instance holds is [`StateError::InUse`], reported at once.
     pub fn inspect(dir: &Path, cache_bytes: u64) -> Result<StateDb, StateError> {
         let not_state = |problem: &str| StateError::NotState {
