@@ -49,9 +49,11 @@ pub struct GroupStatus {
     pub members: Vec<MemberStatus>,
 }
 
-/// A group member.
+/// A group member (brokers may leave any of these empty: Tansu does).
 #[derive(Debug, Serialize)]
 pub struct MemberStatus {
+    /// Member id.
+    pub id: String,
     /// `client.id`.
     pub client_id: String,
     /// Host.
@@ -147,6 +149,7 @@ pub fn read(cfg: &Config) -> Result<BrokerStatus> {
                 .members
                 .into_iter()
                 .map(|m| MemberStatus {
+                    id: m.id,
                     client_id: m.client_id,
                     host: m.host,
                     partitions: m

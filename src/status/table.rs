@@ -90,13 +90,21 @@ fn broker(out: &mut String, b: &BrokerStatus) {
                 if g.members.len() == 1 { "" } else { "s" }
             );
             for m in &g.members {
+                let who = [m.client_id.as_str(), m.host.as_str(), m.id.as_str()]
+                    .into_iter()
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let _ = writeln!(
                     out,
-                    "    {} at {}: {}",
-                    m.client_id,
-                    m.host,
+                    "    {}: {}",
+                    if who.is_empty() {
+                        "a member (the broker gives no details)"
+                    } else {
+                        &who
+                    },
                     if m.partitions.is_empty() {
-                        "-".to_string()
+                        "partitions not reported".to_string()
                     } else {
                         m.partitions.join(", ")
                     }
