@@ -92,7 +92,8 @@ fn a_finished_file_run_shows_its_summary_position_and_tasks() {
     let state = d.join("state");
     let s = status_json(&["--state", state.to_str().unwrap()]);
 
-    assert_eq!(keys(&s), ["state", "broker"]);
+    assert_eq!(keys(&s), ["state", "state_error", "broker"]);
+    assert!(s["state_error"].is_null());
     assert!(s["broker"].is_null());
     let l = &s["state"];
     assert_eq!(
@@ -354,4 +355,37 @@ fn a_group_run_to_the_end_shows_zero_lag_and_its_committed_offsets() {
         .unwrap()
         .iter()
         .all(|t| t["present"] == t["partitions"]));
+
+    // While an instance holds the directory, the broker still answers.
+    let held = neonblue_state::StateDb::open(&state, 8 << 20).unwrap();
+    let s = status_json(&[
+        "--brokers",
+        &brokers,
+        "--app-id",
+        &app,
+        "--topics",
+        &topic,
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    drop(held);
+    assert!(s["state"].is_null());
+    assert!(s["state_error"]
+        .as_str()
+        .unwrap()
+        .contains("in use by a running instance"));
+    assert_eq!(s["broker"]["input_lag"], 0);
+}
+
+#[test]
+fn unreachable_brokers_fail_within_seconds() {
+    let started = Instant::now();
+    let out = status(&["--brokers", "127.0.0.1:1", "--app-id", "a", "--topics", "t"]);
+    assert_eq!(out.status.code(), Some(3), "a dependency is unreachable");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot connect to the brokers at 127.0.0.1:1"),
+        "{err}"
+    );
 }

@@ -87,12 +87,16 @@ pub fn run_status(config: Option<&PathBuf>, args: &StatusArgs) -> Result<()> {
         )
         .into());
     }
+    // A running instance holds its directory; the broker can still answer.
+    let (state, state_error) = match want_state.then(|| local::read(&cfg.processing.state_dir)) {
+        None => (None, None),
+        Some(Ok(s)) => (Some(s), None),
+        Some(Err(e)) if want_broker && is_in_use(&e) => (None, Some(format!("{e:#}"))),
+        Some(Err(e)) => return Err(e),
+    };
     let status = Status {
-        state: if want_state {
-            Some(local::read(&cfg.processing.state_dir)?)
-        } else {
-            None
-        },
+        state,
+        state_error,
         broker: if want_broker {
             Some(broker::read(cfg)?)
         } else {
@@ -104,4 +108,13 @@ pub fn run_status(config: Option<&PathBuf>, args: &StatusArgs) -> Result<()> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&status)?),
     }
     Ok(())
+}
+
+fn is_in_use(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<neonblue_state::StateError>(),
+            Some(neonblue_state::StateError::InUse { .. })
+        )
+    })
 }

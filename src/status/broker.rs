@@ -14,6 +14,7 @@ use neonblue_state::{decode, ChangeRecord};
 use neonblue_topology::kafka::{self, admin, Checkpoint, PartitionReader, TaskLog};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// The application on the broker.
 #[derive(Debug, Serialize)]
@@ -90,13 +91,18 @@ pub struct TopicStatus {
     pub present: Option<i32>,
 }
 
+/// How long to wait for the brokers' metadata before saying they are
+/// unreachable (`run` waits longer: brokers may be starting).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Asks the brokers of `cfg` about application `cfg.processing.app_id`.
-/// Unreachable brokers fail within seconds, as `run` does.
+/// A configuration problem (TLS, SASL) fails within seconds, naming the
+/// property, as in `run`; unreachable brokers after [`CONNECT_TIMEOUT`].
 pub fn read(cfg: &Config) -> Result<BrokerStatus> {
-    let topics = AppTopics::discover(cfg)?;
+    let topics = AppTopics::discover_within(cfg, CONNECT_TIMEOUT)?;
     let app_id = &cfg.processing.app_id;
     let base = client_config(&cfg.kafka, app_id);
-    let existing = admin::topic_partitions(&base)
+    let existing = admin::topic_partitions_within(&base, CONNECT_TIMEOUT)
         .with_context(|| format!("cannot connect to the brokers at {}", cfg.kafka.brokers))?;
     let internal_topics: Vec<TopicStatus> = topics
         .internal_specs()

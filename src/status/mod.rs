@@ -25,6 +25,9 @@ use std::collections::BTreeMap;
 pub struct Status {
     /// The state directory, when one was asked for.
     pub state: Option<local::LocalStatus>,
+    /// Why the state directory could not be read while the broker could be
+    /// asked (a running instance holds it).
+    pub state_error: Option<String>,
     /// The application on the broker, when one was asked for.
     pub broker: Option<broker::BrokerStatus>,
 }

@@ -12,8 +12,11 @@ pub fn render(s: &Status) -> String {
     if let Some(l) = &s.state {
         local(&mut out, l);
     }
+    if let Some(e) = &s.state_error {
+        let _ = writeln!(out, "{e}");
+    }
     if let Some(b) = &s.broker {
-        if s.state.is_some() {
+        if s.state.is_some() || s.state_error.is_some() {
             out.push('\n');
         }
         broker(&mut out, b);
