@@ -309,3 +309,34 @@ fn bytes(n: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_show_only_what_is_not_zero_with_nested_names() {
+        let v = serde_json::json!({"records_in": 5, "skipped": {"tombstone": 2, "message": 0}, "late": 0});
+        assert_eq!(counters(&v), "records_in=5 skipped.tombstone=2");
+        assert_eq!(counters(&serde_json::json!({"late": 0})), "-");
+    }
+
+    #[test]
+    fn sizes_in_binary_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn columns_that_say_nothing_are_left_out() {
+        let mut t = TaskStatus::new("router", crate::status::TaskKind::Router);
+        t.stream_time = Some("2025-10-01T00:00:00.000000Z".into());
+        t.checkpointed = true;
+        let mut out = String::new();
+        tasks(&mut out, &[t]);
+        let header = out.lines().next().unwrap();
+        assert!(header.contains("STREAM TIME"), "{out}");
+        assert!(!header.contains("NEXT OFFSET"), "{out}");
+    }
+}
