@@ -18,7 +18,7 @@ LAYERS = [
     ["parse", "generate"],
     ["processors", "sink"],
     ["ops"],
-    ["drivers", "report"],
+    ["drivers", "report", "status"],
     ["cli"],
 ]
 __doc__ += "\n".join(f"    {i}: {', '.join(l)}" for i, l in enumerate(LAYERS))

@@ -3,7 +3,8 @@
 //! Parquet on object storage and to ClickHouse, as a Kafka-Streams-style
 //! topology. `docs/architecture.md` draws the layers; each points only down:
 //!
-//! - [`cli`]: the command line (`run`, `replay`, `generate`, `schema`, `demo`, `report`).
+//! - [`cli`]: the command line (`run`, `replay`, `generate`, `schema`, `demo`, `report`, `config`, `status`).
+//! - [`status`]: what a state directory and an application's group say about where processing stands.
 //! - [`drivers`]: file mode and Kafka mode — where records come from, when to commit.
 //! - [`report`]: the experiment report over `user_daily` (SPEC 10).
 //! - [`sink`]: the outputs — Parquet objects, ClickHouse tables, dead letters.
@@ -25,4 +26,5 @@ pub mod parse;
 pub mod processors;
 pub mod report;
 pub mod sink;
+pub mod status;
 pub mod time;

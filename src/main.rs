@@ -204,6 +204,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo(args) => cli::demo::run_demo(cli.config.as_ref(), &args),
         Command::Report(args) => cli::report::run_report(&args),
+        Command::Status(args) => cli::status::run_status(cli.config.as_ref(), &args),
         Command::Config(ConfigCommand::Print(args)) => {
             let mut flags = args.processing.overrides();
             flags.extend(args.kafka.overrides());

@@ -1,9 +1,10 @@
 //! Command-line interface (clap): `run`, `replay`, `generate`, `schema`,
-//! `demo`, `report`, `config`. Flags are values of configuration keys (their help
+//! `demo`, `report`, `config`, `status`. Flags are values of configuration keys (their help
 //! names the key in brackets) and go through [`crate::config::sources`].
 
 pub mod demo;
 pub mod report;
+pub mod status;
 
 use crate::config::sources::{self, FlagValue, Loaded, Sources};
 use crate::config::Layout;
@@ -59,6 +60,10 @@ pub enum Command {
     /// Show the settings in effect (`print`) or check a file (`validate`).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Where processing stands, from a state directory and/or the application's
+    /// group on the brokers: tasks, offsets and lag, stream time, last
+    /// checkpoint, state size, pending events, open windows, unfinished intents.
+    Status(status::StatusArgs),
 }
 
 /// `config` subcommands.

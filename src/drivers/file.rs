@@ -40,27 +40,41 @@ pub struct FileRun {
 
 /// Identity of a job, stored in the state so a state directory is not reused
 /// for another input or incompatible settings by accident.
+/// Stored under the metadata key [`JOB_KEY`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct JobFingerprint {
-    input: String,
-    input_bytes: u64,
-    layout: String,
-    partitions: u32,
-    grace_micros: i64,
-    checkpoint_records: u64,
+pub struct JobFingerprint {
+    /// The input file (canonical path).
+    pub input: String,
+    /// Its size when the job started.
+    pub input_bytes: u64,
+    /// Input layout.
+    pub layout: String,
+    /// Task partitions.
+    pub partitions: u32,
+    /// Grace in microseconds.
+    pub grace_micros: i64,
+    /// Lines between checkpoints.
+    pub checkpoint_records: u64,
 }
+
+/// Metadata key of the [`JobFingerprint`].
+pub const JOB_KEY: &str = "job";
 
 /// The router's checkpoint in file mode: the file position and the router's state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct FileCheckpoint {
-    pos: u64,
-    next_line: u64,
-    done: bool,
-    router: RouterState,
+pub struct FileCheckpoint {
+    /// Byte position in the file: everything before it is committed.
+    pub pos: u64,
+    /// Line number at `pos` (the next segment's sequence number).
+    pub next_line: u64,
+    /// The whole file was processed.
+    pub done: bool,
+    /// The router's counters and stream time.
+    pub router: RouterState,
 }
 
 /// Namespace of the file's router.
-const ROUTER: &str = "router";
+pub const ROUTER: &str = "router";
 
 /// One parsed line, ready for the router.
 struct LineOutcome {
@@ -95,7 +109,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         grace_micros: grace,
         checkpoint_records: checkpoint_every,
     };
-    match db.get_meta("job")? {
+    match db.get_meta(JOB_KEY)? {
         Some(bytes) => {
             let stored: JobFingerprint = decode(&bytes)?;
             if stored != fingerprint {
@@ -105,7 +119,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
                 );
             }
         }
-        None => db.put_meta_durable("job", Some(&encode(&fingerprint)))?,
+        None => db.put_meta_durable(JOB_KEY, Some(&encode(&fingerprint)))?,
     }
 
     let outputs = Outputs::open(&cfg.output, &cfg.clickhouse)?;

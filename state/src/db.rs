@@ -22,6 +22,28 @@ pub enum StateError {
     /// The state directory belongs to another job or configuration.
     #[error("state mismatch: {0}")]
     Mismatch(String),
+    /// The directory cannot be inspected: missing, or not a state directory.
+    #[error("state directory {dir} {problem}")]
+    NotState {
+        /// The directory.
+        dir: PathBuf,
+        /// What was found.
+        problem: String,
+    },
+    /// A running instance holds the directory's lock.
+    #[error("state directory {dir} is in use by a running instance (its lock is held); stop it, or ask that instance (its /metrics) instead")]
+    InUse {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A write was attempted on a database opened by [`StateDb::inspect`].
+    #[error("state directory {dir} is open read-only: {what}")]
+    ReadOnly {
+        /// The directory.
+        dir: PathBuf,
+        /// What would have been written.
+        what: String,
+    },
     /// The state directory was written by another version of the format.
     #[error("state directory {dir} {problem}: delete it (or use another --state directory) to start over — in Kafka mode the state is restored from the changelog topics; in file mode the input is processed again")]
     Format {
@@ -50,6 +72,7 @@ pub struct StoreTree {
     prefix: [u8; 4],
     store: String,
     budget: Budget,
+    read_only: bool,
 }
 
 impl StoreTree {
@@ -86,8 +109,25 @@ impl StoreTree {
         })
     }
 
+    /// What the keyspace holds (reads every record: for tools).
+    pub fn usage(&self) -> Result<Usage, StateError> {
+        let mut u = Usage::default();
+        for r in self.data.scan_prefix(self.prefix) {
+            let (k, v) = r?;
+            u.records += 1;
+            u.bytes += (k.len() - 4 + v.len()) as u64;
+        }
+        Ok(u)
+    }
+
     /// Removes every entry (before a full restore).
     pub fn clear(&self) -> Result<(), StateError> {
+        if self.read_only {
+            return Err(StateError::Mismatch(format!(
+                "store {} is open read-only",
+                self.store
+            )));
+        }
         loop {
             let mut batch = sled::Batch::default();
             let mut n = 0;
@@ -110,6 +150,26 @@ pub struct StateDb {
     data: sled::Tree,
     budget: Budget,
     dir: PathBuf,
+    /// Opened by [`StateDb::inspect`]: every write is refused.
+    read_only: bool,
+}
+
+/// A registered keyspace: a store of a namespace (e.g. a task).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keyspace {
+    /// The namespace (task id).
+    pub ns: String,
+    /// The store.
+    pub store: String,
+}
+
+/// What a keyspace holds in sled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// sled records (for paged stores: pages and index entries).
+    pub records: u64,
+    /// Bytes of their keys and values.
+    pub bytes: u64,
 }
 
 /// Keyspace of the metadata.
@@ -149,6 +209,7 @@ impl StateDb {
             data,
             budget: Budget::new(cache_bytes as usize),
             dir: dir.to_path_buf(),
+            read_only: false,
         };
         match s.get_meta(FORMAT_KEY)? {
             Some(v) if v == FORMAT.as_bytes() => {}
@@ -162,6 +223,112 @@ impl StateDb {
             None => return Err(format_error("has no format version".into())),
         }
         Ok(s)
+    }
+
+    /// Opens an existing state directory to read it, writing nothing: no
+    /// directory is created, no format recorded, no keyspace registered, and
+    /// every write is refused ([`StateError::ReadOnly`]). (sled itself
+    /// rewrites its snapshot file on opening; the keys stay as they are.) A directory a
+    /// running instance holds is [`StateError::InUse`], reported at once.
+    pub fn inspect(dir: &Path, cache_bytes: u64) -> Result<StateDb, StateError> {
+        let not_state = |problem: &str| StateError::NotState {
+            dir: dir.to_path_buf(),
+            problem: problem.to_string(),
+        };
+        if !dir.is_dir() {
+            return Err(not_state(if dir.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            }));
+        }
+        if !dir.join("db").is_file() || !dir.join("conf").is_file() {
+            return Err(not_state(
+                "is not a neonblue state directory (no sled database in it)",
+            ));
+        }
+        // sled takes an exclusive lock on `db`; probe it first so that a
+        // running instance is named as such.
+        let lock = std::fs::File::open(dir.join("db")).map_err(sled::Error::Io)?;
+        if fs2::FileExt::try_lock_exclusive(&lock).is_err() {
+            return Err(StateError::InUse {
+                dir: dir.to_path_buf(),
+            });
+        }
+        drop(lock);
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity((cache_bytes / 8).max(8 << 20))
+            .flush_every_ms(None)
+            .open()?;
+        let format_error = |problem: String| StateError::Format {
+            dir: dir.to_path_buf(),
+            problem,
+        };
+        if db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() != b"__sled__default" && n.as_ref() != DATA_TREE.as_bytes())
+        {
+            return Err(format_error(
+                "holds state of an older neonblue (one sled tree per store)".into(),
+            ));
+        }
+        if !db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == DATA_TREE.as_bytes())
+        {
+            return Err(not_state(
+                "holds no neonblue state (a foreign sled database)",
+            ));
+        }
+        let s = StateDb {
+            data: db.open_tree(DATA_TREE)?,
+            db,
+            budget: Budget::new(cache_bytes as usize),
+            dir: dir.to_path_buf(),
+            read_only: true,
+        };
+        match s.get_meta(FORMAT_KEY)? {
+            Some(v) if v == FORMAT.as_bytes() => Ok(s),
+            Some(v) => Err(format_error(format!(
+                "has state format {:?}, this neonblue reads {FORMAT:?}",
+                String::from_utf8_lossy(&v)
+            ))),
+            None => Err(format_error("has no format version".into())),
+        }
+    }
+
+    /// The format version this build reads and writes.
+    pub fn format() -> &'static str {
+        FORMAT
+    }
+
+    fn refuse_if_read_only(&self, what: impl FnOnce() -> String) -> Result<(), StateError> {
+        if self.read_only {
+            return Err(StateError::ReadOnly {
+                dir: self.dir.clone(),
+                what: what(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every registered keyspace, by namespace and store.
+    pub fn keyspaces(&self) -> Result<Vec<Keyspace>, StateError> {
+        Ok(self
+            .scan_meta("keyspace/")?
+            .into_iter()
+            .filter_map(|(k, _)| {
+                let rest = k.strip_prefix("keyspace/")?;
+                let (ns, store) = rest.rsplit_once('/')?;
+                Some(Keyspace {
+                    ns: ns.to_string(),
+                    store: store.to_string(),
+                })
+            })
+            .collect())
     }
 
     /// The directory.
@@ -182,6 +349,7 @@ impl StateDb {
             Some(v) if v.len() == 4 => [v[0], v[1], v[2], v[3]],
             Some(_) => return Err(StateError::Mismatch(format!("bad keyspace id of {name}"))),
             None => {
+                self.refuse_if_read_only(|| format!("register keyspace {ns}/{store}"))?;
                 let next = match self.get_meta("keyspace-next")? {
                     Some(v) if v.len() == 4 => u32::from_be_bytes([v[0], v[1], v[2], v[3]]),
                     _ => 1,
@@ -203,6 +371,7 @@ impl StateDb {
             prefix,
             store: store.to_string(),
             budget: self.budget.clone(),
+            read_only: self.read_only,
         })
     }
 
@@ -224,6 +393,7 @@ impl StateDb {
 
     /// Writes a metadata value outside a commit and makes it durable.
     pub fn put_meta_durable(&self, key: &str, value: Option<&[u8]>) -> Result<(), StateError> {
+        self.refuse_if_read_only(|| format!("write {key}"))?;
         match value {
             Some(v) => self.data.insert(meta_key(key), v)?,
             None => self.data.remove(meta_key(key))?,
@@ -234,6 +404,7 @@ impl StateDb {
 
     /// Atomically applies a commit batch (one sled batch) and flushes it.
     pub fn commit(&self, batch: CommitBatch) -> Result<(), StateError> {
+        self.refuse_if_read_only(|| "commit".into())?;
         let mut b = sled::Batch::default();
         for (tree, changes) in batch.stores {
             for c in changes {
@@ -262,6 +433,7 @@ impl StateDb {
         tree: &StoreTree,
         records: impl IntoIterator<Item = ChangeRecord>,
     ) -> Result<u64, StateError> {
+        self.refuse_if_read_only(|| format!("restore {}", tree.store))?;
         let mut b = sled::Batch::default();
         let mut n = 0;
         for c in records {

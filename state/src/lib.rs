@@ -19,7 +19,7 @@ pub mod window;
 
 pub use budget::Budget;
 pub use codec::{decode, encode, CodecError};
-pub use db::{ChangeRecord, CommitBatch, StateDb, StateError, StoreTree};
+pub use db::{ChangeRecord, CommitBatch, Keyspace, StateDb, StateError, StoreTree, Usage};
 pub use kv::KeyValueStore;
 pub use paged::PagedStore;
 pub use versioned::VersionedStore;

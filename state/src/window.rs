@@ -93,6 +93,16 @@ where
         Some(start)
     }
 
+    /// Number of entries in every open window (reads every page: for tools).
+    pub fn entry_count(&mut self) -> Result<usize, StateError> {
+        self.inner.count()
+    }
+
+    /// Starts of the open windows, ascending.
+    pub fn window_starts(&self) -> Vec<i64> {
+        self.inner.segments()
+    }
+
     /// Number of open windows.
     pub fn window_count(&self) -> usize {
         self.inner.segment_count()

@@ -215,3 +215,69 @@ fn another_format_is_refused_with_a_clear_message() {
         "{err}"
     );
 }
+
+#[test]
+fn inspect_reads_without_writing_and_names_a_held_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = StateDb::open(dir.path(), 8 << 20).unwrap();
+        let tree = db.tree("task-1", "win").unwrap();
+        let mut win: WindowStore<String, u64> = WindowStore::load("win", &tree).unwrap();
+        for i in 0..600u64 {
+            win.insert_if_absent(((i % 3) * 100) as i64, format!("k{i:04}"), i)
+                .unwrap();
+        }
+        commit(&db, &mut [(&tree, &mut win)], 1);
+        // Held by a running instance: refused at once, never waited on.
+        assert!(matches!(
+            StateDb::inspect(dir.path(), 8 << 20),
+            Err(StateError::InUse { .. })
+        ));
+    }
+    let db = StateDb::inspect(dir.path(), 8 << 20).unwrap();
+    let spaces = db.keyspaces().unwrap();
+    assert_eq!(spaces.len(), 1);
+    assert_eq!(
+        (spaces[0].ns.as_str(), spaces[0].store.as_str()),
+        ("task-1", "win")
+    );
+    let tree = db.tree("task-1", "win").unwrap();
+    assert!(tree.usage().unwrap().bytes > 600 * 8);
+    let mut win: WindowStore<String, u64> = WindowStore::load("win", &tree).unwrap();
+    assert_eq!(win.window_starts(), [0, 100, 200]);
+    assert_eq!(win.entry_count().unwrap(), 600);
+    // Nothing can be written: no new keyspace, no metadata, no commit.
+    assert!(matches!(
+        db.tree("task-2", "win"),
+        Err(StateError::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        db.put_meta_durable("x", Some(b"1")),
+        Err(StateError::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        db.commit(CommitBatch::default()),
+        Err(StateError::ReadOnly { .. })
+    ));
+    assert!(tree.clear().is_err());
+    drop((win, tree, db));
+
+    // Missing and foreign directories are named, and left as they were.
+    let missing = dir.path().join("missing");
+    let err = StateDb::inspect(&missing, 8 << 20)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("missing") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!missing.exists());
+    let foreign = tempfile::tempdir().unwrap();
+    drop(sled::open(foreign.path()).unwrap());
+    let err = StateDb::inspect(foreign.path(), 8 << 20)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("foreign"), "{err}");
+}

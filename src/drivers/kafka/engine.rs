@@ -43,22 +43,28 @@ use std::time::Instant;
 
 /// Checkpoint payload of a router task.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct RouterPayload {
-    next_offset: i64,
+pub struct RouterPayload {
+    /// The next input offset: everything below was applied.
+    pub next_offset: i64,
     /// Replays: events below this offset rebuild nothing and are not output.
-    output_from: Option<i64>,
-    state: RouterState,
+    pub output_from: Option<i64>,
+    /// Counters and the input partition's stream time.
+    pub state: RouterState,
 }
 
 /// Checkpoint payload of a join task.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct JoinPayload {
-    next_offset: i64,
-    meta: TaskMeta,
-    applied: AppliedOffsets,
-    drained: bool,
+pub struct JoinPayload {
+    /// The next repartition offset: everything below was applied.
+    pub next_offset: i64,
+    /// Stream time, counters, pending events.
+    pub meta: TaskMeta,
+    /// Input offsets applied, per origin partition (drops re-deliveries).
+    pub applied: AppliedOffsets,
+    /// Every window and pending event was flushed (end of input).
+    pub drained: bool,
     /// What the task knows of every input partition's stream time.
-    watermarks: Watermarks,
+    pub watermarks: Watermarks,
 }
 
 /// A router task: sub-topology 1 over one input partition.

@@ -123,9 +123,13 @@ fn commit_positions<C: ConsumerContext>(
 
 /// Identity of the state directory in Kafka mode.
 #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct KafkaJob {
-    app_id: String,
+pub struct KafkaJob {
+    /// The application id it serves.
+    pub app_id: String,
 }
+
+/// Metadata key of the [`KafkaJob`].
+pub const KAFKA_JOB_KEY: &str = "kafka-job";
 
 /// Runs one instance of the application until SIGTERM (or, with
 /// `until_end`, until the group has processed every input record).
@@ -150,20 +154,20 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
     let job = KafkaJob {
         app_id: app_id.clone(),
     };
-    match db.get_meta("kafka-job")? {
+    match db.get_meta(KAFKA_JOB_KEY)? {
         Some(b) if decode::<KafkaJob>(&b)? != job => bail!(
             "state directory {} belongs to another application; use a fresh --state",
             cfg.processing.state_dir.display()
         ),
         Some(_) => {}
         None => {
-            if db.get_meta("job")?.is_some() {
+            if db.get_meta(crate::drivers::file::JOB_KEY)?.is_some() {
                 bail!(
                     "state directory {} holds a file-mode job; use a fresh --state",
                     cfg.processing.state_dir.display()
                 );
             }
-            db.put_meta_durable("kafka-job", Some(&encode(&job)))?;
+            db.put_meta_durable(KAFKA_JOB_KEY, Some(&encode(&job)))?;
         }
     }
 

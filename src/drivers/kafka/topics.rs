@@ -45,6 +45,14 @@ impl AppTopics {
     /// The topics of the configured application, reading the input topics'
     /// partition counts from the brokers (a missing input topic is an error).
     pub fn discover(cfg: &crate::config::Config) -> Result<Self> {
+        Self::discover_within(cfg, neonblue_topology::kafka::ADMIN_TIMEOUT)
+    }
+
+    /// [`AppTopics::discover`], giving up on the brokers after `timeout`.
+    pub fn discover_within(
+        cfg: &crate::config::Config,
+        timeout: std::time::Duration,
+    ) -> Result<Self> {
         if cfg.kafka.brokers.is_empty() {
             return Err(crate::ops::exit::Usage(
                 "no brokers configured: set kafka.brokers (--brokers, NEONBLUE_KAFKA__BROKERS), or pass --input FILE for file mode".into(),
@@ -54,7 +62,7 @@ impl AppTopics {
         let base = super::client_config(&cfg.kafka, &cfg.processing.app_id);
         // Fails within seconds, naming the property to fix, when TLS, SASL
         // or the security protocol cannot work (librdkafka alone would retry).
-        let existing = neonblue_topology::kafka::admin::topic_partitions(&base)
+        let existing = neonblue_topology::kafka::admin::topic_partitions_within(&base, timeout)
             .with_context(|| format!("cannot connect to the brokers at {}", cfg.kafka.brokers))?;
         let mut inputs = Vec::new();
         for t in &cfg.source.topics {

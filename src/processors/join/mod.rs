@@ -264,6 +264,11 @@ impl JoinTask {
         self.windows.open_windows()
     }
 
+    /// Event ids remembered to drop duplicates (reads every page: for tools).
+    pub fn dedup_entries(&mut self) -> Result<usize, StateError> {
+        self.seen.entry_count()
+    }
+
     fn apply_event(
         &mut self,
         event: Event,

@@ -21,7 +21,16 @@ pub struct TopicSpec {
 /// Fails fast on a configuration problem (TLS, SASL, security protocol):
 /// see [`super::connect`].
 pub fn topic_partitions(base: &ClientConfig) -> Result<BTreeMap<String, i32>, KafkaError> {
-    let md = super::connect::fetch_metadata(base, ADMIN_TIMEOUT)?;
+    topic_partitions_within(base, ADMIN_TIMEOUT)
+}
+
+/// [`topic_partitions`], giving up after `timeout` (tools that answer an
+/// operator, where waiting long for unreachable brokers helps nobody).
+pub fn topic_partitions_within(
+    base: &ClientConfig,
+    timeout: std::time::Duration,
+) -> Result<BTreeMap<String, i32>, KafkaError> {
+    let md = super::connect::fetch_metadata(base, timeout)?;
     Ok(md
         .topics()
         .iter()

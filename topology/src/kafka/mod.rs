@@ -8,12 +8,14 @@ pub mod admin;
 pub mod changelog;
 pub mod checkpoint;
 pub mod connect;
+pub mod group;
 pub mod position;
 
 pub use admin::{ensure_topics, TopicSpec};
 pub use changelog::{ChangelogProducer, PartitionReader};
 pub use checkpoint::{ChangelogDurability, Checkpoint, LoggedTask, RestoreStats, TaskLog};
 pub use connect::ConnectProblem;
+pub use group::{describe_group, group_lag, GroupDescription, GroupMember, PartitionLag};
 pub use position::fetched_log_end;
 
 use std::time::Duration;
