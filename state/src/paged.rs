@@ -22,7 +22,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Entries per page before it splits.
-pub const PAGE_ENTRIES: usize = 64;
+pub const PAGE_ENTRIES: usize = 256;
 /// Assumed bytes per entry until a store has measured its own.
 const INITIAL_ENTRY_WEIGHT: usize = 96;
 /// Fixed cost of a resident page.

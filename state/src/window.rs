@@ -100,7 +100,7 @@ where
 
     /// Starts of the open windows, ascending.
     pub fn window_starts(&self) -> Vec<i64> {
-        self.inner.segments()
+        self.inner.segments().collect()
     }
 
     /// Number of open windows.
