@@ -37,6 +37,17 @@ cargo --version
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== supply chain: clippy -D warnings, rust-version, no build artefacts in git"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+"$PY" scripts/check_msrv.py
+if git rev-parse --git-dir >/dev/null 2>&1; then
+    if artefacts="$(git ls-files | grep -E '(^|/)(__pycache__|target)/|\.py[co]$')"; then
+        echo "build artefacts are tracked by git:" >&2
+        echo "$artefacts" >&2
+        exit 1
+    fi
+fi
+
 echo "== Python packages (chdb, duckdb, pyarrow, confluent-kafka, pyyaml, jsonschema; for the report check:"
 echo "   scipy, statsmodels, pandas, polars, matplotlib, pillow, nbclient, nbformat, ipykernel)"
 "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
