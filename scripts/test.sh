@@ -37,9 +37,12 @@ cargo --version
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== supply chain: clippy -D warnings, rust-version, no build artefacts in git"
+echo "== supply chain: clippy -D warnings, rust-version, cargo-deny, no build artefacts in git"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 "$PY" scripts/check_msrv.py
+# Advisories (RustSec database, fetched from GitHub), licences, bans, sources: deny.toml.
+command -v cargo-deny >/dev/null || cargo install cargo-deny --locked
+cargo deny --locked check advisories licenses bans sources
 if git rev-parse --git-dir >/dev/null 2>&1; then
     if artefacts="$(git ls-files | grep -E '(^|/)(__pycache__|target)/|\.py[co]$')"; then
         echo "build artefacts are tracked by git:" >&2
