@@ -94,6 +94,9 @@ grep -E "^test result:" "$WORK/cargo-test.log" | awk '{p+=$4; f+=$6; s+=$8} END 
 
 BIN=target/debug/neonblue
 
+echo "== fuzzing: every parser's fuzz target for a short while (scripts/fuzz.sh; cargo-fuzz on stable)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
 echo "== analytics: ClickHouse DDL + queries on chDB (26.x) vs DuckDB over the Parquet"
 rm -rf "$WORK/analytics" && mkdir -p "$WORK/analytics"
 "$BIN" generate --records 20000 --seed 7 --output "$WORK/analytics/in.jsonl" 2>/dev/null
