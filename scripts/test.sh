@@ -37,6 +37,27 @@ cargo --version
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== supply chain: clippy -D warnings, rust-version, cargo-deny, no build artefacts in git"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+"$PY" scripts/check_msrv.py
+# Advisories (RustSec database, fetched from GitHub), licences, bans, sources: deny.toml.
+command -v cargo-deny >/dev/null || cargo install cargo-deny --locked
+cargo deny --locked check licenses bans sources
+# The advisory database comes from GitHub: checked whenever it can be fetched
+# (or a copy is already in ~/.cargo/advisory-dbs); said loudly when not.
+if timeout 180 cargo deny --locked fetch db >/dev/null 2>&1 || compgen -G "$HOME/.cargo/advisory-dbs/*" >/dev/null; then
+    cargo deny --locked --offline check advisories 2>/dev/null || cargo deny --locked check advisories
+else
+    echo "WARNING: the RustSec advisory database could not be fetched: advisories NOT checked this run" >&2
+fi
+if git rev-parse --git-dir >/dev/null 2>&1; then
+    if artefacts="$(git ls-files | grep -E '(^|/)(__pycache__|target)/|\.py[co]$')"; then
+        echo "build artefacts are tracked by git:" >&2
+        echo "$artefacts" >&2
+        exit 1
+    fi
+fi
+
 echo "== Python packages (chdb, duckdb, pyarrow, confluent-kafka, pyyaml, jsonschema; for the report check:"
 echo "   scipy, statsmodels, pandas, polars, matplotlib, pillow, nbclient, nbformat, ipykernel)"
 "$PY" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
@@ -79,6 +100,13 @@ cargo test --workspace --all-targets 2>&1 | tee "$WORK/cargo-test.log"
 grep -E "^test result:" "$WORK/cargo-test.log" | awk '{p+=$4; f+=$6; s+=$8} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}'
 
 BIN=target/debug/neonblue
+
+echo "== fuzzing: every parser's fuzz target for a short while (scripts/fuzz.sh; cargo-fuzz on stable)"
+# The instrumented build of every dependency is the cost (about 38 CPU-minutes
+# from scratch here); FUZZ_SECONDS=0 leaves fuzzing out.
+if [[ "${FUZZ_SECONDS:-10}" != 0 ]]; then
+    scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+fi
 
 echo "== analytics: ClickHouse DDL + queries on chDB (26.x) vs DuckDB over the Parquet"
 rm -rf "$WORK/analytics" && mkdir -p "$WORK/analytics"

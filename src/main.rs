@@ -66,7 +66,7 @@ fn main() {
     }
     if let Err(e) = run(cli) {
         let code = ops::exit::code_of(&e);
-        ops::exit::fail(code, &format!("{e:#}"));
+        ops::exit::fail(code, &ops::exit::message(&e));
     }
 }
 

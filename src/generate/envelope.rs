@@ -43,7 +43,10 @@ impl Gen<'_> {
         a.extend_from_slice(b"\",\"created_at\":\"");
         self.ts.zoned(a, self.clock);
         a.push(b'"');
-        if keep && self.o.outbox_updates > 0.0 && (self.rows.len() < ROW_RING || oid % 8 == 0) {
+        if keep
+            && self.o.outbox_updates > 0.0
+            && (self.rows.len() < ROW_RING || oid.is_multiple_of(8))
+        {
             if self.rows.len() < ROW_RING {
                 self.rows.push((oid, self.after.clone()));
             } else {

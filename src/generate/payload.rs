@@ -280,7 +280,7 @@ impl Gen<'_> {
         let start = self.after.len();
         self.push_event_payload(s, event_id, et, ts, Malformed::None);
         // keep some payloads for duplicates
-        if self.o.duplicates > 0.0 && (self.dups.len() < DUP_RING || event_id % 4 == 0) {
+        if self.o.duplicates > 0.0 && (self.dups.len() < DUP_RING || event_id.is_multiple_of(4)) {
             let payload = &self.after[start..];
             if self.dups.len() < DUP_RING {
                 self.dups.push((event_id, payload.to_vec()));

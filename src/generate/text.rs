@@ -47,7 +47,7 @@ pub(super) fn push_cents(buf: &mut Vec<u8>, cents: u64) {
     push_u64(buf, cents / 100);
     buf.push(b'.');
     let c = cents % 100;
-    if c % 10 == 0 {
+    if c.is_multiple_of(10) {
         buf.push(b'0' + (c / 10) as u8);
     } else {
         buf.push(b'0' + (c / 10) as u8);

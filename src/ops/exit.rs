@@ -95,6 +95,23 @@ pub fn code_of(e: &anyhow::Error) -> i32 {
     found.unwrap_or(FAILURE)
 }
 
+/// The final error's text: its chain joined by `: `, leaving out a cause
+/// whose text is already there (object_store's errors repeat their source).
+pub fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Writes the final error: `error: …` on stderr, or with `--log-json` a
 /// JSON line shaped like the other log lines (level ERROR, the exit code).
 pub fn report(code: i32, message: &str) {
@@ -146,5 +163,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(code_of(&dep), DEPENDENCY);
         assert_eq!(code_of(&anyhow::anyhow!("something else")), FAILURE);
+    }
+
+    #[test]
+    fn the_message_says_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("put a.parquet: {0}")]
+        struct Repeats(#[source] std::io::Error);
+        let e = anyhow::Error::new(Repeats(std::io::Error::other("No space left on device")))
+            .context("writing the outputs under out");
+        assert_eq!(
+            message(&e),
+            "writing the outputs under out: put a.parquet: No space left on device"
+        );
     }
 }

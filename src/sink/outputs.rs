@@ -85,7 +85,9 @@ impl Outputs {
     /// Writes the objects and inserts `batches` into ClickHouse (idempotent:
     /// same names and bytes, content-hash tokens on replacing tables).
     pub fn publish(&self, objects: &[EncodedObject], batches: &[&OutputBatch]) -> Result<()> {
-        self.rt.block_on(self.parquet.put_all(objects))?;
+        self.rt
+            .block_on(self.parquet.put_all(objects))
+            .with_context(|| format!("writing the outputs under {}", self.parquet.root()))?;
         if let Some(ch) = &self.clickhouse {
             for b in batches {
                 ch.insert(b)?;

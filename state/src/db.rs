@@ -6,9 +6,16 @@
 //! commit — every change of every store plus the checkpoints — is one
 //! `apply_batch`, atomic and cheap. The directory records its format
 //! version; another version's state is refused with a clear message.
+//!
+//! Every durable write also counts a *generation*, stored with it and, once
+//! flushed, in a small file beside sled's ([`GENERATION_FILE`]). sled
+//! recovers from a damaged log by keeping its longest valid prefix, which
+//! silently goes back in time (or to an empty database); a database whose
+//! generation is behind the file's has lost committed state and is refused.
 
 use crate::{Budget, Store};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Errors at the state boundary.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +159,8 @@ pub struct StateDb {
     dir: PathBuf,
     /// Opened by [`StateDb::inspect`]: every write is refused.
     read_only: bool,
+    /// The generation of the last durable write; held while writing one.
+    generation: Arc<Mutex<u64>>,
 }
 
 /// A registered keyspace: a store of a namespace (e.g. a task).
@@ -172,6 +181,11 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// The file beside sled's recording the generation of the last durable
+/// write (decimal text).
+pub const GENERATION_FILE: &str = "neonblue-generation";
+const GENERATION_KEY: &str = "generation";
+
 /// Keyspace of the metadata.
 const META: [u8; 4] = [0xff; 4];
 /// Version of the layout described above.
@@ -185,15 +199,21 @@ impl StateDb {
     /// gets an eighth of it (at least 8 MiB).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<StateDb, StateError> {
         std::fs::create_dir_all(dir).map_err(sled::Error::Io)?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity((cache_bytes / 8).max(8 << 20))
-            .flush_every_ms(None)
-            .open()?;
         let format_error = |problem: String| StateError::Format {
             dir: dir.to_path_buf(),
             problem,
         };
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity((cache_bytes / 8).max(8 << 20))
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(_) => StateError::Sled(e),
+                other => format_error(format!(
+                    "is not a readable state database (damaged, or not written by neonblue): {other}"
+                )),
+            })?;
         let legacy = db
             .tree_names()
             .iter()
@@ -204,12 +224,14 @@ impl StateDb {
             ));
         }
         let data = db.open_tree(DATA_TREE)?;
+        let generation = check_generation(dir, &data)?;
         let s = StateDb {
             db,
             data,
             budget: Budget::new(cache_bytes as usize),
             dir: dir.to_path_buf(),
             read_only: false,
+            generation: Arc::new(Mutex::new(generation)),
         };
         match s.get_meta(FORMAT_KEY)? {
             Some(v) if v == FORMAT.as_bytes() => {}
@@ -283,12 +305,15 @@ impl StateDb {
                 "holds no neonblue state (a foreign sled database)",
             ));
         }
+        let data = db.open_tree(DATA_TREE)?;
+        let generation = check_generation(dir, &data)?;
         let s = StateDb {
-            data: db.open_tree(DATA_TREE)?,
+            data,
             db,
             budget: Budget::new(cache_bytes as usize),
             dir: dir.to_path_buf(),
             read_only: true,
+            generation: Arc::new(Mutex::new(generation)),
         };
         match s.get_meta(FORMAT_KEY)? {
             Some(v) if v == FORMAT.as_bytes() => Ok(s),
@@ -361,8 +386,7 @@ impl StateDb {
                 let mut batch = sled::Batch::default();
                 batch.insert(meta_key(&name), &id);
                 batch.insert(meta_key("keyspace-next"), &(next + 1).to_be_bytes());
-                self.data.apply_batch(batch)?;
-                self.db.flush()?;
+                self.apply_durable(batch)?;
                 id
             }
         };
@@ -394,11 +418,28 @@ impl StateDb {
     /// Writes a metadata value outside a commit and makes it durable.
     pub fn put_meta_durable(&self, key: &str, value: Option<&[u8]>) -> Result<(), StateError> {
         self.refuse_if_read_only(|| format!("write {key}"))?;
+        let mut batch = sled::Batch::default();
         match value {
-            Some(v) => self.data.insert(meta_key(key), v)?,
-            None => self.data.remove(meta_key(key))?,
+            Some(v) => batch.insert(meta_key(key), v),
+            None => batch.remove(meta_key(key)),
         };
+        self.apply_durable(batch)
+    }
+
+    /// Applies `batch` with the next generation, flushes it, then records
+    /// the generation in [`GENERATION_FILE`] (written aside and renamed).
+    fn apply_durable(&self, mut batch: sled::Batch) -> Result<(), StateError> {
+        let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        let next = *generation + 1;
+        batch.insert(meta_key(GENERATION_KEY), &next.to_be_bytes());
+        self.data.apply_batch(batch)?;
         self.db.flush()?;
+        *generation = next;
+        let file = self.dir.join(GENERATION_FILE);
+        let aside = self.dir.join(format!("{GENERATION_FILE}.new"));
+        std::fs::write(&aside, next.to_string())
+            .and_then(|()| std::fs::rename(&aside, &file))
+            .map_err(sled::Error::Io)?;
         Ok(())
     }
 
@@ -421,9 +462,7 @@ impl StateDb {
                 None => b.remove(meta_key(&k)),
             }
         }
-        self.data.apply_batch(b)?;
-        self.db.flush()?;
-        Ok(())
+        self.apply_durable(b)
     }
 
     /// Replays changelog records into a store's keyspace (restore before
@@ -452,6 +491,39 @@ impl StateDb {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// The generation recorded in the database, checked against the file beside
+/// it: a database behind the file has lost committed state.
+fn check_generation(dir: &Path, data: &sled::Tree) -> Result<u64, StateError> {
+    let format_error = |problem: String| StateError::Format {
+        dir: dir.to_path_buf(),
+        problem,
+    };
+    let generation = match data.get(meta_key(GENERATION_KEY))? {
+        Some(v) => u64::from_be_bytes(
+            v.as_ref()
+                .try_into()
+                .map_err(|_| format_error("has a malformed generation record".into()))?,
+        ),
+        None => 0,
+    };
+    let file = dir.join(GENERATION_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let durable: u64 = text.trim().parse().map_err(|_| {
+                format_error(format!("has a malformed {GENERATION_FILE} ({text:?})"))
+            })?;
+            if generation < durable {
+                return Err(format_error(format!(
+                    "has lost committed state: its database is at generation {generation} but generation {durable} was made durable (its files are damaged, truncated or were replaced)"
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StateError::Sled(sled::Error::Io(e))),
+    }
+    Ok(generation)
 }
 
 fn meta_key(key: &str) -> Vec<u8> {

@@ -542,9 +542,9 @@ where
             p.dirty = false;
             self.budget.add(0, -(p.weight as isize));
         }
-        if entries > 0 {
-            // Decoded entries take about twice their encoded size.
-            self.entry_weight = (bytes * 2 / entries).max(16) + 16;
+        // Decoded entries take about twice their encoded size.
+        if let Some(average) = (bytes * 2).checked_div(entries) {
+            self.entry_weight = average.max(16) + 16;
         }
         self.evict();
     }

@@ -5,6 +5,9 @@
 use crate::{ChangeRecord, PagedStore, StateError, Store, StoreTree};
 use serde::{de::DeserializeOwned, Serialize};
 
+/// A window taken out of the store: its start and its entries sorted by key.
+pub type ClosedWindow<K, V> = (i64, Vec<(K, V)>);
+
 /// A store of `(window start, K) → V`.
 pub struct WindowStore<K, V> {
     inner: PagedStore<(i64, K), V>,
@@ -74,7 +77,7 @@ where
 
     /// Removes and returns the oldest window if it starts before `before`,
     /// with its entries sorted by key.
-    pub fn pop_before(&mut self, before: i64) -> Result<Option<(i64, Vec<(K, V)>)>, StateError> {
+    pub fn pop_before(&mut self, before: i64) -> Result<Option<ClosedWindow<K, V>>, StateError> {
         let Some(start) = self.first_start().filter(|s| *s < before) else {
             return Ok(None);
         };

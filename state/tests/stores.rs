@@ -281,3 +281,60 @@ fn inspect_reads_without_writing_and_names_a_held_directory() {
         .to_string();
     assert!(err.contains("foreign"), "{err}");
 }
+
+/// Opening must fail with a format error naming the directory.
+fn refused(dir: &std::path::Path) -> String {
+    match StateDb::open(dir, 8 << 20) {
+        Err(e @ StateError::Format { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(&dir.display().to_string()), "{text}");
+            text
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a damaged state directory was opened"),
+    }
+}
+
+#[test]
+fn a_database_that_lost_committed_state_is_refused() {
+    // sled keeps the longest valid prefix of a damaged log: without the
+    // generation file these would open as an older or an empty database.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = StateDb::open(dir.path(), 8 << 20).unwrap();
+        let tree = db.tree("task-0000", "kv").unwrap();
+        let mut kv: KeyValueStore<u64, String> = KeyValueStore::load("kv", &tree).unwrap();
+        for round in 0..20u64 {
+            for i in 0..200 {
+                kv.insert(round * 1000 + i, "x".repeat(100)).unwrap();
+            }
+            commit(&db, &mut [(&tree, &mut kv)], round);
+        }
+    }
+    let log = dir.path().join("db");
+    let len = std::fs::metadata(&log).unwrap().len();
+    let backup = std::fs::read(&log).unwrap();
+
+    // Truncated: the last commits are gone.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = refused(dir.path());
+    assert!(err.contains("lost committed state"), "{err}");
+
+    // Overwritten with garbage: sled finds nothing valid.
+    let garbage: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&log, garbage).unwrap();
+    let err = refused(dir.path());
+    assert!(
+        err.contains("lost committed state") || err.contains("not a readable state database"),
+        "{err}"
+    );
+
+    // Intact again: opens, with every commit.
+    std::fs::write(&log, backup).unwrap();
+    StateDb::open(dir.path(), 8 << 20).unwrap();
+}

@@ -336,7 +336,12 @@ pub fn assert_same(expected: &Outputs, actual: &Outputs, what: &str) {
                 x.bytes().zip(y.bytes()).take_while(|(p, q)| p == q).count()
             });
             let cut = |r: &String| {
-                let start = r.floor_char_boundary(at.saturating_sub(120));
+                // The char boundary at or before the context's start
+                // (`str::floor_char_boundary` needs Rust 1.91).
+                let mut start = at.saturating_sub(120).min(r.len());
+                while !r.is_char_boundary(start) {
+                    start -= 1;
+                }
                 r[start..].chars().take(400).collect::<String>()
             };
             panic!(

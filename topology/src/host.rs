@@ -70,11 +70,10 @@ impl<K: Ord + Copy, T> Tasks<K, T> {
         id: K,
         restore: impl FnOnce() -> Result<Hosted<T>, E>,
     ) -> Result<&mut Hosted<T>, E> {
-        if !self.tasks.contains_key(&id) {
-            let t = restore()?;
-            self.tasks.insert(id, t);
+        match self.tasks.entry(id) {
+            std::collections::btree_map::Entry::Occupied(hosted) => Ok(hosted.into_mut()),
+            std::collections::btree_map::Entry::Vacant(slot) => Ok(slot.insert(restore()?)),
         }
-        Ok(self.tasks.get_mut(&id).expect("just inserted"))
     }
 
     /// The task `id`, if hosted.

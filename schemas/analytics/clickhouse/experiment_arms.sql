@@ -9,7 +9,7 @@
 --               with rows of more than one variant are left out
 --   conversion_rate    1 if any row has converted, else 0 (a proportion:
 --                      variance = mean * (1 - mean))
---   value_per_user     sum of value_sum    (sample variance, n - 1)
+--   value_per_user     sum of value_sum    (sample variance, n - 1; NaN for one user)
 --   events_per_user    sum of events       (sample variance, n - 1)
 --   sessions_per_user  sum of sessions     (sample variance, n - 1)
 -- Over every date in the table: for `report --from A --to B` add

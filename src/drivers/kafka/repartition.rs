@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 const FORMAT: u8 = 2;
 
 /// One record of the repartition topic.
+// Records far outnumber watermarks: boxing the record would cost an
+// allocation per record for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Repartitioned {
     /// A re-keyed record, with its input partition's stream time as the

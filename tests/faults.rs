@@ -1,0 +1,771 @@
+//! Faults on the real services (issue 14 §3): a ClickHouse server stopped in
+//! the middle of a run and started again, an S3 endpoint that goes away and
+//! comes back, an output root that fills up (or turns read-only), and a
+//! corrupted or foreign state directory. Each run that goes through a fault
+//! ends with the same outputs as an uninterrupted run of the same input.
+//!
+//! The runs read their input from a named pipe, so the test decides when
+//! the fault strikes: after the first commits, before the rest of the input.
+//! ClickHouse tests need `NEONBLUE_TEST_CLICKHOUSE` (they start a server of
+//! their own on other ports, with `scripts/services/clickhouse.sh`), S3 tests
+//! `NEONBLUE_TEST_S3_ENDPOINT`; without them they are skipped, unless
+//! `NEONBLUE_REQUIRE_SERVICES=1`.
+
+mod common;
+
+use neonblue::sink::OutputRoot;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_neonblue");
+const RECORDS: u64 = 4000;
+const CHECKPOINT_RECORDS: &str = "200";
+
+/// The service's URL from `var`, or `None` (test skipped, reason printed).
+fn service(var: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(u) if !u.trim().is_empty() => Some(u.trim().trim_end_matches('/').to_string()),
+        _ => {
+            assert!(
+                std::env::var("NEONBLUE_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "{test}: NEONBLUE_REQUIRE_SERVICES=1 but {var} is not set"
+            );
+            eprintln!("{test}: skipped, {var} is not set (scripts/test.sh sets it)");
+            None
+        }
+    }
+}
+
+/// `neonblue run` of `input` in file mode; every `NEONBLUE_*`/`AWS_*`
+/// variable of the test's environment removed.
+fn run_cmd(input: &Path, state: &Path, output: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["run", "--no-progress", "--now", "2100-01-01T00:00:00Z"])
+        .args(["--checkpoint-records", CHECKPOINT_RECORDS])
+        .arg("--input")
+        .arg(input)
+        .arg("--state")
+        .arg(state)
+        .args(["--output", output])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("NEONBLUE_") || k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("NEONBLUE_LOG", "warn");
+    c
+}
+
+fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn run_ok(mut c: Command) {
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "neonblue run failed: {}", stderr_of(&o));
+}
+
+/// A generated input file `dir/in.jsonl` (the name fixes the default topic).
+fn generate(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let input = dir.join("in.jsonl");
+    let st = Command::new(BIN)
+        .args(["generate", "--records", &RECORDS.to_string(), "--seed", "9"])
+        .arg("--output")
+        .arg(&input)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "generate");
+    input
+}
+
+/// A named pipe `dir/in.jsonl` carrying `input` in two parts: the first
+/// `first` of its lines at once, the rest when `release` is called.
+struct Pipe {
+    path: PathBuf,
+    rest: Option<std::sync::mpsc::Sender<()>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pipe {
+    fn new(dir: &Path, input: &Path, first: f64) -> Pipe {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("in.jsonl");
+        let st = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(st.success(), "mkfifo");
+        let text = std::fs::read_to_string(input).unwrap();
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let cut = (lines.len() as f64 * first) as usize;
+        let (head, tail) = (lines[..cut].concat(), lines[cut..].concat());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let p = path.clone();
+        let writer = std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            f.write_all(head.as_bytes()).unwrap();
+            f.flush().unwrap();
+            if rx.recv().is_ok() {
+                // The reader may have stopped on an error: a broken pipe is its business.
+                let _ = f.write_all(tail.as_bytes());
+            }
+        });
+        Pipe {
+            path,
+            rest: Some(tx),
+            writer: Some(writer),
+        }
+    }
+
+    /// Sends the rest of the input and closes the pipe (end of input).
+    fn release(&mut self) {
+        if let Some(tx) = self.rest.take() {
+            tx.send(()).unwrap();
+        }
+    }
+
+    fn finish(&mut self) {
+        self.release();
+        if let Some(w) = self.writer.take() {
+            w.join().unwrap();
+        }
+    }
+}
+
+/// Waits until `ready` holds (polling), panicking after `limit`.
+fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The child's output once it exits (it must, within two minutes).
+fn wait_child(mut child: Child, what: &str) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("{what}: still running after 2 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Every object under an output root: name → bytes.
+fn objects(root: &OutputRoot) -> BTreeMap<String, Vec<u8>> {
+    common::block(async {
+        let mut out = BTreeMap::new();
+        for meta in root.list("").await.unwrap() {
+            let bytes = root.get(&meta.location).await.unwrap();
+            out.insert(meta.location.to_string(), bytes.to_vec());
+        }
+        out
+    })
+}
+
+/// Both roots hold the same objects, byte for byte.
+fn assert_same_objects(expected: &OutputRoot, got: &OutputRoot) {
+    let (e, g) = (objects(expected), objects(got));
+    assert!(e.keys().any(|k| k.starts_with("events/")), "no events");
+    assert_eq!(
+        g.keys().collect::<Vec<_>>(),
+        e.keys().collect::<Vec<_>>(),
+        "object names of {got} vs {expected}"
+    );
+    for (k, v) in &e {
+        assert!(g[k] == *v, "{k} differs between {got} and {expected}");
+    }
+}
+
+/// A TCP port free right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// ---------------------------------------------------------------- ClickHouse
+
+/// A ClickHouse server of this test's own (its directory and ports).
+struct OwnClickHouse {
+    dir: PathBuf,
+    http: u16,
+    tcp: u16,
+}
+
+impl OwnClickHouse {
+    fn script(&self, action: &str) -> Output {
+        Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/services/clickhouse.sh"
+        ))
+        .args([action, &self.http.to_string()])
+        .env("CLICKHOUSE_DIR", &self.dir)
+        .env("CLICKHOUSE_TCP_PORT", self.tcp.to_string())
+        .output()
+        .unwrap()
+    }
+
+    fn start(&self) {
+        let o = self.script("start");
+        assert!(o.status.success(), "clickhouse start: {}", stderr_of(&o));
+    }
+
+    /// Stops the server and waits until it is gone: SIGTERM, then SIGKILL
+    /// when it takes more than 20 s (a loaded machine).
+    fn stop(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("clickhouse.pid")).unwrap();
+        let pid = pid.trim().to_string();
+        let alive = || {
+            Command::new("kill")
+                .args(["-0", &pid])
+                .status()
+                .unwrap()
+                .success()
+        };
+        let _ = Command::new("kill").arg(&pid).status();
+        let start = Instant::now();
+        while alive() && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if alive() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            wait_for("ClickHouse to die", Duration::from_secs(30), || !alive());
+        }
+        let _ = std::fs::remove_file(self.dir.join("clickhouse.pid"));
+        assert!(
+            TcpStream::connect(("127.0.0.1", self.http)).is_err(),
+            "ClickHouse still answers"
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http)
+    }
+}
+
+impl Drop for OwnClickHouse {
+    fn drop(&mut self) {
+        let _ = self.script("stop");
+    }
+}
+
+fn sql(url: &str, db: &str, q: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", &format!("{url}/?database={db}")])
+        .args(["--data-binary", q])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{q}: {text}");
+    text
+}
+
+/// Every table's rows (FINAL), sorted.
+fn clickhouse_rows(url: &str, db: &str) -> BTreeMap<&'static str, Vec<String>> {
+    [
+        "events_processed",
+        "agg_hourly",
+        "agg_daily",
+        "user_journeys",
+    ]
+    .into_iter()
+    .map(|t| {
+        let text = sql(
+            url,
+            db,
+            &format!("SELECT * FROM {t} FINAL FORMAT TabSeparated"),
+        );
+        let mut rows: Vec<String> = text.lines().map(str::to_string).collect();
+        rows.sort();
+        (t, rows)
+    })
+    .collect()
+}
+
+#[test]
+fn clickhouse_stopped_mid_run_then_restarted_gives_the_rows_of_an_uninterrupted_run() {
+    let test = "clickhouse_stopped_mid_run";
+    if service("NEONBLUE_TEST_CLICKHOUSE", test).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ch = OwnClickHouse {
+        dir: dir.path().join("clickhouse"),
+        http: free_port(),
+        tcp: free_port(),
+    };
+    ch.start();
+    let url = ch.url();
+    for db in ["steady", "stopped"] {
+        let o = Command::new(BIN)
+            .args(["schema", "apply", "--clickhouse-url", &url])
+            .args(["--clickhouse-database", db])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "schema apply: {}", stderr_of(&o));
+    }
+    let input = generate(&dir.path().join("gen"));
+    let clickhouse = |db: &'static str| {
+        vec![
+            "--clickhouse-url".to_string(),
+            url.clone(),
+            "--clickhouse-database".to_string(),
+            db.to_string(),
+        ]
+    };
+    let args = clickhouse("steady");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let steady = dir.path().join("steady");
+    run_ok(run_cmd(
+        &input,
+        &steady.join("state"),
+        &steady.join("out").display().to_string(),
+        &args,
+    ));
+
+    let stopped = dir.path().join("stopped");
+    let mut pipe = Pipe::new(&stopped.join("pipe"), &input, 0.4);
+    let args = clickhouse("stopped");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = run_cmd(
+        &pipe.path,
+        &stopped.join("state"),
+        &stopped.join("out").display().to_string(),
+        &args,
+    );
+    // Retries often enough to see the server come back within a second.
+    cmd.env("NEONBLUE_CLICKHOUSE__RETRY_INITIAL", "100ms")
+        .env("NEONBLUE_CLICKHOUSE__RETRY_MAX", "1s")
+        .env("NEONBLUE_CLICKHOUSE__MAX_RETRIES", "60")
+        .env("NEONBLUE_LOG", "info");
+    let mut child = cmd.spawn().unwrap();
+    let count = || {
+        sql(
+            &url,
+            "stopped",
+            "SELECT count() FROM events_processed FORMAT TabSeparated",
+        )
+        .trim()
+        .parse::<u64>()
+        .unwrap()
+    };
+    wait_for(
+        "the first rows in ClickHouse",
+        Duration::from_secs(60),
+        || count() > 0,
+    );
+    ch.stop();
+    pipe.release();
+    std::thread::sleep(Duration::from_secs(5));
+    if child.try_wait().unwrap().is_some() {
+        let out = wait_child(child, "run through a ClickHouse outage");
+        panic!("the run did not wait for ClickHouse: {}", stderr_of(&out));
+    }
+    ch.start();
+    pipe.finish();
+    let out = wait_child(child, "run through a ClickHouse outage");
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("ClickHouse request failed; retrying"), "{err}");
+    assert_eq!(
+        clickhouse_rows(&url, "stopped"),
+        clickhouse_rows(&url, "steady")
+    );
+    assert_same_objects(
+        &common::root(&steady.join("out").display().to_string()),
+        &common::root(&stopped.join("out").display().to_string()),
+    );
+}
+
+// ------------------------------------------------------------------------ S3
+
+/// A TCP proxy to `upstream` that goes away (its port closed, its
+/// connections cut) once `cut_after` bytes went upstream, and comes back on
+/// the same port `outage` later: a fault at a reproducible point of a run.
+struct Switch {
+    port: u16,
+    cut: Arc<AtomicBool>,
+}
+
+impl Switch {
+    fn new(upstream: &str, cut_after: u64, outage: Duration) -> Switch {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let cut = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let (flag, was_cut) = (up.clone(), cut.clone());
+        std::thread::spawn(move || {
+            let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+            let mut listener = Some(listener);
+            loop {
+                match (&listener, flag.load(Ordering::SeqCst)) {
+                    (Some(_), false) => {
+                        listener = None;
+                        for c in live.lock().unwrap().drain(..) {
+                            let _ = c.shutdown(Shutdown::Both);
+                        }
+                    }
+                    (None, true) => {
+                        listener = Some(TcpListener::bind(("127.0.0.1", port)).unwrap());
+                    }
+                    _ => {}
+                }
+                let Some(l) = &listener else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                l.set_nonblocking(true).unwrap();
+                let Ok((client, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                live.lock().unwrap().push(client.try_clone().unwrap());
+                live.lock().unwrap().push(server.try_clone().unwrap());
+                for (mut from, mut to, upstream_bound) in [
+                    (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        true,
+                    ),
+                    (server, client, false),
+                ] {
+                    let (sent, up, cut) = (sent.clone(), flag.clone(), was_cut.clone());
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            if upstream_bound
+                                && sent.fetch_add(n as u64, Ordering::SeqCst) + n as u64
+                                    >= cut_after
+                                && !cut.swap(true, Ordering::SeqCst)
+                            {
+                                up.store(false, Ordering::SeqCst);
+                                let up = up.clone();
+                                std::thread::spawn(move || {
+                                    std::thread::sleep(outage);
+                                    up.store(true, Ordering::SeqCst);
+                                });
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Switch { port, cut }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn aws_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ACCESS_KEY_ID", "neonblue-test"),
+        ("AWS_SECRET_ACCESS_KEY", "neonblue-test-secret"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let addr = endpoint.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 200"),
+        "creating {bucket}: {resp}"
+    );
+}
+
+#[test]
+fn an_s3_endpoint_that_goes_away_and_comes_back_loses_and_doubles_nothing() {
+    let test = "s3_endpoint_goes_away";
+    let Some(s3) = service("NEONBLUE_TEST_S3_ENDPOINT", test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(&dir.path().join("gen"));
+    let steady = dir.path().join("steady");
+    run_ok(run_cmd(
+        &input,
+        &steady.join("state"),
+        &steady.join("out").display().to_string(),
+        &[],
+    ));
+
+    // The endpoint goes away for 4 s once a third of the outputs went up.
+    let switch = Switch::new(&s3, du(&steady.join("out")) / 3, Duration::from_secs(4));
+    let bucket = format!("nb-faults-{}-{}", std::process::id(), free_port());
+    create_bucket(&s3, &bucket);
+    let url = format!("s3://{bucket}/out");
+    let state = dir.path().join("away/state");
+    let run = || {
+        let mut cmd = run_cmd(&input, &state, &url, &[]);
+        cmd.envs(aws_env(&switch.endpoint()));
+        cmd.output().unwrap()
+    };
+    let out = run();
+    assert!(
+        switch.cut.load(Ordering::SeqCst),
+        "the endpoint never went away"
+    );
+    if out.status.success() {
+        eprintln!("{test}: the run waited the outage out");
+    } else {
+        // Giving up is allowed if it says why; a restart then completes.
+        let err = stderr_of(&out);
+        eprintln!("{test}: the run stopped ({:?}): {err}", out.status.code());
+        assert!(
+            err.contains(&bucket) || err.contains("127.0.0.1"),
+            "an unclear error: {err}"
+        );
+        std::thread::sleep(Duration::from_secs(5));
+        let again = run();
+        assert!(again.status.success(), "restart: {}", stderr_of(&again));
+    }
+    let root = OutputRoot::open_with(&url, aws_env(&s3)).unwrap();
+    assert_same_objects(
+        &common::root(&steady.join("out").display().to_string()),
+        &root,
+    );
+}
+
+// --------------------------------------------------------------- output root
+
+/// Total bytes of the files under `dir`.
+fn du(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() { du(&e.path()) } else { m.len() };
+    }
+    n
+}
+
+fn mount_tmpfs(dir: &Path, bytes: u64, remount: bool) -> bool {
+    let opts = format!("{}size={}", if remount { "remount," } else { "" }, bytes);
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+#[test]
+fn an_output_root_that_fills_up_stops_the_run_clearly_and_a_restart_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(&dir.path().join("gen"));
+    let steady = dir.path().join("steady");
+    run_ok(run_cmd(
+        &input,
+        &steady.join("state"),
+        &steady.join("out").display().to_string(),
+        &[],
+    ));
+    let total = du(&steady.join("out"));
+
+    let full = dir.path().join("full");
+    let out = full.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // Root (as in CI) ignores permissions: a filesystem too small for the
+    // outputs instead. Otherwise a read-only root.
+    let _unmount;
+    let o = if is_root() {
+        if !mount_tmpfs(&out, total / 2, false) {
+            eprintln!("output_root_fills_up: skipped, cannot mount a tmpfs here");
+            return;
+        }
+        _unmount = Unmount(out.clone());
+        run_cmd(&input, &full.join("state"), &out.display().to_string(), &[])
+            .output()
+            .unwrap()
+    } else {
+        let st = Command::new("chmod").arg("a-w").arg(&out).status();
+        assert!(st.unwrap().success());
+        run_cmd(&input, &full.join("state"), &out.display().to_string(), &[])
+            .output()
+            .unwrap()
+    };
+    let err = stderr_of(&o);
+    assert!(!o.status.success(), "the run did not notice: {err}");
+    assert!(
+        err.contains("No space left on device") || err.contains("ermission denied"),
+        "an unclear error: {err}"
+    );
+    assert!(
+        err.contains(&out.display().to_string()),
+        "the error names no path: {err}"
+    );
+    // Nothing committed past the failure: every object there is one of the
+    // uninterrupted run's, the same bytes.
+    let steady_root = common::root(&steady.join("out").display().to_string());
+    let expected = objects(&steady_root);
+    for (name, bytes) in objects(&common::root(&out.display().to_string())) {
+        assert!(
+            expected.get(&name) == Some(&bytes),
+            "{name} is not the uninterrupted run's"
+        );
+    }
+
+    // The fix: room (or permission) again; the restart completes identically.
+    if is_root() {
+        assert!(mount_tmpfs(&out, total * 4 + (1 << 20), true), "remount");
+    } else {
+        let st = Command::new("chmod").arg("u+w").arg(&out).status();
+        assert!(st.unwrap().success());
+    }
+    run_ok(run_cmd(
+        &input,
+        &full.join("state"),
+        &out.display().to_string(),
+        &[],
+    ));
+    assert_same_objects(&steady_root, &common::root(&out.display().to_string()));
+}
+
+// ----------------------------------------------------------- state directory
+
+/// A completed run's state directory, and its input.
+fn finished_state(dir: &Path) -> (PathBuf, PathBuf) {
+    let input = generate(&dir.join("gen"));
+    let state = dir.join("state");
+    run_ok(run_cmd(
+        &input,
+        &state,
+        &dir.join("out").display().to_string(),
+        &[],
+    ));
+    (input, state)
+}
+
+/// A run on `state` fails with a clear error naming the directory.
+fn assert_refused(input: &Path, state: &Path, out: &Path, what: &str) -> String {
+    let o = run_cmd(input, state, &out.display().to_string(), &[])
+        .output()
+        .unwrap();
+    let err = stderr_of(&o);
+    assert!(!o.status.success(), "{what}: the state was reused: {err}");
+    assert!(!err.contains("panicked"), "{what}: a panic: {err}");
+    assert!(
+        err.contains(&state.display().to_string()),
+        "{what}: the error does not name {}: {err}",
+        state.display()
+    );
+    eprintln!("{what}: refused: {err}");
+    err
+}
+
+/// Bytes that are no sled log.
+fn garbage(len: usize) -> Vec<u8> {
+    (0..len.max(64)).map(|i| (i * 7919 % 251) as u8).collect()
+}
+
+#[test]
+fn a_corrupted_state_directory_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, state) = finished_state(dir.path());
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 3] = [
+        ("garbage over every file", |d| {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                if e.file_type().unwrap().is_file() {
+                    let len = e.metadata().unwrap().len() as usize;
+                    std::fs::write(e.path(), garbage(len)).unwrap();
+                }
+            }
+        }),
+        ("garbage over the log", |d| {
+            let len = std::fs::metadata(d.join("db")).unwrap().len() as usize;
+            std::fs::write(d.join("db"), garbage(len)).unwrap();
+        }),
+        ("the log truncated", |d| {
+            let f = std::fs::OpenOptions::new().write(true).open(d.join("db"));
+            let f = f.unwrap();
+            f.set_len(f.metadata().unwrap().len() / 3).unwrap();
+        }),
+    ];
+    for (i, (what, damage)) in damages.into_iter().enumerate() {
+        let copy = dir.path().join(format!("damaged-{i}"));
+        let st = Command::new("cp").arg("-a").arg(&state).arg(&copy).status();
+        assert!(st.unwrap().success());
+        damage(&copy);
+        assert_refused(&input, &copy, &dir.path().join(format!("out-{i}")), what);
+    }
+}
+
+#[test]
+fn a_foreign_state_directory_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, state) = finished_state(dir.path());
+
+    // Another input's state.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(&input, other.join("other.jsonl")).unwrap();
+    let err = assert_refused(
+        &other.join("other.jsonl"),
+        &state,
+        &dir.path().join("out2"),
+        "another input",
+    );
+    assert!(err.contains("belongs to another job"), "{err}");
+
+    // Another format version.
+    {
+        let db = neonblue_state::StateDb::open(&state, 1 << 20).unwrap();
+        db.put_meta_durable("format", Some(b"neonblue-state/999"))
+            .unwrap();
+    }
+    let err = assert_refused(&input, &state, &dir.path().join("out3"), "another format");
+    assert!(err.contains("neonblue-state/999"), "{err}");
+}
