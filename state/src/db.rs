@@ -203,11 +203,12 @@ impl StateDb {
             dir: dir.to_path_buf(),
             problem,
         };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity((cache_bytes / 8).max(8 << 20))
-            .flush_every_ms(None)
-            .open()
+            .flush_every_ms(None);
+        let db = open_sled(config)
+            .map_err(|panic| format_error(damaged(&panic)))?
             .map_err(|e| match e {
                 sled::Error::Io(_) => StateError::Sled(e),
                 other => format_error(format!(
@@ -278,15 +279,15 @@ impl StateDb {
             });
         }
         drop(lock);
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity((cache_bytes / 8).max(8 << 20))
-            .flush_every_ms(None)
-            .open()?;
         let format_error = |problem: String| StateError::Format {
             dir: dir.to_path_buf(),
             problem,
         };
+        let config = sled::Config::new()
+            .path(dir)
+            .cache_capacity((cache_bytes / 8).max(8 << 20))
+            .flush_every_ms(None);
+        let db = open_sled(config).map_err(|panic| format_error(damaged(&panic)))??;
         if db
             .tree_names()
             .iter()
@@ -524,6 +525,27 @@ fn check_generation(dir: &Path, data: &sled::Tree) -> Result<u64, StateError> {
         Err(e) => return Err(StateError::Sled(sled::Error::Io(e))),
     }
     Ok(generation)
+}
+
+/// Opens sled, turning a panic inside it into an error: sled 0.34 panics on
+/// some damaged logs (e.g. one cut short) instead of returning an error.
+fn open_sled(config: sled::Config) -> Result<sled::Result<sled::Db>, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    std::panic::set_hook(hook);
+    result.map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "an unknown failure".into())
+    })
+}
+
+/// The problem of a directory on which sled failed while recovering.
+fn damaged(failure: &str) -> String {
+    format!("is not a readable state database (damaged: sled failed recovering it: {failure})")
 }
 
 fn meta_key(key: &str) -> Vec<u8> {
