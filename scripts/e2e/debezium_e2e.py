@@ -54,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SERVICES = os.path.join(REPO, "scripts", "services")
 CONNECTOR = os.path.join(REPO, "schemas", "debezium", "postgres-outbox-connector.json")
-DEFAULT_SCENARIO = os.path.join(os.path.dirname(REPO), "shared", "fixtures", "debezium", "scenario")
+DEFAULT_SCENARIO = os.path.join(REPO, "tests", "fixtures", "scenario")
 
 T0 = time.monotonic()
 
