@@ -203,10 +203,7 @@ impl StateDb {
             dir: dir.to_path_buf(),
             problem,
         };
-        let config = sled::Config::new()
-            .path(dir)
-            .cache_capacity((cache_bytes / 8).max(8 << 20))
-            .flush_every_ms(None);
+        let config = sled_config(dir, cache_bytes);
         let db = open_sled(config)
             .map_err(|panic| format_error(damaged(&panic)))?
             .map_err(|e| match e {
@@ -215,11 +212,7 @@ impl StateDb {
                     "is not a readable state database (damaged, or not written by neonblue): {other}"
                 )),
             })?;
-        let legacy = db
-            .tree_names()
-            .iter()
-            .any(|n| n.as_ref() != b"__sled__default" && n.as_ref() != DATA_TREE.as_bytes());
-        if legacy {
+        if has_legacy_trees(&db) {
             return Err(format_error(
                 "holds state of an older neonblue (one sled tree per store)".into(),
             ));
@@ -283,16 +276,9 @@ impl StateDb {
             dir: dir.to_path_buf(),
             problem,
         };
-        let config = sled::Config::new()
-            .path(dir)
-            .cache_capacity((cache_bytes / 8).max(8 << 20))
-            .flush_every_ms(None);
+        let config = sled_config(dir, cache_bytes);
         let db = open_sled(config).map_err(|panic| format_error(damaged(&panic)))??;
-        if db
-            .tree_names()
-            .iter()
-            .any(|n| n.as_ref() != b"__sled__default" && n.as_ref() != DATA_TREE.as_bytes())
-        {
+        if has_legacy_trees(&db) {
             return Err(format_error(
                 "holds state of an older neonblue (one sled tree per store)".into(),
             ));
@@ -525,6 +511,22 @@ fn check_generation(dir: &Path, data: &sled::Tree) -> Result<u64, StateError> {
         Err(e) => return Err(StateError::Sled(sled::Error::Io(e))),
     }
     Ok(generation)
+}
+
+/// sled's settings: its own page cache an eighth of the budget (≥ 8 MiB),
+/// flushed only by commits.
+fn sled_config(dir: &Path, cache_bytes: u64) -> sled::Config {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity((cache_bytes / 8).max(8 << 20))
+        .flush_every_ms(None)
+}
+
+/// True when `db` has trees of the older one-tree-per-store layout.
+fn has_legacy_trees(db: &sled::Db) -> bool {
+    db.tree_names()
+        .iter()
+        .any(|n| n.as_ref() != b"__sled__default" && n.as_ref() != DATA_TREE.as_bytes())
 }
 
 /// Opens sled, turning a panic inside it into an error: sled 0.34 panics on
