@@ -470,13 +470,19 @@ fn scenario() -> impl Strategy<Value = (Vec<Rec>, Vec<i64>)> {
         prop::collection::vec(0i64..(GRACE / 2), 60),
     )
         .prop_map(|(raw, jitter)| {
+            // One assignment per user: an event joins on arrival when a
+            // version exists, so moving it across a re-assignment of its
+            // user would change the version it joins (docs/semantics.md).
+            let mut assigned = [false; 4];
             let mut recs: Vec<Rec> = raw
                 .into_iter()
                 .enumerate()
                 .map(|(i, (user, off, kind, variant, value))| {
                     let ts = DAY0 + 10 * HOUR + off * 64 + i as i64; // unique per record
                     let uid = format!("user{user}");
-                    let change = if kind < 2 {
+                    let first_assignment =
+                        kind < 2 && !std::mem::replace(&mut assigned[user], true);
+                    let change = if first_assignment {
                         Change::Assign(assignment(&uid, variant, ts))
                     } else {
                         let types = ["exposure", "click", "conversion", "page_view"];

@@ -353,14 +353,15 @@ fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
         || Ok(()),
     )
     .unwrap();
-    assert_eq!(committed[0].checkpoint.end_of("kv"), 2);
+    // a, b and the store's entry count.
+    assert_eq!(committed[0].checkpoint.end_of("kv"), 3);
 
     // Its next commit (a = 99, c = 7, position "second") dies while
     // publishing: the intent is recorded, nothing else.
     kv.insert("a".into(), 99).unwrap();
     kv.insert("c".into(), 7).unwrap();
     let mut changes = CommitBatch::default();
-    changes.add_store(&tree, &mut kv);
+    let unfinished = changes.add_store(&tree, &mut kv).to_vec();
     let failed = commit::<_, KafkaError>(
         &mut durability,
         vec![TaskCommit {
@@ -375,20 +376,7 @@ fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
     // A later attempt got further: its store records reached the changelog,
     // its checkpoint did not.
     producer
-        .write_changes(
-            "kv-changelog",
-            1,
-            &[
-                ChangeRecord {
-                    key: neonblue_state::encode(&"a".to_string()),
-                    value: Some(neonblue_state::encode(&99u64)),
-                },
-                ChangeRecord {
-                    key: neonblue_state::encode(&"c".to_string()),
-                    value: Some(neonblue_state::encode(&7u64)),
-                },
-            ],
-        )
+        .write_changes("kv-changelog", 1, &unfinished)
         .unwrap();
 
     // Instance 2 (empty local state) restores the committed state only, and
@@ -399,7 +387,7 @@ fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
     assert_eq!(ckpt2.payload, b"first");
     assert_eq!(ckpt2.intent, vec!["events/part-x.parquet".to_string()]);
     assert!(!stats.incremental);
-    assert_eq!(stats.compensated, 2);
+    assert_eq!(stats.compensated, 3, "a, c and the entry count");
     let mut kv2: KeyValueStore<String, u64> =
         KeyValueStore::load("kv", &db2.tree(&log.ns, "kv").unwrap()).unwrap();
     assert_eq!(kv2.get(&"a".to_string()).unwrap(), Some(&1));
@@ -421,4 +409,35 @@ fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
         KeyValueStore::load("kv", &db3.tree(&log.ns, "kv").unwrap()).unwrap();
     assert_eq!(kv3.get(&"a".to_string()).unwrap(), Some(&1));
     assert_eq!(kv3.get(&"c".to_string()).unwrap(), None);
+
+    // Changelogs written in an older state format are refused with what to
+    // do, not restored into a silently empty state.
+    #[derive(serde::Serialize)]
+    struct OlderCheckpoint {
+        ends: Vec<(String, i64)>,
+        intent: Vec<String>,
+        payload: Vec<u8>,
+    }
+    let older = TaskLog {
+        partition: 0,
+        ..log.clone()
+    };
+    let record = neonblue_state::encode(&OlderCheckpoint {
+        ends: vec![("kv".into(), 0)],
+        intent: Vec::new(),
+        payload: b"old".to_vec(),
+    });
+    let sent = producer
+        .send("ckpt-changelog", 0, older.ns.as_bytes(), Some(&record))
+        .unwrap();
+    ChangelogProducer::await_all(vec![sent]).unwrap();
+    let db4 = StateDb::open(&dir.path().join("four"), 1 << 20).unwrap();
+    let err = older
+        .restore(&db4, &reader, &producer)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("state format") && err.contains("replay --reset"),
+        "{err}"
+    );
 }

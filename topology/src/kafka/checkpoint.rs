@@ -36,6 +36,9 @@ pub struct Checkpoint {
     pub intent: Vec<String>,
     /// Application payload (offsets applied, counters, …).
     pub payload: Vec<u8>,
+    /// The state format of the store changelogs ([`StateDb::format`]), set
+    /// when the checkpoint is sent.
+    pub state_format: String,
 }
 
 impl Checkpoint {
@@ -105,13 +108,27 @@ impl TaskLog {
         reader: &PartitionReader,
         producer: &ChangelogProducer,
     ) -> Result<(Checkpoint, RestoreStats), KafkaError> {
-        let mut remote: Checkpoint =
-            match reader.read_last(&self.checkpoint_topic, self.partition)? {
-                Some((_, ChangeRecord { value: Some(v), .. })) => {
-                    decode(&v).map_err(neonblue_state::StateError::from)?
+        let mut remote: Checkpoint = match reader
+            .read_last(&self.checkpoint_topic, self.partition)?
+        {
+            Some((_, ChangeRecord { value: Some(v), .. })) => {
+                let ckpt = decode::<Checkpoint>(&v).ok();
+                let format = ckpt.as_ref().map(|c| c.state_format.as_str());
+                if format != Some(StateDb::format()) {
+                    return Err(KafkaError::Topic {
+                            topic: self.checkpoint_topic.clone(),
+                            problem: format!(
+                                "the changelogs of task {} were written in state format {}, this neonblue reads {}: rebuild with `neonblue replay --reset` or use a fresh --app-id",
+                                self.ns,
+                                format.map_or("older than neonblue-state/3".into(), |f| format!("{f:?}")),
+                                StateDb::format()
+                            ),
+                        });
                 }
-                _ => Checkpoint::default(),
-            };
+                ckpt.unwrap_or_default()
+            }
+            _ => Checkpoint::default(),
+        };
         let local: Option<Checkpoint> = match db.get_meta(&self.meta_key())? {
             Some(b) => Some(decode(&b).map_err(neonblue_state::StateError::from)?),
             None => None,
@@ -210,11 +227,15 @@ impl TaskLog {
         producer: &ChangelogProducer,
         ckpt: &Checkpoint,
     ) -> Result<DeliveryFuture, KafkaError> {
+        let ckpt = Checkpoint {
+            state_format: StateDb::format().into(),
+            ..ckpt.clone()
+        };
         producer.send(
             &self.checkpoint_topic,
             self.partition,
             self.ns.as_bytes(),
-            Some(&encode(ckpt)),
+            Some(&encode(&ckpt)),
         )
     }
 }
@@ -297,6 +318,7 @@ impl Durability for ChangelogDurability<'_> {
                 ends: c.key.checkpoint.ends.clone(),
                 intent: Vec::new(),
                 payload: c.checkpoint.clone(),
+                state_format: StateDb::format().into(),
             })
             .collect();
         for (i, store, futures) in pending {
