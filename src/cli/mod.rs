@@ -117,7 +117,7 @@ pub struct ProcessingArgs {
     /// Input lines between checkpoints [processing.checkpoint_records].
     #[arg(long)]
     pub checkpoint_records: Option<String>,
-    /// Memory for cached state entries of all tasks, in bytes [state.cache_bytes].
+    /// Memory for cached state pages of all tasks, in bytes [state.cache_bytes].
     #[arg(long)]
     pub state_cache_bytes: Option<String>,
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Cache for the entries read while counting (they are dropped as it goes).
+/// Cache for the pages read while counting (they are dropped as it goes).
 const CACHE_BYTES: u64 = 64 << 20;
 
 /// What a state directory holds.
@@ -148,10 +148,10 @@ pub fn read(dir: &Path) -> Result<LocalStatus> {
             t.unfinished_intent = durability.unfinished_intent(ns)?;
         }
         if kind == TaskKind::Join && bytes.contains_key(ns) {
-            let task = JoinTask::load(&db, ns, 0, 0, TaskMeta::default())
+            let mut task = JoinTask::load(&db, ns, 0, 0, TaskMeta::default())
                 .with_context(|| bad(&format!("the stores of {ns}")))?;
             t.open_windows = Some(task.open_windows());
-            t.dedup_entries = Some(task.dedup_entries());
+            t.dedup_entries = Some(task.dedup_entries()?);
         }
         tasks.push(t);
     }

@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Bytes of decoded entries held in memory, against a limit. Stores add what
+/// Bytes of decoded pages held in memory, against a limit. Stores add what
 /// they load and subtract what they evict; when the total exceeds the limit
-/// a store evicts its own least recently used clean entries. Dirty entries
+/// a store evicts its own least recently used clean pages. Dirty pages
 /// cannot be evicted before they are committed: when they fill their share
 /// of the budget, [`Budget::wants_commit`] asks the driver to commit early.
 #[derive(Clone, Debug)]
@@ -21,7 +21,7 @@ struct Inner {
     dirty: AtomicUsize,
 }
 
-/// Share of the budget dirty entries may fill before a commit is asked for.
+/// Share of the budget dirty pages may fill before a commit is asked for.
 const DIRTY_SHARE: f64 = 0.5;
 
 impl Budget {
@@ -46,7 +46,7 @@ impl Budget {
         self.inner.used.load(Ordering::Relaxed)
     }
 
-    /// Bytes of dirty (uncommitted) entries.
+    /// Bytes of dirty (uncommitted) pages.
     pub fn dirty(&self) -> usize {
         self.inner.dirty.load(Ordering::Relaxed)
     }
@@ -56,7 +56,7 @@ impl Budget {
         self.used() > self.inner.limit
     }
 
-    /// True when dirty entries fill their share: commit to make them evictable.
+    /// True when dirty pages fill their share: commit to make them evictable.
     pub fn wants_commit(&self) -> bool {
         self.dirty() as f64 > self.inner.limit as f64 * DIRTY_SHARE
     }

@@ -88,7 +88,7 @@ impl StoreTree {
         &self.store
     }
 
-    /// The cache budget the store's entries count against.
+    /// The cache budget the store's pages count against.
     pub fn budget(&self) -> &Budget {
         &self.budget
     }
@@ -175,7 +175,7 @@ pub struct Keyspace {
 /// What a keyspace holds in sled.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// sled records (entries and per-segment counts).
+    /// sled records (for paged stores: pages and index entries).
     pub records: u64,
     /// Bytes of their keys and values.
     pub bytes: u64,
@@ -188,14 +188,15 @@ const GENERATION_KEY: &str = "generation";
 
 /// Keyspace of the metadata.
 const META: [u8; 4] = [0xff; 4];
-/// Version of the layout described above.
+/// Version of the layout described above (and of the changelog checkpoints,
+/// which record it since `neonblue-state/3`).
 const FORMAT: &str = "neonblue-state/3";
 const FORMAT_KEY: &str = "format";
 const DATA_TREE: &str = "data";
 
 impl StateDb {
     /// Opens (creating) the database in `dir`. `cache_bytes` bounds the
-    /// memory of decoded entries shared by every store; sled's own page cache
+    /// memory of decoded pages shared by every store; sled's own page cache
     /// gets an eighth of it (at least 8 MiB).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<StateDb, StateError> {
         std::fs::create_dir_all(dir).map_err(sled::Error::Io)?;

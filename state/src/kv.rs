@@ -1,24 +1,23 @@
-//! Key-value store: a [`EntryStore`] of `K → V` (sled is the store of
-//! record, the working set is cached; see [`crate::entries`]).
+//! Key-value store: a [`PagedStore`] of `K → V` (sled is the store of
+//! record, the working set is cached; see [`crate::paged`]).
 
-use crate::{ChangeRecord, EntryStore, StateError, Store, StoreTree};
+use crate::{ChangeRecord, PagedStore, StateError, Store, StoreTree};
 use serde::{de::DeserializeOwned, Serialize};
-use std::hash::Hash;
 
 /// A store of `K → V`.
-pub struct KeyValueStore<K: Hash + Eq, V> {
-    inner: EntryStore<K, V>,
+pub struct KeyValueStore<K, V> {
+    inner: PagedStore<K, V>,
 }
 
 impl<K, V> KeyValueStore<K, V>
 where
-    K: Ord + Hash + Eq + Clone + Serialize + DeserializeOwned,
+    K: Ord + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     /// Opens the store `name` in `tree`.
     pub fn load(name: impl Into<String>, tree: &StoreTree) -> Result<Self, StateError> {
         Ok(KeyValueStore {
-            inner: EntryStore::load(name, tree)?,
+            inner: PagedStore::load(name, tree)?,
         })
     }
 
@@ -53,7 +52,7 @@ where
 
 impl<K, V> Store for KeyValueStore<K, V>
 where
-    K: Ord + Hash + Eq + Clone + Serialize + DeserializeOwned,
+    K: Ord + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     fn name(&self) -> &str {

@@ -1,8 +1,8 @@
 //! sled-backed state stores for stream processing tasks.
 //!
-//! sled is the store of record: every store keeps its entries, one record
-//! each, in one sled tree per instance ([`StateDb`]), reads them when first
-//! needed and caches them decoded within one memory [`Budget`] per instance. Changes
+//! sled is the store of record: every store keeps its entries in pages in
+//! one sled tree per instance ([`StateDb`]), reads them when first needed and
+//! caches them decoded within one memory [`Budget`] per instance. Changes
 //! reach sled only through [`StateDb::commit`], which writes the changes of
 //! many stores together with the tasks' checkpoints (offsets applied,
 //! counters) as one atomic batch, so state and offsets never disagree after
@@ -12,16 +12,16 @@
 pub mod budget;
 pub mod codec;
 pub mod db;
-pub mod entries;
 pub mod kv;
+pub mod paged;
 pub mod versioned;
 pub mod window;
 
 pub use budget::Budget;
 pub use codec::{decode, encode, CodecError};
 pub use db::{ChangeRecord, CommitBatch, Keyspace, StateDb, StateError, StoreTree, Usage};
-pub use entries::EntryStore;
 pub use kv::KeyValueStore;
+pub use paged::PagedStore;
 pub use versioned::VersionedStore;
 pub use window::WindowStore;
 

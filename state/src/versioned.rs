@@ -3,19 +3,18 @@
 
 use crate::{ChangeRecord, KeyValueStore, StateError, Store, StoreTree};
 use serde::{de::DeserializeOwned, Serialize};
-use std::hash::Hash;
 
 /// Versions of one key, sorted by timestamp (ascending, unique).
 pub type Versions<V> = Vec<(i64, V)>;
 
 /// A store of `K → [(timestamp, V)]`.
-pub struct VersionedStore<K: Hash + Eq, V> {
+pub struct VersionedStore<K, V> {
     inner: KeyValueStore<K, Versions<V>>,
 }
 
 impl<K, V> VersionedStore<K, V>
 where
-    K: Ord + Hash + Eq + Clone + Serialize + DeserializeOwned,
+    K: Ord + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     /// Opens the store `name` in `tree`.
@@ -66,7 +65,7 @@ where
 
 impl<K, V> Store for VersionedStore<K, V>
 where
-    K: Ord + Hash + Eq + Clone + Serialize + DeserializeOwned,
+    K: Ord + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     fn name(&self) -> &str {

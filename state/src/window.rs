@@ -1,17 +1,16 @@
 //! Window store: entries grouped by window start (a segment each), for
 //! tumbling windows, their user sets and time-bounded dedup. Closing or
-//! expiring a window takes or drops it with one range scan.
+//! expiring a window takes or drops its pages, never key by key.
 
-use crate::{ChangeRecord, EntryStore, StateError, Store, StoreTree};
+use crate::{ChangeRecord, PagedStore, StateError, Store, StoreTree};
 use serde::{de::DeserializeOwned, Serialize};
-use std::hash::Hash;
 
 /// A window taken out of the store: its start and its entries sorted by key.
 pub type ClosedWindow<K, V> = (i64, Vec<(K, V)>);
 
 /// A store of `(window start, K) → V`.
-pub struct WindowStore<K: Hash + Eq, V> {
-    inner: EntryStore<(i64, K), V>,
+pub struct WindowStore<K, V> {
+    inner: PagedStore<(i64, K), V>,
 }
 
 fn start_of<K>(k: &(i64, K)) -> i64 {
@@ -20,13 +19,13 @@ fn start_of<K>(k: &(i64, K)) -> i64 {
 
 impl<K, V> WindowStore<K, V>
 where
-    K: Ord + Hash + Eq + Clone + Serialize + DeserializeOwned,
+    K: Ord + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     /// Opens the store `name` in `tree`.
     pub fn load(name: impl Into<String>, tree: &StoreTree) -> Result<Self, StateError> {
         Ok(WindowStore {
-            inner: EntryStore::load_segmented(name, tree, start_of::<K>)?,
+            inner: PagedStore::load_segmented(name, tree, start_of::<K>)?,
         })
     }
 
@@ -90,17 +89,15 @@ where
     }
 
     /// Removes the oldest window if it starts before `before`, without
-    /// decoding its values; returns its start.
-    pub fn drop_before(&mut self, before: i64) -> Result<Option<i64>, StateError> {
-        let Some(start) = self.first_start().filter(|s| *s < before) else {
-            return Ok(None);
-        };
-        self.inner.drop_first_segment()?;
-        Ok(Some(start))
+    /// reading it; returns its start.
+    pub fn drop_before(&mut self, before: i64) -> Option<i64> {
+        let start = self.first_start().filter(|s| *s < before)?;
+        self.inner.drop_first_segment();
+        Some(start)
     }
 
-    /// Number of entries in every open window (from counts kept per window).
-    pub fn entry_count(&self) -> usize {
+    /// Number of entries in every open window (reads every page: for tools).
+    pub fn entry_count(&mut self) -> Result<usize, StateError> {
         self.inner.count()
     }
 
@@ -117,7 +114,7 @@ where
 
 impl<K, V> Store for WindowStore<K, V>
 where
-    K: Ord + Hash + Eq + Clone + Serialize + DeserializeOwned,
+    K: Ord + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     fn name(&self) -> &str {

@@ -264,8 +264,8 @@ impl JoinTask {
         self.windows.open_windows()
     }
 
-    /// Event ids remembered to drop duplicates.
-    pub fn dedup_entries(&self) -> usize {
+    /// Event ids remembered to drop duplicates (reads every page: for tools).
+    pub fn dedup_entries(&mut self) -> Result<usize, StateError> {
         self.seen.entry_count()
     }
 
@@ -538,7 +538,7 @@ impl JoinTask {
         )?;
         // An id is remembered until end of its day + grace + 24 h.
         let before = now.saturating_sub(2 * DAY + self.grace) + 1;
-        while self.seen.drop_before(before)?.is_some() {}
+        while self.seen.drop_before(before).is_some() {}
         Ok(())
     }
 

@@ -219,7 +219,7 @@ impl WindowStores {
                     });
                 }
             }
-            while users.drop_before(before)?.is_some() {}
+            while users.drop_before(before).is_some() {}
         }
         let before = now.map_or(i64::MAX, |t| {
             t.saturating_sub(WindowKind::Daily.len_micros() + grace) + 1

@@ -1,0 +1,551 @@
+//! An ordered map stored in sled as pages, with the working set cached.
+//!
+//! The key space of a store is cut into pages of at most [`PAGE_ENTRIES`]
+//! entries; a page is one sled value (its entries, bincode), found through an
+//! index of the pages' lower bounds. The index is small (one entry per page)
+//! and read at open; pages are read when first needed and kept decoded in
+//! memory, against the instance's [`Budget`]: when the budget is exceeded
+//! the least recently used clean pages are dropped (they can be read again).
+//! Pages changed since the last commit are *dirty*: they stay in memory and
+//! reach sled only through a commit ([`Store::take_changes`]), so the stored
+//! state always matches a checkpoint.
+//!
+//! A *segmented* store keeps every page within one segment (e.g. a window
+//! start or a day): a whole segment is taken or dropped page by page, never
+//! key by key.
+//!
+//! sled layout of a store's keyspace: `i` + page id → the page's lower
+//! bound; `p` + page id → the page. These are also its changelog records.
+
+use crate::{decode, encode, Budget, ChangeRecord, StateError, Store, StoreTree};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Entries per page before it splits.
+pub const PAGE_ENTRIES: usize = 256;
+/// Assumed bytes per entry until a store has measured its own.
+const INITIAL_ENTRY_WEIGHT: usize = 96;
+/// Fixed cost of a resident page.
+const PAGE_OVERHEAD: usize = 128;
+
+struct Page<K, V> {
+    entries: Vec<(K, V)>,
+    dirty: bool,
+    last_used: u64,
+    /// What the page counts against the budget.
+    weight: usize,
+}
+
+/// An ordered map `K → V` in pages (see the module docs).
+pub struct PagedStore<K, V> {
+    name: String,
+    tree: StoreTree,
+    budget: Budget,
+    segment: fn(&K) -> i64,
+    /// Lower bound of each page → page id.
+    index: BTreeMap<K, u64>,
+    /// Segment → number of its pages (the segments present, without a
+    /// walk over the index).
+    segment_pages: BTreeMap<i64, usize>,
+    /// Page id → its current lower bound (to re-key and to persist).
+    bounds: HashMap<u64, K>,
+    resident: HashMap<u64, Page<K, V>>,
+    /// Pages whose index record must be written, or removed, at the next commit.
+    index_changed: BTreeSet<u64>,
+    /// Pages removed since the last commit.
+    removed: BTreeSet<u64>,
+    next_id: u64,
+    tick: u64,
+    entry_weight: usize,
+}
+
+fn page_key(id: u64) -> Vec<u8> {
+    let mut k = vec![b'p'];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn index_key(id: u64) -> Vec<u8> {
+    let mut k = vec![b'i'];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn no_segments<K>(_: &K) -> i64 {
+    0
+}
+
+impl<K, V> PagedStore<K, V>
+where
+    K: Ord + Clone + Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
+{
+    /// Opens the store `name` in `tree` (reading its page index only).
+    pub fn load(name: impl Into<String>, tree: &StoreTree) -> Result<Self, StateError> {
+        Self::load_segmented(name, tree, no_segments::<K>)
+    }
+
+    /// Opens a segmented store: `segment` gives a key's segment, and keys
+    /// of one segment are contiguous in the key order.
+    pub fn load_segmented(
+        name: impl Into<String>,
+        tree: &StoreTree,
+        segment: fn(&K) -> i64,
+    ) -> Result<Self, StateError> {
+        let mut s = PagedStore {
+            name: name.into(),
+            tree: tree.clone(),
+            budget: tree.budget().clone(),
+            segment,
+            index: BTreeMap::new(),
+            segment_pages: BTreeMap::new(),
+            bounds: HashMap::new(),
+            resident: HashMap::new(),
+            index_changed: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            next_id: 0,
+            tick: 0,
+            entry_weight: INITIAL_ENTRY_WEIGHT,
+        };
+        for r in tree.scan(b"i") {
+            let (k, v) = r?;
+            let id = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StateError::Mismatch(format!("bad page index key in {}", s.name)))?;
+            let bound: K = decode(&v)?;
+            s.index_insert(bound.clone(), id);
+            s.bounds.insert(id, bound);
+            s.next_id = s.next_id.max(id + 1);
+        }
+        Ok(s)
+    }
+
+    /// Number of pages.
+    pub fn page_count(&self) -> usize {
+        self.index.len()
+    }
+
+    fn index_insert(&mut self, bound: K, id: u64) {
+        *self
+            .segment_pages
+            .entry((self.segment)(&bound))
+            .or_insert(0) += 1;
+        self.index.insert(bound, id);
+    }
+
+    fn index_remove(&mut self, bound: &K) {
+        if self.index.remove(bound).is_some() {
+            let seg = (self.segment)(bound);
+            if let Some(n) = self.segment_pages.get_mut(&seg) {
+                *n -= 1;
+                if *n == 0 {
+                    self.segment_pages.remove(&seg);
+                }
+            }
+        }
+    }
+
+    /// The page that holds (or would hold) `key`, if one exists in its segment.
+    fn page_of(&self, key: &K) -> Option<u64> {
+        let seg = (self.segment)(key);
+        self.index
+            .range(..=key)
+            .next_back()
+            .filter(|(lb, _)| (self.segment)(lb) == seg)
+            .map(|(_, id)| *id)
+    }
+
+    /// Makes page `id` resident (reading it from sled) and returns it.
+    fn page(&mut self, id: u64) -> Result<&mut Page<K, V>, StateError> {
+        self.tick += 1;
+        if !self.resident.contains_key(&id) {
+            let entries: Vec<(K, V)> = match self.tree.get(&page_key(id))? {
+                Some(bytes) => decode(&bytes)?,
+                None => Vec::new(),
+            };
+            let weight = PAGE_OVERHEAD + entries.len() * self.entry_weight;
+            self.budget.add(weight as isize, 0);
+            self.resident.insert(
+                id,
+                Page {
+                    entries,
+                    dirty: false,
+                    last_used: self.tick,
+                    weight,
+                },
+            );
+        }
+        let p = self.resident.get_mut(&id).expect("resident");
+        p.last_used = self.tick;
+        Ok(p)
+    }
+
+    /// Marks page `id` dirty and re-weighs it.
+    fn touched(&mut self, id: u64) {
+        let w = self.entry_weight;
+        if let Some(p) = self.resident.get_mut(&id) {
+            let weight = PAGE_OVERHEAD + p.entries.len() * w;
+            let dirty_before = if p.dirty { p.weight as isize } else { 0 };
+            self.budget.add(
+                weight as isize - p.weight as isize,
+                weight as isize - dirty_before,
+            );
+            p.weight = weight;
+            p.dirty = true;
+        }
+    }
+
+    /// Drops least recently used clean pages while the budget is exceeded.
+    fn evict(&mut self) {
+        self.evict_except(None);
+    }
+
+    /// [`Self::evict`], never dropping page `keep` (the one being used).
+    fn evict_except(&mut self, keep: impl Into<Option<u64>>) {
+        if !self.budget.over() {
+            return;
+        }
+        let keep = keep.into();
+        let mut clean: Vec<(u64, u64)> = self
+            .resident
+            .iter()
+            .filter(|(id, p)| !p.dirty && Some(**id) != keep)
+            .map(|(id, p)| (p.last_used, *id))
+            .collect();
+        clean.sort_unstable();
+        let target = self.budget.limit() / 10 * 9;
+        for (_, id) in clean {
+            if self.budget.used() <= target {
+                break;
+            }
+            if let Some(p) = self.resident.remove(&id) {
+                self.budget.add(-(p.weight as isize), 0);
+            }
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&mut self, key: &K) -> Result<Option<&V>, StateError> {
+        let Some(id) = self.page_of(key) else {
+            return Ok(None);
+        };
+        self.page(id)?;
+        self.evict_except(id);
+        let p = &self.resident[&id];
+        Ok(p.entries
+            .binary_search_by(|(k, _)| k.cmp(key))
+            .ok()
+            .map(|i| &p.entries[i].1))
+    }
+
+    /// Mutable access to the value of `key` (its page becomes dirty).
+    pub fn get_mut(&mut self, key: &K) -> Result<Option<&mut V>, StateError> {
+        let Some(id) = self.page_of(key) else {
+            return Ok(None);
+        };
+        let found = {
+            let p = self.page(id)?;
+            p.entries.binary_search_by(|(k, _)| k.cmp(key)).ok()
+        };
+        let Some(i) = found else {
+            self.evict_except(id);
+            return Ok(None);
+        };
+        self.touched(id);
+        self.evict_except(id);
+        Ok(Some(
+            &mut self.resident.get_mut(&id).expect("resident").entries[i].1,
+        ))
+    }
+
+    /// The page that must receive `key`: its page, else the next page of
+    /// its segment (re-keyed to start at `key`), else a new page.
+    fn page_for_insert(&mut self, key: &K) -> u64 {
+        if let Some(id) = self.page_of(key) {
+            return id;
+        }
+        let seg = (self.segment)(key);
+        let next = self
+            .index
+            .range(key..)
+            .next()
+            .filter(|(lb, _)| (self.segment)(lb) == seg)
+            .map(|(lb, id)| (lb.clone(), *id));
+        match next {
+            Some((lb, id)) => {
+                self.index_remove(&lb);
+                self.index_insert(key.clone(), id);
+                self.bounds.insert(id, key.clone());
+                self.index_changed.insert(id);
+                id
+            }
+            None => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.index_insert(key.clone(), id);
+                self.bounds.insert(id, key.clone());
+                self.index_changed.insert(id);
+                self.budget.add(PAGE_OVERHEAD as isize, 0);
+                self.resident.insert(
+                    id,
+                    Page {
+                        entries: Vec::new(),
+                        dirty: false,
+                        last_used: self.tick,
+                        weight: PAGE_OVERHEAD,
+                    },
+                );
+                id
+            }
+        }
+    }
+
+    /// Mutable access to `key`, inserting `default()` first if absent.
+    /// Returns whether it was inserted.
+    pub fn upsert_with(
+        &mut self,
+        key: &K,
+        default: impl FnOnce() -> V,
+    ) -> Result<(&mut V, bool), StateError> {
+        let id = self.page_for_insert(key);
+        let (i, inserted) = {
+            let p = self.page(id)?;
+            match p.entries.binary_search_by(|(k, _)| k.cmp(key)) {
+                Ok(i) => (i, false),
+                Err(i) => {
+                    p.entries.insert(i, (key.clone(), default()));
+                    (i, true)
+                }
+            }
+        };
+        self.touched(id);
+        let (id, i) = if inserted {
+            self.split_if_full(id, i)
+        } else {
+            (id, i)
+        };
+        self.evict_except(id);
+        let v = &mut self.resident.get_mut(&id).expect("resident").entries[i].1;
+        Ok((v, inserted))
+    }
+
+    /// Splits page `id` in two when it is over-full; returns where entry `i` is now.
+    fn split_if_full(&mut self, id: u64, i: usize) -> (u64, usize) {
+        let len = self.resident[&id].entries.len();
+        if len <= PAGE_ENTRIES {
+            return (id, i);
+        }
+        let mid = len / 2;
+        let upper: Vec<(K, V)> = self
+            .resident
+            .get_mut(&id)
+            .expect("resident")
+            .entries
+            .split_off(mid);
+        let new_id = self.next_id;
+        self.next_id += 1;
+        let bound = upper[0].0.clone();
+        self.index_insert(bound.clone(), new_id);
+        self.bounds.insert(new_id, bound);
+        self.index_changed.insert(new_id);
+        self.budget.add(PAGE_OVERHEAD as isize, 0);
+        self.resident.insert(
+            new_id,
+            Page {
+                entries: upper,
+                dirty: false,
+                last_used: self.tick,
+                weight: PAGE_OVERHEAD,
+            },
+        );
+        self.touched(id);
+        self.touched(new_id);
+        if i >= mid {
+            (new_id, i - mid)
+        } else {
+            (id, i)
+        }
+    }
+
+    /// Inserts or replaces; returns the previous value.
+    pub fn insert(&mut self, key: K, value: V) -> Result<Option<V>, StateError> {
+        let mut value = Some(value);
+        let (slot, inserted) = self.upsert_with(&key, || value.take().expect("once"))?;
+        if inserted {
+            return Ok(None);
+        }
+        Ok(Some(std::mem::replace(slot, value.take().expect("unused"))))
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &K) -> Result<Option<V>, StateError> {
+        let Some(id) = self.page_of(key) else {
+            return Ok(None);
+        };
+        let removed = {
+            let p = self.page(id)?;
+            match p.entries.binary_search_by(|(k, _)| k.cmp(key)) {
+                Ok(i) => Some(p.entries.remove(i).1),
+                Err(_) => None,
+            }
+        };
+        if removed.is_some() {
+            self.touched(id);
+            if self.resident[&id].entries.is_empty() {
+                self.drop_page(id);
+            }
+        }
+        self.evict();
+        Ok(removed)
+    }
+
+    /// Forgets page `id` (its records are removed at the next commit).
+    fn drop_page(&mut self, id: u64) {
+        if let Some(p) = self.resident.remove(&id) {
+            let dirty = if p.dirty { p.weight as isize } else { 0 };
+            self.budget.add(-(p.weight as isize), -dirty);
+        }
+        if let Some(lb) = self.bounds.remove(&id) {
+            self.index_remove(&lb);
+        }
+        self.index_changed.remove(&id);
+        self.removed.insert(id);
+    }
+
+    /// The first (smallest) segment present.
+    pub fn first_segment(&self) -> Option<i64> {
+        self.segment_pages.keys().next().copied()
+    }
+
+    /// The segments present, ascending.
+    pub fn segments(&self) -> impl Iterator<Item = i64> + '_ {
+        self.segment_pages.keys().copied()
+    }
+
+    /// The first segment present after `segment`.
+    pub fn segment_after(&self, segment: i64) -> Option<i64> {
+        self.segment_pages
+            .range(segment.saturating_add(1)..)
+            .next()
+            .map(|(s, _)| *s)
+            .filter(|s| *s > segment)
+    }
+
+    /// Number of segments present.
+    pub fn segment_count(&self) -> usize {
+        self.segment_pages.len()
+    }
+
+    fn pages_of_first_segment(&self) -> Vec<u64> {
+        let Some(first) = self.first_segment() else {
+            return Vec::new();
+        };
+        self.index
+            .iter()
+            .take_while(|(k, _)| (self.segment)(k) == first)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// Removes the first segment, returning its entries in key order.
+    pub fn take_first_segment(&mut self) -> Result<Vec<(K, V)>, StateError> {
+        let mut out = Vec::new();
+        for id in self.pages_of_first_segment() {
+            self.page(id)?;
+            let p = self.resident.get_mut(&id).expect("resident");
+            out.append(&mut p.entries);
+            self.drop_page(id);
+        }
+        Ok(out)
+    }
+
+    /// Removes the first segment without reading it.
+    pub fn drop_first_segment(&mut self) {
+        for id in self.pages_of_first_segment() {
+            self.drop_page(id);
+        }
+    }
+
+    /// Number of entries (reads every page: for tests and tools).
+    pub fn count(&mut self) -> Result<usize, StateError> {
+        let ids: Vec<u64> = self.index.values().copied().collect();
+        let mut n = 0;
+        for id in ids {
+            n += self.page(id)?.entries.len();
+        }
+        self.evict();
+        Ok(n)
+    }
+
+    /// Every entry in key order (reads every page: for tests and tools).
+    pub fn entries(&mut self) -> Result<Vec<(K, V)>, StateError>
+    where
+        V: Clone,
+    {
+        let ids: Vec<u64> = self.index.values().copied().collect();
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.page(id)?.entries.iter().cloned());
+        }
+        self.evict();
+        Ok(out)
+    }
+}
+
+impl<K, V> Store for PagedStore<K, V>
+where
+    K: Ord + Clone + Serialize + DeserializeOwned,
+    V: Serialize + DeserializeOwned,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn take_changes(&mut self, out: &mut Vec<ChangeRecord>) {
+        for id in std::mem::take(&mut self.removed) {
+            out.push(ChangeRecord {
+                key: index_key(id),
+                value: None,
+            });
+            out.push(ChangeRecord {
+                key: page_key(id),
+                value: None,
+            });
+        }
+        for id in std::mem::take(&mut self.index_changed) {
+            if let Some(lb) = self.bounds.get(&id) {
+                out.push(ChangeRecord {
+                    key: index_key(id),
+                    value: Some(encode(lb)),
+                });
+            }
+        }
+        let mut dirty: Vec<u64> = self
+            .resident
+            .iter()
+            .filter(|(_, p)| p.dirty)
+            .map(|(id, _)| *id)
+            .collect();
+        dirty.sort_unstable();
+        let (mut bytes, mut entries) = (0usize, 0usize);
+        for id in dirty {
+            let p = self.resident.get_mut(&id).expect("resident");
+            let value = encode(&p.entries);
+            bytes += value.len();
+            entries += p.entries.len();
+            out.push(ChangeRecord {
+                key: page_key(id),
+                value: Some(value),
+            });
+            p.dirty = false;
+            self.budget.add(0, -(p.weight as isize));
+        }
+        // Decoded entries take about twice their encoded size.
+        if let Some(average) = (bytes * 2).checked_div(entries) {
+            self.entry_weight = average.max(16) + 16;
+        }
+        self.evict();
+    }
+}
