@@ -8,7 +8,7 @@ mod common;
 mod kafka_support;
 
 use kafka_support::*;
-use neonblue_state::{ChangeRecord, CommitBatch, KeyValueStore, StateDb};
+use neonblue_state::{CommitBatch, KeyValueStore, StateDb};
 use neonblue_topology::kafka::{
     ensure_topics, ChangelogDurability, ChangelogProducer, Checkpoint, KafkaError, LoggedTask,
     PartitionReader, TaskLog, TopicSpec,
