@@ -44,8 +44,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 command -v cargo-deny >/dev/null || cargo install cargo-deny --locked
 cargo deny --locked check licenses bans sources
 # The advisory database comes from GitHub: checked whenever it can be fetched
-# (or a copy is already in ~/.cargo/advisory-dbs); said loudly when not.
-if timeout 180 cargo deny --locked fetch db >/dev/null 2>&1 || compgen -G "$HOME/.cargo/advisory-dbs/*" >/dev/null; then
+# (or a copy is already in ~/.cargo/advisory-dbs: a database has a crates/
+# folder; a failed fetch leaves only a lock file); said loudly when not.
+if timeout 180 cargo deny --locked fetch db >/dev/null 2>&1 || compgen -G "$HOME/.cargo/advisory-dbs/*/crates" >/dev/null; then
     cargo deny --locked --offline check advisories 2>/dev/null || cargo deny --locked check advisories
 else
     echo "WARNING: the RustSec advisory database could not be fetched: advisories NOT checked this run" >&2
