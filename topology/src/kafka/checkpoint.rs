@@ -108,25 +108,8 @@ impl TaskLog {
         reader: &PartitionReader,
         producer: &ChangelogProducer,
     ) -> Result<(Checkpoint, RestoreStats), KafkaError> {
-        let mut remote: Checkpoint = match reader
-            .read_last(&self.checkpoint_topic, self.partition)?
-        {
-            Some((_, ChangeRecord { value: Some(v), .. })) => {
-                let ckpt = decode::<Checkpoint>(&v).ok();
-                let format = ckpt.as_ref().map(|c| c.state_format.as_str());
-                if format != Some(StateDb::format()) {
-                    return Err(KafkaError::Topic {
-                            topic: self.checkpoint_topic.clone(),
-                            problem: format!(
-                                "the changelogs of task {} were written in state format {}, this neonblue reads {}: rebuild with `neonblue replay --reset` or use a fresh --app-id",
-                                self.ns,
-                                format.map_or("older than neonblue-state/3".into(), |f| format!("{f:?}")),
-                                StateDb::format()
-                            ),
-                        });
-                }
-                ckpt.unwrap_or_default()
-            }
+        let mut remote = match reader.read_last(&self.checkpoint_topic, self.partition)? {
+            Some((_, ChangeRecord { value: Some(v), .. })) => self.decode_checkpoint(&v)?,
             _ => Checkpoint::default(),
         };
         let local: Option<Checkpoint> = match db.get_meta(&self.meta_key())? {
@@ -221,7 +204,25 @@ impl TaskLog {
         Ok(())
     }
 
-    /// Queues a checkpoint record.
+    /// A checkpoint record read back, refused unless written in this
+    /// build's state format.
+    fn decode_checkpoint(&self, bytes: &[u8]) -> Result<Checkpoint, KafkaError> {
+        let ckpt = decode::<Checkpoint>(bytes).ok();
+        match ckpt {
+            Some(c) if c.state_format == StateDb::format() => Ok(c),
+            other => Err(KafkaError::Topic {
+                topic: self.checkpoint_topic.clone(),
+                problem: format!(
+                    "the changelogs of task {} were written in state format {}, this neonblue reads {}: rebuild with `neonblue replay --reset` or use a fresh --app-id",
+                    self.ns,
+                    other.map_or("an older one (none recorded)".into(), |c| format!("{:?}", c.state_format)),
+                    StateDb::format()
+                ),
+            }),
+        }
+    }
+
+    /// Queues a checkpoint record (stamped with the state format).
     pub fn send_checkpoint(
         &self,
         producer: &ChangelogProducer,
@@ -316,9 +317,8 @@ impl Durability for ChangelogDurability<'_> {
             .iter()
             .map(|c| Checkpoint {
                 ends: c.key.checkpoint.ends.clone(),
-                intent: Vec::new(),
                 payload: c.checkpoint.clone(),
-                state_format: StateDb::format().into(),
+                ..Default::default()
             })
             .collect();
         for (i, store, futures) in pending {
