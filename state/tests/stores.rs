@@ -313,7 +313,10 @@ fn a_database_that_lost_committed_state_is_refused() {
     }
     let log = dir.path().join("db");
     let len = std::fs::metadata(&log).unwrap().len();
-    let backup = std::fs::read(&log).unwrap();
+    // The whole directory: opening a damaged log may leave sled files
+    // (snapshots) that describe the damaged state.
+    let backup = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), backup.path());
 
     // Truncated: the last commits are gone.
     std::fs::OpenOptions::new()
@@ -335,8 +338,23 @@ fn a_database_that_lost_committed_state_is_refused() {
     );
 
     // Intact again: opens, with every commit.
-    std::fs::write(&log, backup).unwrap();
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    copy_dir(backup.path(), dir.path());
     StateDb::open(dir.path(), 8 << 20).unwrap();
+}
+
+/// Copies the files of `from` (recursively) into `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 #[test]
