@@ -150,6 +150,16 @@ pub struct OutputConfig {
     pub row_group_rows: usize,
     /// zstd compression level of the Parquet files (1–22).
     pub zstd_level: i32,
+    /// Retries of a failed request to a remote store (S3: connection
+    /// refused or cut, 5xx, throttling) before the commit fails (the run
+    /// then stops; a restart completes it, nothing is lost or doubled).
+    pub max_retries: u32,
+    /// First back-off; grows per retry (with jitter).
+    #[serde(with = "duration")]
+    pub retry_initial: Duration,
+    /// Back-off cap.
+    #[serde(with = "duration")]
+    pub retry_max: Duration,
 }
 
 impl Default for OutputConfig {
@@ -158,6 +168,9 @@ impl Default for OutputConfig {
             url: ".neonblue/output".into(),
             row_group_rows: 128 * 1024,
             zstd_level: 3,
+            max_retries: 12,
+            retry_initial: Duration::from_millis(200),
+            retry_max: Duration::from_secs(30),
         }
     }
 }
@@ -435,6 +448,11 @@ impl Config {
             (1..=22).contains(&o.zstd_level),
             "output.zstd_level",
             "1 to 22",
+        );
+        check(
+            o.retry_initial <= o.retry_max,
+            "output.retry_initial",
+            "at most output.retry_max",
         );
         let k = &self.kafka;
         check(

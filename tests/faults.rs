@@ -512,9 +512,11 @@ fn create_bucket(endpoint: &str, bucket: &str) {
     );
 }
 
-#[test]
-fn an_s3_endpoint_that_goes_away_and_comes_back_loses_and_doubles_nothing() {
-    let test = "s3_endpoint_goes_away";
+/// Runs the input into S3 through an endpoint that goes away for 4 s once a
+/// third of the outputs went up, with `retries` as `[output] max_retries`;
+/// `then` gets the run's output and a closure running it again. Ends by
+/// comparing the bucket with an uninterrupted local run, object for object.
+fn s3_outage(test: &str, retries: &str, then: impl FnOnce(Output, &dyn Fn() -> Output, &str)) {
     let Some(s3) = service("NEONBLUE_TEST_S3_ENDPOINT", test) else {
         return;
     };
@@ -527,8 +529,6 @@ fn an_s3_endpoint_that_goes_away_and_comes_back_loses_and_doubles_nothing() {
         &steady.join("out").display().to_string(),
         &[],
     ));
-
-    // The endpoint goes away for 4 s once a third of the outputs went up.
     let switch = Switch::new(&s3, du(&steady.join("out")) / 3, Duration::from_secs(4));
     let bucket = format!("nb-faults-{}-{}", std::process::id(), free_port());
     create_bucket(&s3, &bucket);
@@ -537,6 +537,7 @@ fn an_s3_endpoint_that_goes_away_and_comes_back_loses_and_doubles_nothing() {
     let run = || {
         let mut cmd = run_cmd(&input, &state, &url, &[]);
         cmd.envs(aws_env(&switch.endpoint()));
+        cmd.env("NEONBLUE_OUTPUT__MAX_RETRIES", retries);
         cmd.output().unwrap()
     };
     let out = run();
@@ -544,25 +545,39 @@ fn an_s3_endpoint_that_goes_away_and_comes_back_loses_and_doubles_nothing() {
         switch.cut.load(Ordering::SeqCst),
         "the endpoint never went away"
     );
-    if out.status.success() {
-        eprintln!("{test}: the run waited the outage out");
-    } else {
-        // Giving up is allowed if it says why; a restart then completes.
-        let err = stderr_of(&out);
-        eprintln!("{test}: the run stopped ({:?}): {err}", out.status.code());
-        assert!(
-            err.contains(&bucket) || err.contains("127.0.0.1"),
-            "an unclear error: {err}"
-        );
-        std::thread::sleep(Duration::from_secs(5));
-        let again = run();
-        assert!(again.status.success(), "restart: {}", stderr_of(&again));
-    }
+    then(out, &run, &bucket);
     let root = OutputRoot::open_with(&url, aws_env(&s3)).unwrap();
     assert_same_objects(
         &common::root(&steady.join("out").display().to_string()),
         &root,
     );
+}
+
+#[test]
+fn an_s3_endpoint_that_goes_away_for_seconds_is_waited_out_losing_and_doubling_nothing() {
+    // The default retries: 12, from 200ms up to 30s.
+    s3_outage("s3_endpoint_goes_away", "12", |out, _, _| {
+        assert!(
+            out.status.success(),
+            "the run did not wait the outage out: {}",
+            stderr_of(&out)
+        );
+    });
+}
+
+#[test]
+fn an_s3_outage_longer_than_the_retries_stops_the_run_clearly_and_a_restart_completes_it() {
+    s3_outage("s3_outage_outlasts_retries", "0", |out, run, bucket| {
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "the run did not notice the outage");
+        assert!(
+            err.contains(bucket) || err.contains("127.0.0.1"),
+            "an unclear error: {err}"
+        );
+        std::thread::sleep(Duration::from_secs(5));
+        let again = run();
+        assert!(again.status.success(), "restart: {}", stderr_of(&again));
+    });
 }
 
 // --------------------------------------------------------------- output root

@@ -153,7 +153,7 @@ pub fn run_demo(config: Option<&PathBuf>, args: &DemoArgs) -> Result<()> {
         summary.records_in as f64 / secs.max(1e-9),
         cfg.processing.partitions
     );
-    let root = crate::sink::OutputRoot::open(&cfg.output.url)?;
+    let root = crate::sink::OutputRoot::open_config(&cfg.output)?;
     let rows = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

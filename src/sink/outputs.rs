@@ -33,8 +33,8 @@ impl Outputs {
     /// Opens the output root (checking it can be written) and, when a URL is
     /// configured, ClickHouse (checking credentials and tables).
     pub fn open(output: &OutputConfig, clickhouse: &ClickHouseConfig) -> Result<Self> {
-        let parquet = ParquetSink::open(
-            &output.url,
+        let parquet = ParquetSink::new(
+            super::OutputRoot::open_config(output)?,
             ParquetSinkOptions {
                 row_group_rows: output.row_group_rows,
                 zstd_level: output.zstd_level,
@@ -105,7 +105,7 @@ impl Outputs {
 
     /// What is under the output root: (objects, bytes) — the plan of a reset.
     pub fn inventory(output: &OutputConfig) -> Result<(usize, u64)> {
-        let root = super::OutputRoot::open(&output.url)?;
+        let root = super::OutputRoot::open_config(output)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -120,7 +120,7 @@ impl Outputs {
             ClickHouseSink::unchecked(clickhouse)?.truncate_all()?;
             tracing::info!(database = %clickhouse.database, "reset: ClickHouse tables truncated");
         }
-        let root = super::OutputRoot::open(&output.url)?;
+        let root = super::OutputRoot::open_config(output)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

@@ -6,10 +6,20 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use object_store::{
+    BackoffConfig, ObjectMeta, ObjectStore, ObjectStoreExt, ObjectStoreScheme, RetryConfig,
+};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 use url::Url;
+
+use crate::config::OutputConfig;
+
+/// The longest a request to a remote store is retried after its first
+/// attempt (object_store advises staying under five minutes, so that signed
+/// requests do not expire).
+const RETRY_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Environment variable prefixes forwarded to `object_store` builders
 /// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, `AZURE_…`, `GOOGLE_…`).
@@ -39,9 +49,16 @@ impl fmt::Display for OutputRoot {
 
 impl OutputRoot {
     /// Opens `root` with store options taken from the environment
-    /// (variables starting with [`STORE_ENV_PREFIXES`]).
+    /// (variables starting with [`STORE_ENV_PREFIXES`]) and the default
+    /// retries.
     pub fn open(root: &str) -> Result<Self> {
         Self::open_with(root, std::iter::empty::<(String, String)>())
+    }
+
+    /// Opens the configured output root, retrying remote requests as
+    /// `[output]` says (`max_retries`, `retry_initial`, `retry_max`).
+    pub fn open_config(output: &OutputConfig) -> Result<Self> {
+        Self::open_retrying(&output.url, std::iter::empty::<(String, String)>(), output)
     }
 
     /// Opens `root`: a plain relative or absolute path or a `file://` URL is a
@@ -49,8 +66,21 @@ impl OutputRoot {
     /// `gs://…`, `az://…`, `memory:///`) goes through
     /// [`object_store::parse_url_opts`] with the environment's store variables
     /// followed by `options` (later keys win; keys as in the builders' config,
-    /// e.g. `aws_endpoint`, `aws_region`, `aws_allow_http`).
+    /// e.g. `aws_endpoint`, `aws_region`, `aws_allow_http`), with the
+    /// default retries.
     pub fn open_with<I, K, V>(root: &str, options: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        Self::open_retrying(root, options, &OutputConfig::default())
+    }
+
+    /// [`Self::open_with`], S3 requests retried as `retry` says: a transient
+    /// failure (connection refused or cut, 5xx, throttling) is retried
+    /// `max_retries` times, backing off from `retry_initial` to `retry_max`.
+    fn open_retrying<I, K, V>(root: &str, options: I, retry: &OutputConfig) -> Result<Self>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
@@ -88,8 +118,12 @@ impl OutputRoot {
                     .map(|(k, v)| (k.as_ref().to_string(), v.into())),
             )
             .collect();
-        let (store, prefix) =
-            object_store::parse_url_opts(&url, opts).map_err(|e| invalid(e.to_string()))?;
+        let (scheme, _) = ObjectStoreScheme::parse(&url).map_err(|e| invalid(e.to_string()))?;
+        let (store, prefix) = if scheme == ObjectStoreScheme::AmazonS3 {
+            s3(&url, opts, retry).map_err(|e| invalid(e.to_string()))?
+        } else {
+            object_store::parse_url_opts(&url, opts).map_err(|e| invalid(e.to_string()))?
+        };
         let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
             Arc::from(store)
         } else {
@@ -211,4 +245,34 @@ impl OutputRoot {
             .await
             .map_err(err)
     }
+}
+
+/// An S3 store for `url` with `options` (as [`object_store::parse_url_opts`]
+/// takes them) and the retries of `retry`; returns it with the URL's path.
+fn s3(
+    url: &Url,
+    options: Vec<(String, String)>,
+    retry: &OutputConfig,
+) -> object_store::Result<(Box<dyn ObjectStore>, Path)> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    let builder = options.into_iter().fold(
+        AmazonS3Builder::new().with_url(url.as_str()),
+        |b, (key, value)| match key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+            Ok(k) => b.with_config(k, value),
+            Err(_) => b,
+        },
+    );
+    let store = builder
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: retry.retry_initial,
+                max_backoff: retry.retry_max,
+                base: 2.0,
+            },
+            max_retries: retry.max_retries as usize,
+            retry_timeout: RETRY_TIMEOUT,
+        })
+        .build()?;
+    let (_, path) = ObjectStoreScheme::parse(url)?;
+    Ok((Box::new(store), Path::parse(path)?))
 }
