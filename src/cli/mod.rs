@@ -167,9 +167,10 @@ impl ProcessingArgs {
     }
 }
 
-/// Kafka mode settings (keys of `[kafka]`, `[metrics]`, the app id and topics).
+/// Where an application lives on the brokers: the flags `run`, `replay`,
+/// `config print` and `status` share.
 #[derive(Debug, Clone, Default, Args)]
-pub struct KafkaArgs {
+pub struct BrokerArgs {
     /// Bootstrap servers, e.g. `localhost:9092` [kafka.brokers].
     #[arg(long)]
     pub brokers: Option<String>,
@@ -186,6 +187,33 @@ pub struct KafkaArgs {
     /// [kafka.repartition_partitions].
     #[arg(long)]
     pub repartition_partitions: Option<String>,
+}
+
+impl BrokerArgs {
+    /// The flags given, as values of their keys.
+    pub fn overrides(&self) -> Vec<FlagValue> {
+        let pairs = [
+            ("kafka.brokers", "--brokers", &self.brokers),
+            ("processing.app_id", "--app-id", &self.app_id),
+            ("source.topics", "--topics", &self.topics),
+            (
+                "kafka.repartition_partitions",
+                "--repartition-partitions",
+                &self.repartition_partitions,
+            ),
+        ];
+        let mut v = flag_values(&pairs);
+        v.extend(kafka_property_flags(&self.properties));
+        v
+    }
+}
+
+/// Kafka mode settings (keys of `[kafka]`, `[metrics]`, the app id and topics).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KafkaArgs {
+    /// The application on the brokers.
+    #[command(flatten)]
+    pub broker: BrokerArgs,
     /// Commit interval, e.g. `2s`, `300ms` [kafka.commit_interval].
     #[arg(long)]
     pub commit_interval: Option<String>,
@@ -204,16 +232,8 @@ pub struct KafkaArgs {
 impl KafkaArgs {
     /// The flags given, as values of their keys.
     pub fn overrides(&self) -> Vec<FlagValue> {
-        let mut v = Vec::new();
-        let pairs = [
-            ("kafka.brokers", "--brokers", &self.brokers),
-            ("processing.app_id", "--app-id", &self.app_id),
-            ("source.topics", "--topics", &self.topics),
-            (
-                "kafka.repartition_partitions",
-                "--repartition-partitions",
-                &self.repartition_partitions,
-            ),
+        let mut v = self.broker.overrides();
+        v.extend(flag_values(&[
             (
                 "kafka.commit_interval",
                 "--commit-interval",
@@ -230,15 +250,17 @@ impl KafkaArgs {
                 "--shutdown-timeout",
                 &self.shutdown_timeout,
             ),
-        ];
-        for (key, flag, value) in pairs {
-            if let Some(x) = value {
-                v.push(FlagValue::new(key, flag, x));
-            }
-        }
-        v.extend(kafka_property_flags(&self.properties));
+        ]));
         v
     }
+}
+
+/// The flags of `(key, flag, value)` that were given, as values of their keys.
+fn flag_values(pairs: &[(&str, &str, &Option<String>)]) -> Vec<FlagValue> {
+    pairs
+        .iter()
+        .filter_map(|(key, flag, value)| value.as_ref().map(|x| FlagValue::new(key, flag, x)))
+        .collect()
 }
 
 /// `--kafka-property NAME=VALUE` flags as values of `[kafka.properties]`

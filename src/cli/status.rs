@@ -1,6 +1,6 @@
 //! `neonblue status`: a state directory and/or an application on a broker.
 
-use super::{kafka_property_flags, load};
+use super::{load, BrokerArgs};
 use crate::config::sources::FlagValue;
 use crate::ops::exit::Usage;
 use crate::status::{broker, local, table, Status};
@@ -25,21 +25,9 @@ pub struct StatusArgs {
     /// State directory to inspect (read only; works while no instance runs) [processing.state_dir].
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Bootstrap servers, e.g. `localhost:9092` [kafka.brokers].
-    #[arg(long)]
-    pub brokers: Option<String>,
-    /// Application id: consumer group and prefix of the internal topics [processing.app_id].
-    #[arg(long)]
-    pub app_id: Option<String>,
-    /// Input topics, comma-separated [source.topics].
-    #[arg(long)]
-    pub topics: Option<String>,
-    /// Partitions of the repartition topic [kafka.repartition_partitions].
-    #[arg(long)]
-    pub repartition_partitions: Option<String>,
-    /// A librdkafka property, `name=value` (security settings …); repeatable [kafka.properties].
-    #[arg(long = "kafka-property", value_name = "NAME=VALUE")]
-    pub properties: Vec<String>,
+    /// The application on the brokers.
+    #[command(flatten)]
+    pub broker: BrokerArgs,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -55,22 +43,7 @@ impl StatusArgs {
                 x.display().to_string(),
             ));
         }
-        let pairs = [
-            ("kafka.brokers", "--brokers", &self.brokers),
-            ("processing.app_id", "--app-id", &self.app_id),
-            ("source.topics", "--topics", &self.topics),
-            (
-                "kafka.repartition_partitions",
-                "--repartition-partitions",
-                &self.repartition_partitions,
-            ),
-        ];
-        for (key, flag, value) in pairs {
-            if let Some(x) = value {
-                v.push(FlagValue::new(key, flag, x));
-            }
-        }
-        v.extend(kafka_property_flags(&self.properties));
+        v.extend(self.broker.overrides());
         v
     }
 }
