@@ -10,6 +10,9 @@ use neonblue::ops;
 use neonblue::sink::clickhouse::ddl;
 use std::io::{IsTerminal, Write};
 
+/// mimalloc, unless built with `--features system-allocator` (for heap
+/// profilers such as heaptrack, which see only the system allocator).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
