@@ -396,3 +396,38 @@ fn a_log_cut_short_anywhere_is_an_error_or_an_earlier_state_never_a_panic() {
         }
     }
 }
+
+#[test]
+fn a_page_too_large_for_one_record_is_split_at_the_commit() {
+    use neonblue_state::paged::{PAGE_BYTES, PAGE_ENTRIES};
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 64 << 20).unwrap();
+    let tree = db.tree("ns", "big").unwrap();
+    let mut store: KeyValueStore<u32, Vec<u8>> = KeyValueStore::load("big", &tree).unwrap();
+    // Fewer entries than a page holds, together four times a record's limit.
+    let n = (PAGE_ENTRIES / 2) as u32;
+    let value_len = 4 * PAGE_BYTES / n as usize;
+    for k in 0..n {
+        store.insert(k, vec![k as u8; value_len]).unwrap();
+    }
+    let mut changes = Vec::new();
+    store.take_changes(&mut changes);
+    let pages: Vec<usize> = changes
+        .iter()
+        .filter(|c| c.key[0] == b'p')
+        .map(|c| c.value.as_ref().map_or(0, Vec::len))
+        .collect();
+    assert!(pages.len() >= 4, "split into {} pages", pages.len());
+    assert!(
+        pages.iter().all(|len| *len <= PAGE_BYTES),
+        "page records of {pages:?} bytes"
+    );
+    db.restore(&tree, changes).unwrap();
+    let mut again: KeyValueStore<u32, Vec<u8>> = KeyValueStore::load("big", &tree).unwrap();
+    let entries = again.entries().unwrap();
+    assert_eq!(entries.len(), n as usize);
+    assert!(entries
+        .iter()
+        .enumerate()
+        .all(|(i, (k, v))| *k == i as u32 && *v == vec![i as u8; value_len]));
+}
