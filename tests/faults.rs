@@ -553,6 +553,19 @@ fn s3_outage(test: &str, retries: &str, then: impl FnOnce(Output, &dyn Fn() -> O
     );
 }
 
+/// A run stopped by an S3 outage named the bucket or the endpoint, and a
+/// restart once the endpoint is back completes it.
+fn stopped_clearly_then_restart_completes(out: &Output, run: &dyn Fn() -> Output, bucket: &str) {
+    let err = stderr_of(out);
+    assert!(
+        err.contains(bucket) || err.contains("127.0.0.1"),
+        "an unclear error: {err}"
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    let again = run();
+    assert!(again.status.success(), "restart: {}", stderr_of(&again));
+}
+
 #[test]
 fn an_s3_endpoint_that_goes_away_for_seconds_loses_and_doubles_nothing() {
     // The default retries ([output] max_retries 12). object_store's jittered
@@ -563,29 +576,15 @@ fn an_s3_endpoint_that_goes_away_for_seconds_loses_and_doubles_nothing() {
             eprintln!("s3_endpoint_goes_away: the run waited the outage out");
             return;
         }
-        let err = stderr_of(&out);
-        assert!(
-            err.contains(bucket) || err.contains("127.0.0.1"),
-            "an unclear error: {err}"
-        );
-        std::thread::sleep(Duration::from_secs(5));
-        let again = run();
-        assert!(again.status.success(), "restart: {}", stderr_of(&again));
+        stopped_clearly_then_restart_completes(&out, run, bucket);
     });
 }
 
 #[test]
 fn an_s3_outage_longer_than_the_retries_stops_the_run_clearly_and_a_restart_completes_it() {
     s3_outage("s3_outage_outlasts_retries", "0", |out, run, bucket| {
-        let err = stderr_of(&out);
         assert!(!out.status.success(), "the run did not notice the outage");
-        assert!(
-            err.contains(bucket) || err.contains("127.0.0.1"),
-            "an unclear error: {err}"
-        );
-        std::thread::sleep(Duration::from_secs(5));
-        let again = run();
-        assert!(again.status.success(), "restart: {}", stderr_of(&again));
+        stopped_clearly_then_restart_completes(&out, run, bucket);
     });
 }
 
