@@ -60,7 +60,8 @@ def run(bin_, zst: Path, work: Path, name: str, extra: list, sample=None) -> dic
         elif p.exists():
             p.unlink()
     os.mkfifo(fifo)
-    feeder = subprocess.Popen(f"zstd -dc -q {zst} > {fifo}", shell=True)
+    # -f: zstd skips a symbolic link otherwise, and the run would read nothing.
+    feeder = subprocess.Popen(f"zstd -dcfq {zst} > {fifo}", shell=True)
     started = time.time()
     proc = subprocess.Popen([bin_, "--log", "warn", "run", "--no-progress", "--now", NOW,
                              "--input", fifo, "--state", state, "--output", out, *extra],
@@ -75,6 +76,8 @@ def run(bin_, zst: Path, work: Path, name: str, extra: list, sample=None) -> dic
     err = proc.stderr.read().decode()
     feeder.wait()
     fifo.unlink()
+    if feeder.returncode != 0:
+        sys.exit(f"{name}: zstd could not read {zst}")
     if status != 0:
         sys.exit(f"{name}: neonblue failed:\n{err[-2000:]}")
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
@@ -143,15 +146,15 @@ def main() -> None:
         row("10M users, default cache", n, r)
         # A restart on that state: open it and every task's stores, up to
         # where processing would begin (the input is complete, so it stops there).
-        fifo = work / "users-10m.pipe"
-        os.mkfifo(fifo)
+        # (An empty file: a pipe without a writer would block the open.)
+        empty = work / "empty.jsonl"
+        empty.write_bytes(b"")
         t = time.time()
         subprocess.run([a.bin, "--log", "warn", "run", "--no-progress", "--now", NOW, *p,
-                        "--input", fifo, "--state", r["state"], "--output", r["out"]],
+                        "--input", empty, "--state", r["state"], "--output", r["out"]],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         print(f"\nrestart on the 10M-user state ({r['state_mib']:,.0f} MiB): ready after "
               f"{time.time() - t:.2f} s (target < 5 s)\n")
-        fifo.unlink()
     if "30d" in cases:
         zst, n, size = generate(a.bin, work, "days-30",
                                 ["--records", "9000000", "--users", "1000000", "--seed", "21",
