@@ -10,12 +10,20 @@
 //! reach sled only through a commit ([`Store::take_changes`]), so the stored
 //! state always matches a checkpoint.
 //!
+//! A commit does not rewrite a page for a few changed entries: it writes the
+//! page's *delta*, the current values of every key changed since the page
+//! itself was last written (`None` for a removed key), as long as the delta
+//! stays under a quarter of the page ([`DELTA_SHARE`]); past that, the page
+//! is written whole and its delta deleted. A page is read as page + delta.
+//! So the bytes a commit writes follow what changed, not the state's size.
+//!
 //! A *segmented* store keeps every page within one segment (e.g. a window
 //! start or a day): a whole segment is taken or dropped page by page, never
 //! key by key.
 //!
 //! sled layout of a store's keyspace: `i` + page id → the page's lower
-//! bound; `p` + page id → the page. These are also its changelog records.
+//! bound; `p` + page id → the page; `d` + page id → its delta. These are
+//! also its changelog records.
 
 use crate::{decode, encode, Budget, ChangeRecord, StateError, Store, StoreTree};
 use serde::{de::DeserializeOwned, Serialize};
@@ -34,9 +42,20 @@ pub const PAGE_BYTES: usize = 256 << 10;
 const INITIAL_ENTRY_WEIGHT: usize = 96;
 /// Fixed cost of a resident page.
 const PAGE_OVERHEAD: usize = 128;
+/// A page's delta is written while it encodes to at most this share of the
+/// page (1/4); past it, the page is written whole.
+pub const DELTA_SHARE: usize = 4;
 
 struct Page<K, V> {
     entries: Vec<(K, V)>,
+    /// Keys changed since the page was last written whole: what its delta
+    /// holds, or will hold at the next commit.
+    since_base: BTreeSet<K>,
+    /// Encoded size of the page as last written whole; 0 when it never was
+    /// (or was split since), so the next commit writes it whole.
+    base_bytes: usize,
+    /// Whether sled holds a delta of the page (deleted when it is written whole).
+    has_delta: bool,
     dirty: bool,
     last_used: u64,
     /// What the page counts against the budget.
@@ -74,6 +93,12 @@ fn page_key(id: u64) -> Vec<u8> {
 
 fn index_key(id: u64) -> Vec<u8> {
     let mut k = vec![b'i'];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn delta_key(id: u64) -> Vec<u8> {
+    let mut k = vec![b'd'];
     k.extend_from_slice(&id.to_be_bytes());
     k
 }
@@ -164,20 +189,41 @@ where
             .map(|(_, id)| *id)
     }
 
-    /// Makes page `id` resident (reading it from sled) and returns it.
+    /// Makes page `id` resident (reading it and its delta from sled) and returns it.
     fn page(&mut self, id: u64) -> Result<&mut Page<K, V>, StateError> {
         self.tick += 1;
         if !self.resident.contains_key(&id) {
-            let entries: Vec<(K, V)> = match self.tree.get(&page_key(id))? {
-                Some(bytes) => decode(&bytes)?,
-                None => Vec::new(),
-            };
-            let weight = PAGE_OVERHEAD + entries.len() * self.entry_weight;
+            let (mut entries, base_bytes): (Vec<(K, V)>, usize) =
+                match self.tree.get(&page_key(id))? {
+                    Some(bytes) => (decode(&bytes)?, bytes.len()),
+                    None => (Vec::new(), 0),
+                };
+            let mut since_base = BTreeSet::new();
+            let stored_delta = self.tree.get(&delta_key(id))?;
+            let has_delta = stored_delta.is_some();
+            if let Some(bytes) = stored_delta {
+                let delta: Vec<(K, Option<V>)> = decode(&bytes)?;
+                for (k, v) in delta {
+                    match (entries.binary_search_by(|(e, _)| e.cmp(&k)), v) {
+                        (Ok(i), Some(v)) => entries[i].1 = v,
+                        (Ok(i), None) => {
+                            entries.remove(i);
+                        }
+                        (Err(i), Some(v)) => entries.insert(i, (k.clone(), v)),
+                        (Err(_), None) => {}
+                    }
+                    since_base.insert(k);
+                }
+            }
+            let weight = PAGE_OVERHEAD + (entries.len() + since_base.len()) * self.entry_weight;
             self.budget.add(weight as isize, 0);
             self.resident.insert(
                 id,
                 Page {
                     entries,
+                    since_base,
+                    base_bytes,
+                    has_delta,
                     dirty: false,
                     last_used: self.tick,
                     weight,
@@ -189,11 +235,21 @@ where
         Ok(p)
     }
 
+    /// Marks `key` of page `id` changed (it goes into the page's delta).
+    fn changed(&mut self, id: u64, key: &K) {
+        if let Some(p) = self.resident.get_mut(&id) {
+            if !p.since_base.contains(key) {
+                p.since_base.insert(key.clone());
+            }
+        }
+        self.touched(id);
+    }
+
     /// Marks page `id` dirty and re-weighs it.
     fn touched(&mut self, id: u64) {
         let w = self.entry_weight;
         if let Some(p) = self.resident.get_mut(&id) {
-            let weight = PAGE_OVERHEAD + p.entries.len() * w;
+            let weight = PAGE_OVERHEAD + (p.entries.len() + p.since_base.len()) * w;
             let dirty_before = if p.dirty { p.weight as isize } else { 0 };
             self.budget.add(
                 weight as isize - p.weight as isize,
@@ -260,7 +316,7 @@ where
             self.evict_except(id);
             return Ok(None);
         };
-        self.touched(id);
+        self.changed(id, key);
         self.evict_except(id);
         Ok(Some(
             &mut self.resident.get_mut(&id).expect("resident").entries[i].1,
@@ -299,6 +355,9 @@ where
                     id,
                     Page {
                         entries: Vec::new(),
+                        since_base: BTreeSet::new(),
+                        base_bytes: 0,
+                        has_delta: false,
                         dirty: false,
                         last_used: self.tick,
                         weight: PAGE_OVERHEAD,
@@ -327,7 +386,7 @@ where
                 }
             }
         };
-        self.touched(id);
+        self.changed(id, key);
         let (id, i) = if inserted {
             self.split_if_full(id, i)
         } else {
@@ -369,10 +428,18 @@ where
         self.bounds.insert(new_id, bound);
         self.index_changed.insert(new_id);
         self.budget.add(PAGE_OVERHEAD as isize, 0);
+        // Both halves are written whole at the next commit (the old page's
+        // delta is deleted then).
+        let old = self.resident.get_mut(&id).expect("resident");
+        old.base_bytes = 0;
+        old.since_base.clear();
         self.resident.insert(
             new_id,
             Page {
                 entries: upper,
+                since_base: BTreeSet::new(),
+                base_bytes: 0,
+                has_delta: false,
                 dirty: false,
                 last_used: self.tick,
                 weight: PAGE_OVERHEAD,
@@ -406,7 +473,7 @@ where
             }
         };
         if removed.is_some() {
-            self.touched(id);
+            self.changed(id, key);
             if self.resident[&id].entries.is_empty() {
                 self.drop_page(id);
             }
@@ -518,19 +585,24 @@ where
     }
 
     fn take_changes(&mut self, out: &mut Vec<ChangeRecord>) {
-        // Encode the dirty pages first: one too large is split (which
-        // changes the index) until every part fits in a record.
+        // Encode the dirty pages first: as a delta when it is small enough,
+        // else whole; a whole page too large for a record is split (which
+        // changes the index) until every part fits.
         let mut dirty: Vec<u64> = self
             .resident
             .iter()
             .filter(|(_, p)| p.dirty)
             .map(|(id, _)| *id)
             .collect();
-        let mut encoded: Vec<(u64, Vec<u8>)> = Vec::with_capacity(dirty.len());
+        let mut encoded: Vec<(u64, Encoded)> = Vec::with_capacity(dirty.len());
         let (mut bytes, mut entries) = (0usize, 0usize);
         while let Some(id) = dirty.pop() {
-            let page = &self.resident[&id].entries;
-            let (value, len) = (encode(page), page.len());
+            let p = &self.resident[&id];
+            if let Some(delta) = delta_of(p) {
+                encoded.push((id, Encoded::Delta(delta)));
+                continue;
+            }
+            let (value, len) = (encode(&p.entries), p.entries.len());
             if value.len() > PAGE_BYTES && len > 1 {
                 let upper = self.split_page(id, len / 2);
                 dirty.extend([id, upper]);
@@ -538,17 +610,12 @@ where
             }
             bytes += value.len();
             entries += len;
-            encoded.push((id, value));
+            encoded.push((id, Encoded::Whole(value)));
         }
         for id in std::mem::take(&mut self.removed) {
-            out.push(ChangeRecord {
-                key: index_key(id),
-                value: None,
-            });
-            out.push(ChangeRecord {
-                key: page_key(id),
-                value: None,
-            });
+            for key in [index_key(id), page_key(id), delta_key(id)] {
+                out.push(ChangeRecord { key, value: None });
+            }
         }
         for id in std::mem::take(&mut self.index_changed) {
             if let Some(lb) = self.bounds.get(&id) {
@@ -561,10 +628,29 @@ where
         encoded.sort_unstable_by_key(|(id, _)| *id);
         for (id, value) in encoded {
             let p = self.resident.get_mut(&id).expect("resident");
-            out.push(ChangeRecord {
-                key: page_key(id),
-                value: Some(value),
-            });
+            match value {
+                Encoded::Delta(delta) => {
+                    p.has_delta = true;
+                    out.push(ChangeRecord {
+                        key: delta_key(id),
+                        value: Some(delta),
+                    });
+                }
+                Encoded::Whole(page) => {
+                    p.base_bytes = page.len();
+                    p.since_base.clear();
+                    out.push(ChangeRecord {
+                        key: page_key(id),
+                        value: Some(page),
+                    });
+                    if std::mem::take(&mut p.has_delta) {
+                        out.push(ChangeRecord {
+                            key: delta_key(id),
+                            value: None,
+                        });
+                    }
+                }
+            }
             p.dirty = false;
             self.budget.add(0, -(p.weight as isize));
         }
@@ -574,4 +660,35 @@ where
         }
         self.evict();
     }
+}
+
+/// A dirty page as written by a commit.
+enum Encoded {
+    /// The page's delta (`d` record).
+    Delta(Vec<u8>),
+    /// The whole page (`p` record; its delta is deleted).
+    Whole(Vec<u8>),
+}
+
+/// The encoded delta of `page` (the current value of each key changed since
+/// it was written whole, `None` when removed), if the page was written
+/// whole before and the delta stays within [`DELTA_SHARE`] of it.
+fn delta_of<K: Ord + Serialize, V: Serialize>(page: &Page<K, V>) -> Option<Vec<u8>> {
+    if page.base_bytes == 0 || page.since_base.len() * DELTA_SHARE > page.entries.len() + 1 {
+        return None;
+    }
+    let delta: Vec<(&K, Option<&V>)> = page
+        .since_base
+        .iter()
+        .map(|k| {
+            let value = page
+                .entries
+                .binary_search_by(|(e, _)| e.cmp(k))
+                .ok()
+                .map(|i| &page.entries[i].1);
+            (k, value)
+        })
+        .collect();
+    let bytes = encode(&delta);
+    (bytes.len() * DELTA_SHARE <= page.base_bytes).then_some(bytes)
 }

@@ -431,3 +431,68 @@ fn a_page_too_large_for_one_record_is_split_at_the_commit() {
         .enumerate()
         .all(|(i, (k, v))| *k == i as u32 && *v == vec![i as u8; value_len]));
 }
+
+#[test]
+fn a_commit_writes_a_few_changed_entries_as_a_delta_and_a_page_whole_once_they_grow() {
+    use neonblue_state::paged::DELTA_SHARE;
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 64 << 20).unwrap();
+    let tree = db.tree("ns", "kv").unwrap();
+    let mut kv: KeyValueStore<u32, String> = KeyValueStore::load("kv", &tree).unwrap();
+    let n = 400u32;
+    for k in 0..n {
+        kv.insert(k, format!("value-{k:04}")).unwrap();
+    }
+    let written = |kv: &mut KeyValueStore<u32, String>| {
+        let mut batch = CommitBatch::default();
+        let changes = batch.add_store(&tree, kv).to_vec();
+        db.commit(batch).unwrap();
+        let kinds: Vec<(u8, bool)> = changes
+            .iter()
+            .map(|c| (c.key[0], c.value.is_some()))
+            .collect();
+        (kinds, changes)
+    };
+    let (first, mut log) = written(&mut kv);
+    assert!(first.contains(&(b'p', true)), "a new page is written whole");
+    assert!(
+        !first.iter().any(|(kind, _)| *kind == b'd'),
+        "a page without a delta deletes none: {first:?}"
+    );
+
+    // One changed, one removed, one added: a delta, not the page.
+    kv.insert(7, "seven".into()).unwrap();
+    kv.remove(&8).unwrap();
+    kv.insert(1000, "new".into()).unwrap();
+    let (second, changes) = written(&mut kv);
+    log.extend(changes);
+    assert_eq!(second, vec![(b'd', true)], "only the delta is written");
+
+    // The page read back is page + delta.
+    let mut reopened: KeyValueStore<u32, String> = KeyValueStore::load("kv", &tree).unwrap();
+    assert_eq!(reopened.get(&7).unwrap().map(String::as_str), Some("seven"));
+    assert_eq!(reopened.get(&8).unwrap(), None);
+    assert_eq!(
+        reopened.get(&1000).unwrap().map(String::as_str),
+        Some("new")
+    );
+    assert_eq!(reopened.entries().unwrap().len(), n as usize);
+
+    // Changes past a quarter of the page: written whole, the delta deleted.
+    for k in 0..n / DELTA_SHARE as u32 + 1 {
+        *reopened.get_mut(&(k * 2 + 1)).unwrap().unwrap() = format!("changed-{k}");
+    }
+    let (third, changes) = written(&mut reopened);
+    log.extend(changes);
+    assert!(
+        third.contains(&(b'p', true)) && third.contains(&(b'd', false)),
+        "{third:?}"
+    );
+
+    // The changelog (pages, deltas, tombstones) restores the same entries.
+    let expected = reopened.entries().unwrap();
+    let other = db.tree("ns2", "kv").unwrap();
+    db.restore(&other, log).unwrap();
+    let mut restored: KeyValueStore<u32, String> = KeyValueStore::load("kv", &other).unwrap();
+    assert_eq!(restored.entries().unwrap(), expected);
+}
