@@ -14,6 +14,7 @@
 #   BENCH_DIR work directory (default target/bench)
 #   STRICT=1  exit 1 when a SPEC 9 target is missed
 #   NO_INSTALL=1  never pip install (fail if duckdb/chdb are missing)
+#   CARGO_TARGET_DIR  honoured (the binary is taken from there)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -51,7 +52,7 @@ fi
 # 2. Build.
 say "cargo build --release --features bench"
 cargo build --release --quiet --features bench
-BIN=target/release/neonblue
+BIN="${CARGO_TARGET_DIR:-target}/release/neonblue"
 
 # 3. Input.
 mkdir -p "$BENCH_DIR"
