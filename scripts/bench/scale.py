@@ -146,15 +146,18 @@ def main() -> None:
         row("10M users, default cache", n, r)
         # A restart on that state: open it and every task's stores, up to
         # where processing would begin (the input is complete, so it stops there).
-        # (An empty file: a pipe without a writer would block the open.)
-        empty = work / "empty.jsonl"
-        empty.write_bytes(b"")
+        # The same input path (the job fingerprint must match); the pipe is
+        # never opened, since the checkpoint says the input is all processed.
+        fifo = work / "users-10m.pipe"
+        os.mkfifo(fifo)
         t = time.time()
         subprocess.run([a.bin, "--log", "warn", "run", "--no-progress", "--now", NOW, *p,
-                        "--input", empty, "--state", r["state"], "--output", r["out"]],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+                        "--input", fifo, "--state", r["state"], "--output", r["out"]],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                       timeout=600)
         print(f"\nrestart on the 10M-user state ({r['state_mib']:,.0f} MiB): ready after "
               f"{time.time() - t:.2f} s (target < 5 s)\n")
+        fifo.unlink()
     if "30d" in cases:
         zst, n, size = generate(a.bin, work, "days-30",
                                 ["--records", "9000000", "--users", "1000000", "--seed", "21",
