@@ -11,7 +11,7 @@ pub struct KeyValueStore<K, V> {
 
 impl<K, V> KeyValueStore<K, V>
 where
-    K: Ord + Clone + Serialize + DeserializeOwned,
+    K: Ord + std::hash::Hash + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     /// Opens the store `name` in `tree`.
@@ -52,7 +52,7 @@ where
 
 impl<K, V> Store for KeyValueStore<K, V>
 where
-    K: Ord + Clone + Serialize + DeserializeOwned,
+    K: Ord + std::hash::Hash + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     fn name(&self) -> &str {

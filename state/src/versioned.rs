@@ -14,7 +14,7 @@ pub struct VersionedStore<K, V> {
 
 impl<K, V> VersionedStore<K, V>
 where
-    K: Ord + Clone + Serialize + DeserializeOwned,
+    K: Ord + std::hash::Hash + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     /// Opens the store `name` in `tree`.
@@ -65,7 +65,7 @@ where
 
 impl<K, V> Store for VersionedStore<K, V>
 where
-    K: Ord + Clone + Serialize + DeserializeOwned,
+    K: Ord + std::hash::Hash + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     fn name(&self) -> &str {

@@ -19,7 +19,7 @@ fn start_of<K>(k: &(i64, K)) -> i64 {
 
 impl<K, V> WindowStore<K, V>
 where
-    K: Ord + Clone + Serialize + DeserializeOwned,
+    K: Ord + std::hash::Hash + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     /// Opens the store `name` in `tree`.
@@ -114,7 +114,7 @@ where
 
 impl<K, V> Store for WindowStore<K, V>
 where
-    K: Ord + Clone + Serialize + DeserializeOwned,
+    K: Ord + std::hash::Hash + Clone + Serialize + DeserializeOwned,
     V: Serialize + DeserializeOwned,
 {
     fn name(&self) -> &str {
