@@ -153,6 +153,9 @@ pub struct OutputConfig {
     /// Retries of a failed request to a remote store (S3: connection
     /// refused or cut, 5xx, throttling) before the commit fails (the run
     /// then stops; a restart completes it, nothing is lost or doubled).
+    /// Each back-off is at least `retry_initial`, and a request is given up
+    /// 3 minutes after its first attempt, so with the default the time
+    /// bound is the one that counts.
     pub max_retries: u32,
     /// First back-off; grows per retry (with jitter).
     #[serde(with = "duration")]
@@ -168,7 +171,7 @@ impl Default for OutputConfig {
             url: ".neonblue/output".into(),
             row_group_rows: 128 * 1024,
             zstd_level: 3,
-            max_retries: 12,
+            max_retries: 100,
             retry_initial: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
         }
