@@ -1,10 +1,13 @@
 //! File mode: the whole topology in one process on a JSONL file (SPEC 2.4, 3).
 //!
-//! Work proceeds in chunks of lines: parse in parallel (one worker per
-//! partition), route sequentially in file order, then run every task on its
-//! share in parallel. Every `checkpoint_records` lines (a deterministic
-//! boundary) the segment's outputs are published and then state, counters and
-//! the file position are committed atomically; a restart resumes there.
+//! Work proceeds in chunks of lines. A reader thread reads and parses the
+//! next chunk (one parse worker per partition) while the current one is
+//! routed sequentially in file order and every task runs on its share in
+//! parallel; one parsed chunk waits at most (a bounded queue). Every
+//! `checkpoint_records` lines (a deterministic boundary, which the chunks
+//! never cross) the segment's outputs are published and then state,
+//! counters and the file position are committed atomically; a restart
+//! resumes there.
 
 use crate::config::Config;
 use crate::domain::{DeadLetterRow, Micros, Origin, OutputBatch, Parsed, Routed, Summary};
@@ -175,7 +178,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         source: cfg.source.clone(),
         now: run.now,
     };
-    let mut source = LineSource::open(&input, ckpt.pos, ckpt.next_line)?;
+    let source = LineSource::open(&input, ckpt.pos, ckpt.next_line)?;
     let bar = crate::ops::progress::bytes_bar(run.progress, source.len(), ckpt.pos);
     let mut batches: Vec<OutputBatch> = (0..partitions).map(|_| OutputBatch::default()).collect();
     let mut dead: Vec<DeadLetterRow> = Vec::new();
@@ -184,21 +187,30 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
     let mut pos = ckpt.pos;
     let mut inputs: Vec<Vec<Routed>> = (0..partitions).map(|_| Vec::new()).collect();
 
+    // Not joined: a run that stops on an error must not wait for the reader
+    // (blocked on a pipe, say); it ends at its next send.
+    let (chunks, parsed) = std::sync::mpsc::sync_channel::<Result<ParsedChunk>>(1);
+    let reader = ChunkReader {
+        source,
+        first_line: ckpt.next_line,
+        ctx,
+        topic: default_topic,
+        workers: parse_workers(partitions),
+        checkpoint_every,
+    };
+    std::thread::Builder::new()
+        .name("input-reader".into())
+        .spawn(move || reader.run(&chunks))
+        .context("cannot start the input reader thread")?;
     loop {
-        let boundary = (segment_start / checkpoint_every + 1) * checkpoint_every;
-        let want = ((boundary - next_line) as usize).min(STEP_LINES);
-        let chunk = source.next_chunk(want, 4 << 20)?;
-        let at_eof = chunk.is_none();
-        if let Some(chunk) = chunk {
-            let lines: Vec<&[u8]> = chunk.lines().collect();
-            let outcomes = parse_parallel(
-                &ctx,
-                &lines,
-                chunk.first_line,
-                &default_topic,
-                partitions as usize,
-            );
-            for o in outcomes {
+        // A closed queue without an end-of-input chunk means the reader
+        // stopped on an error it has sent.
+        let chunk = parsed
+            .recv()
+            .context("the input reader stopped unexpectedly")??;
+        let at_eof = chunk.lines == 0;
+        if !at_eof {
+            for o in chunk.outcomes {
                 if let Some(line) = o.dead_letter {
                     dead.push(DeadLetterRow { line });
                 }
@@ -207,19 +219,17 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
                 }
             }
             run_tasks(&mut tasks, &mut inputs, &mut batches)?;
-            next_line = chunk.first_line + lines.len() as u64;
+            next_line = chunk.first_line + chunk.lines;
             pos = chunk.end_pos;
             bar.set_position(pos);
-            drop(lines);
-            source.recycle(chunk);
-        }
-        if at_eof {
+        } else {
             for (t, out) in tasks.iter_mut().zip(batches.iter_mut()) {
                 t.end_of_input(out)?;
             }
         }
         // The regular boundary, or earlier when uncommitted state fills its
         // share of the cache (a deterministic point: after a whole step).
+        let boundary = next_boundary(segment_start, checkpoint_every);
         if at_eof || next_line >= boundary || db.budget().wants_commit() {
             let ckpt = FileCheckpoint {
                 pos,
@@ -245,6 +255,96 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
     }
     bar.finish_and_clear();
     Ok(summary_of(&router, &tasks))
+}
+
+/// The first checkpoint boundary after line `line`: the next multiple of
+/// `every`. A chunk never crosses one, so segments are cut at the same
+/// lines whenever the run is resumed.
+fn next_boundary(line: u64, every: u64) -> u64 {
+    (line / every + 1) * every
+}
+
+/// Parse threads of the reader. It works while the tasks run, and parsing
+/// is about a fifth of a record's work, so one thread keeps up with four
+/// partitions.
+fn parse_workers(partitions: u32) -> usize {
+    partitions.div_ceil(4).max(1) as usize
+}
+
+/// A chunk of lines, parsed.
+struct ParsedChunk {
+    /// Line number of its first line.
+    first_line: u64,
+    /// Lines in it (0: the end of the input).
+    lines: u64,
+    /// File position after it.
+    end_pos: u64,
+    /// One outcome per non-blank line, in file order.
+    outcomes: Vec<LineOutcome>,
+}
+
+/// Reads and parses the input ahead of the tasks, chunk by chunk.
+struct ChunkReader {
+    source: LineSource,
+    /// Line number of the source's position.
+    first_line: u64,
+    ctx: ParseContext,
+    topic: Arc<str>,
+    workers: usize,
+    checkpoint_every: u64,
+}
+
+impl ChunkReader {
+    /// Sends every chunk, then an empty one at the end of the input; stops
+    /// at the first error (sent) or when the receiver is gone.
+    fn run(mut self, out: &std::sync::mpsc::SyncSender<Result<ParsedChunk>>) {
+        let mut next_line = self.first_line;
+        loop {
+            let chunk = match self.next(next_line) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = out.send(Err(e));
+                    return;
+                }
+            };
+            let end = chunk.lines == 0;
+            next_line = chunk.first_line + chunk.lines;
+            if out.send(Ok(chunk)).is_err() || end {
+                return;
+            }
+        }
+    }
+
+    /// The next chunk: up to [`STEP_LINES`] lines, never past a boundary.
+    fn next(&mut self, next_line: u64) -> Result<ParsedChunk> {
+        let boundary = next_boundary(next_line, self.checkpoint_every);
+        let want = ((boundary - next_line) as usize).min(STEP_LINES);
+        let Some(chunk) = self.source.next_chunk(want, 4 << 20)? else {
+            return Ok(ParsedChunk {
+                first_line: next_line,
+                lines: 0,
+                end_pos: 0,
+                outcomes: Vec::new(),
+            });
+        };
+        let lines: Vec<&[u8]> = chunk.lines().collect();
+        let outcomes = parse_parallel(
+            &self.ctx,
+            &lines,
+            chunk.first_line,
+            &self.topic,
+            self.workers,
+        );
+        let parsed = ParsedChunk {
+            first_line: chunk.first_line,
+            lines: lines.len() as u64,
+            end_pos: chunk.end_pos,
+            outcomes,
+        };
+        drop(lines);
+        self.source.recycle(chunk);
+        Ok(parsed)
+    }
 }
 
 /// Parses lines on `workers` threads, preserving order.
