@@ -34,12 +34,17 @@ use serde::{Deserialize, Serialize};
 use windows::WindowStores;
 
 /// A pending event's deadline: (due, key, event id), in one-minute segments.
-type Deadline = (Micros, AssignmentKey, String);
+type Deadline = (Micros, AssignmentKey, Id);
 /// Width of a deadline segment.
 const DEADLINE_SEGMENT: Micros = MINUTE;
 
 /// (experiment_id, user_id): the key of assignment versions and pending events.
-pub type AssignmentKey = (u32, String);
+pub type AssignmentKey = (u32, Id);
+
+/// A user or event id in a state key: stored inline up to 24 bytes (no
+/// allocation to build one, no pointer to follow when pages are searched),
+/// ordered and serialised exactly like a `String`.
+pub type Id = compact_str::CompactString;
 
 /// One assignment version's payload (its timestamp is `assigned_at`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,7 +128,7 @@ pub struct JoinTask {
     pending: KeyValueStore<AssignmentKey, Vec<PendingEvent>>,
     /// When each pending event is next due, by one-minute segment.
     due: WindowStore<Deadline, ()>,
-    seen: WindowStore<String, ()>,
+    seen: WindowStore<Id, ()>,
     windows: WindowStores,
     trees: [StoreTree; 4],
 }
@@ -185,7 +190,7 @@ impl JoinTask {
     ) -> Result<(), StateError> {
         let segment = due.div_euclid(DEADLINE_SEGMENT) * DEADLINE_SEGMENT;
         self.due
-            .insert_if_absent(segment, (due, key.clone(), event_id.to_string()), ())?;
+            .insert_if_absent(segment, (due, key.clone(), Id::from(event_id)), ())?;
         Ok(())
     }
 
@@ -197,7 +202,7 @@ impl JoinTask {
     ) -> Result<bool, StateError> {
         let segment = due.div_euclid(DEADLINE_SEGMENT) * DEADLINE_SEGMENT;
         self.due
-            .remove(segment, &(due, key.clone(), event_id.to_string()))
+            .remove(segment, &(due, key.clone(), Id::from(event_id)))
     }
 
     /// The deadlines due at `now` (every one when `None`), in (due, key, id)
@@ -277,7 +282,10 @@ impl JoinTask {
         captured: Option<Micros>,
         out: &mut OutputBatch,
     ) -> Result<(), StateError> {
-        if self.seen.contains_in_any(&event.event_id)? {
+        if self
+            .seen
+            .contains_in_any(&Id::from(event.event_id.as_str()))?
+        {
             self.meta.counters.duplicates += 1;
             return Ok(());
         }
@@ -290,9 +298,12 @@ impl JoinTask {
             .get()
             .max(self.source_time)
             .is_some_and(|now| now >= hour_end.saturating_add(self.grace));
-        self.seen
-            .insert_if_absent(WindowKind::Daily.start_of(ts), event.event_id.clone(), ())?;
-        let key: AssignmentKey = (event.experiment_id, event.user_id.clone());
+        self.seen.insert_if_absent(
+            WindowKind::Daily.start_of(ts),
+            Id::from(event.event_id.as_str()),
+            (),
+        )?;
+        let key: AssignmentKey = (event.experiment_id, Id::from(event.user_id.as_str()));
         if self.joinable(&key, ts, captured)? {
             self.emit(&key, event, is_late, origin, captured, out)?;
         } else {
@@ -323,7 +334,7 @@ impl JoinTask {
     ) -> Result<(), StateError> {
         self.release_snapshot(snapshot, out)?;
         self.meta.counters.assignments_applied += 1;
-        let key: AssignmentKey = (a.experiment_id, a.user_id);
+        let key: AssignmentKey = (a.experiment_id, Id::from(a.user_id));
         self.assignments.upsert(
             key.clone(),
             a.assigned_at,
@@ -413,7 +424,7 @@ impl JoinTask {
             self.meta.stream_time.hold(None);
         }
         self.meta.counters.assignments_applied += 1;
-        let key = (d.experiment_id, d.user_id);
+        let key: AssignmentKey = (d.experiment_id, Id::from(d.user_id));
         // Records clock: the delete removes the history now (SPEC 4). Watermark
         // clock: records of a user that come through different topics arrive
         // in any order, so the history ends at the delete's capture time

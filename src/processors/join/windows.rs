@@ -4,6 +4,7 @@
 //! (serialised exactly like `String`, so the stored state is unchanged), and
 //! lookups use borrowed keys so that owned keys are built only on insert.
 
+use super::Id;
 use crate::domain::outputs::{AggRow, EventRow, UserDailyRow, WindowKind};
 use crate::domain::records::Micros;
 use neonblue_state::{StateDb, StateError, Store, StoreTree, WindowStore};
@@ -53,7 +54,7 @@ pub struct AggState {
 }
 
 /// Key of a per-user daily rollup within a day: (experiment_id, variant_id, user_id).
-pub type UserDayKey = (u32, u32, String);
+pub type UserDayKey = (u32, u32, Id);
 
 /// Running state of one user's day in one variant.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -78,8 +79,8 @@ pub struct Rollup {
 pub struct WindowStores {
     hourly: WindowStore<GroupKey, AggState>,
     daily: WindowStore<GroupKey, AggState>,
-    hourly_users: WindowStore<(GroupKey, String), ()>,
-    daily_users: WindowStore<(GroupKey, String), ()>,
+    hourly_users: WindowStore<(GroupKey, Id), ()>,
+    daily_users: WindowStore<(GroupKey, Id), ()>,
     user_daily: WindowStore<UserDayKey, Rollup>,
     trees: Vec<StoreTree>,
     strings: Interner,
@@ -139,8 +140,11 @@ impl WindowStores {
                 WindowKind::Hourly => (&mut self.hourly, &mut self.hourly_users),
                 WindowKind::Daily => (&mut self.daily, &mut self.daily_users),
             };
-            let new_user =
-                users.insert_if_absent(start, (group.clone(), ev.user_id.clone()), ())?;
+            let new_user = users.insert_if_absent(
+                start,
+                (group.clone(), Id::from(ev.user_id.as_str())),
+                (),
+            )?;
             let agg = aggs.upsert_with(start, group.clone(), AggState::default)?;
             agg.events += 1;
             if new_user {
@@ -156,7 +160,7 @@ impl WindowStores {
         let (_, _, variant_key, event_type) = group;
         let r = self.user_daily.upsert_with(
             day,
-            (ev.experiment_id, variant_id, ev.user_id.clone()),
+            (ev.experiment_id, variant_id, Id::from(ev.user_id.as_str())),
             Rollup::default,
         )?;
         r.events += 1;
@@ -233,7 +237,7 @@ impl WindowStores {
                     date: day,
                     experiment_id,
                     variant_id,
-                    user_id,
+                    user_id: user_id.into(),
                     variant_key: r.first.and_then(|f| f.2).map(|k| k.to_string()),
                     events: r.events,
                     journey: r.journey.into_iter().map(|j| j.2.to_string()).collect(),
