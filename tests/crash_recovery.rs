@@ -144,12 +144,14 @@ fn kill_and_restart_with(partitions: u32, seed: u64, crashed_args: &[&str]) {
         max_delay = (max_delay / 2).max(1000);
     }
     assert!(kills >= 3, "only {kills} kills landed");
+    let last = run_cmd_with(&input, &crashed, partitions, crashed_args)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
     assert!(
-        run_cmd_with(&input, &crashed, partitions, crashed_args)
-            .status()
-            .unwrap()
-            .success(),
-        "final run"
+        last.status.success(),
+        "final run after {kills} kills: {}",
+        String::from_utf8_lossy(&last.stderr)
     );
     let got_summary = std::fs::read_to_string(crashed.join("summary.json")).unwrap();
     assert_eq!(got_summary, expected_summary);
