@@ -116,6 +116,9 @@ rm -rf "$WORK/analytics" && mkdir -p "$WORK/analytics"
     --state "$WORK/analytics/state" --output "$WORK/analytics/out" >/dev/null 2>&1
 "$PY" scripts/analytics_check.py "$WORK/analytics/out"
 
+echo "== kill soak: SIGKILLs at random moments for a minute; every restart opens, every finished run is identical (scripts/kill_soak.py)"
+"$PY" scripts/kill_soak.py --bin "$BIN" --minutes "${KILL_SOAK_MINUTES:-1}" --records 10000
+
 echo "== report: scipy/statsmodels cross-check, experiment_arms.sql on chDB, the notebook, the page in headless Chromium"
 rm -rf "$WORK/report"
 "$PY" scripts/report_check.py --bin "$BIN" --work "$WORK/report"

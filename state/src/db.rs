@@ -204,6 +204,7 @@ impl StateDb {
             dir: dir.to_path_buf(),
             problem,
         };
+        remove_unfinished_snapshots(dir)?;
         let config = sled_config(dir, cache_bytes);
         let db = open_sled(config)
             .map_err(|panic| format_error(damaged(&panic)))?
@@ -273,6 +274,7 @@ impl StateDb {
             });
         }
         drop(lock);
+        remove_unfinished_snapshots(dir)?;
         let format_error = |problem: String| StateError::Format {
             dir: dir.to_path_buf(),
             problem,
@@ -512,6 +514,40 @@ fn check_generation(dir: &Path, data: &sled::Tree) -> Result<u64, StateError> {
         Err(e) => return Err(StateError::Sled(sled::Error::Io(e))),
     }
     Ok(generation)
+}
+
+/// Deletes the snapshot files sled left unfinished (`snap.<lsn>.generating`)
+/// when the process was killed while writing one, unless a running instance
+/// holds the directory.
+///
+/// sled 0.34 writes a snapshot to such a file, syncs it and renames it, but
+/// on opening takes the highest-named `snap.*` file, unfinished ones
+/// included, and fails with "Read corrupted data" on a cut-short one
+/// (sled issue #1527). The file is the only trace of the interrupted
+/// write, so deleting it gives exactly the directory a kill just before that
+/// write would have left, which sled recovers from its log.
+fn remove_unfinished_snapshots(dir: &Path) -> Result<(), StateError> {
+    let io = |e| StateError::Sled(sled::Error::Io(e));
+    let lock = match std::fs::File::open(dir.join("db")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    if fs2::FileExt::try_lock_exclusive(&lock).is_err() {
+        return Ok(()); // a running instance: sled's own open reports it
+    }
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(
+                file = %path.display(),
+                "deleting an unfinished sled snapshot left by a killed process"
+            );
+            std::fs::remove_file(&path).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// sled's settings: its own page cache an eighth of the budget (≥ 8 MiB),
