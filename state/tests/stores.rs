@@ -357,7 +357,10 @@ fn a_snapshot_left_unfinished_by_a_kill_is_discarded_and_every_commit_kept() {
             commit(&db, &mut [(&tree, &mut kv)], round);
         }
     }
-    for name in ["snap.7FFFFFFFFFFFFFFF.generating", "snap.0000000000000000.generating"] {
+    for name in [
+        "snap.7FFFFFFFFFFFFFFF.generating",
+        "snap.0000000000000000.generating",
+    ] {
         std::fs::write(dir.path().join(name), b"cut").unwrap();
     }
     let expect_all_commits = |db: &StateDb| {
@@ -377,7 +380,10 @@ fn a_snapshot_left_unfinished_by_a_kill_is_discarded_and_every_commit_kept() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(!names.iter().any(|n| n.ends_with(".generating")), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.ends_with(".generating")),
+        "{names:?}"
+    );
 }
 
 /// Copies the files of `from` (recursively) into `to`.
