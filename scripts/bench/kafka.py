@@ -9,11 +9,18 @@ Reports, for the same generated envelopes:
                  end (`run --until-end`: parse, repartition through the broker,
                  join, windows, changelogs, Parquet), and its peak RSS;
   * latency:     produce of one event -> its Parquet object visible (p50/max)
-                 on an idle running instance.
+                 on an idle running instance;
+  * CPU/record:  the instance's user+sys CPU per record, against a file-mode
+                 run of the same generated records with as many partitions;
+  * steady:      events produced at a steady rate (default 20,000/s) for a
+                 while; each event's produce time -> the moment the Parquet
+                 object holding it became visible (p50/p99/max), and the
+                 instance's CPU per record over that phase.
 
 Usage: scripts/bench/kafka.py --bin target/release/neonblue --brokers HOST:PORT
+       [--records N] [--steady-rate 20000] [--steady-seconds 30]
 """
-import argparse, json, os, re, subprocess, sys, tempfile, time, uuid
+import argparse, json, os, re, subprocess, sys, tempfile, threading, time, uuid
 
 
 def sh(*args, **kw):
@@ -60,8 +67,139 @@ def neonblue_rate(binary, brokers, topic, records, work):
     first = next((parse_ts(l) for l in text.splitlines() if "partitions assigned" in l), None)
     last = next((parse_ts(l) for l in text.splitlines() if "reached the end of input" in l), None)
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) * 1024
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", text).group(1))
+              for kind in ("User", "System"))
     busy = (last - first) if first and last else wall
-    return records / busy, busy, wall, rss
+    return records / busy, busy, wall, rss, cpu
+
+
+def file_mode_cpu(binary, records, seed, partitions, work):
+    """The same generated records from a file, as many partitions: (CPU s, wall s)."""
+    path = os.path.join(work, "same-records.jsonl")
+    sh(binary, "generate", "--records", str(records), "--seed", str(seed),
+       "--set", f"partitions={partitions}", "--output", path, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    child = subprocess.Popen([binary, "run", "--no-progress", "--input", path,
+                              "--partitions", str(partitions), "--state", os.path.join(work, "file-state"),
+                              "--output", os.path.join(work, "file-out"), "--now", "2100-01-01T00:00:00Z"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise SystemExit(f"the file-mode run failed (status {status})")
+    return usage.ru_utime + usage.ru_stime, time.time() - t0
+
+
+def envelope(agg_type, event_type, payload, oid):
+    """An outbox change envelope as Debezium writes it (JSON converter, no schema)."""
+    after = {"id": oid, "aggregate_type": agg_type, "aggregate_id": str(oid), "event_type": event_type,
+             "payload": json.dumps(payload), "created_at": "2025-10-01T00:00:00Z", "processed_at": None}
+    return json.dumps({"before": None, "after": after, "source": {}, "op": "c", "ts_ms": 0})
+
+
+def cpu_seconds(pid):
+    """user+sys CPU of a running process, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def steady_latency(binary, brokers, work, rate, seconds, partitions, users):
+    """Events at a steady `rate` for `seconds` into a running instance (default
+    commit interval); per event, produce -> its Parquet object visible."""
+    import pyarrow.parquet as pq
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic = "bench-steady-" + uuid.uuid4().hex[:8]
+    out = os.path.join(work, "steady-out")
+    events_dir = os.path.join(out, "events")
+    admin = AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()
+    p = Producer({"bootstrap.servers": brokers, "linger.ms": 5, "queue.buffering.max.messages": 1_000_000})
+    log = open(os.path.join(work, "steady.log"), "w")
+    proc = subprocess.Popen([binary, "run", "--no-progress", "--brokers", brokers, "--topics", topic,
+                             "--app-id", "steady-" + uuid.uuid4().hex[:8],
+                             "--state", os.path.join(work, "steady-state"), "--output", out],
+                            stderr=log)
+    seen = {}  # object path -> when it was first listed
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            now = time.time()
+            for root, _, files in os.walk(events_dir):
+                for f in files:
+                    if f.endswith(".parquet"):
+                        seen.setdefault(os.path.join(root, f), now)
+            time.sleep(0.01)
+
+    def event(i, prefix):
+        user = f"u{(i * 7919) % users}"
+        secs = i / rate
+        ts = f"2025-10-01T{int(secs // 3600):02d}:{int(secs // 60 % 60):02d}:{secs % 60:06.3f}Z"
+        return user, envelope("event", "EVENT_CREATED",
+                              {"id": f"{prefix}{i}", "experiment_id": 1, "user_id": user,
+                               "event_type": "click", "timestamp": ts}, 10_000_000 + i)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        for u in range(users):
+            p.produce(topic, envelope("assignment", "ASSIGNMENT_CREATED",
+                                      {"id": f"a{u}", "experiment_id": 1, "user_id": f"u{u}",
+                                       "variant_id": 1 + u % 2, "assigned_at": "2025-10-01T00:00:00Z"}, u + 1),
+                      key=f"u{u}")
+        # Warm up: wait until the group is joined and a first event is out.
+        user, value = event(0, "warm-")
+        p.produce(topic, value, key=user)
+        p.flush()
+        deadline = time.time() + 120
+        while not seen:
+            if time.time() > deadline:
+                raise SystemExit("no Parquet object within 120 s; see steady.log")
+            time.sleep(0.05)
+        time.sleep(3)  # let the warm-up commit settle
+        sent = {}
+        total = int(rate * seconds)
+        cpu0, t0 = cpu_seconds(proc.pid), time.time()
+        i = 0
+        while i < total:
+            due = min(total, int((time.time() - t0) * rate))
+            now = time.time()
+            while i < due:
+                user, value = event(i, "s")
+                while True:
+                    try:
+                        p.produce(topic, value, key=user)
+                        break
+                    except BufferError:
+                        p.poll(0.01)
+                sent[f"s{i}"] = now
+                i += 1
+            p.poll(0)
+            time.sleep(0.002)
+        produced_in = time.time() - t0
+        p.flush()
+        # Every event visible: count them in the objects seen so far.
+        deadline = time.time() + 180
+        found, done_paths = {}, set()
+        while len(found) < total and time.time() < deadline:
+            for path, at in sorted(list(seen.items()), key=lambda kv: kv[1]):
+                if path in done_paths:
+                    continue
+                done_paths.add(path)
+                for eid in pq.read_table(path, columns=["event_id"]).column("event_id").to_pylist():
+                    if eid in sent and eid not in found:
+                        found[eid] = at
+            time.sleep(0.2)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        lat = sorted(found[e] - sent[e] for e in found) or [float("nan")]
+        pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+        return {"events": total, "visible": len(found), "achieved_rate": total / produced_in,
+                "p50": pick(0.5), "p99": pick(0.99), "max": lat[-1],
+                "cpu_us_per_record": cpu / max(len(found), 1) * 1e6}
+    finally:
+        stop.set()
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def latency(binary, brokers, work, samples):
@@ -78,11 +216,6 @@ def latency(binary, brokers, work, samples):
                              "--app-id", "lat-" + uuid.uuid4().hex[:8], "--commit-interval", "200ms",
                              "--state", os.path.join(work, "lat-state"), "--output", out],
                             stderr=log)
-
-    def envelope(agg_type, event_type, payload, oid):
-        after = {"id": oid, "aggregate_type": agg_type, "aggregate_id": str(oid), "event_type": event_type,
-                 "payload": json.dumps(payload), "created_at": "2025-10-01T00:00:00Z", "processed_at": None}
-        return json.dumps({"before": None, "after": after, "source": {}, "op": "c", "ts_ms": 0})
 
     def objects():
         found = set()
@@ -126,6 +259,10 @@ def main():
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--samples", type=int, default=10)
+    ap.add_argument("--steady-rate", type=int, default=20_000)
+    ap.add_argument("--steady-seconds", type=float, default=30)
+    ap.add_argument("--steady-users", type=int, default=100_000,
+                    help="users of the steady phase, each assigned first, events spread over them")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="nb-kbench-")
     topic = "bench-in-" + uuid.uuid4().hex[:8]
@@ -138,8 +275,9 @@ def main():
     size = int(re.search(r"\((\d+) bytes\)", r.stderr).group(1))
     n, consume_secs = consume_rate(a.brokers, topic, a.records)
     print(f"consumed {n} in {consume_secs:.1f} s", file=sys.stderr)
-    rate, busy, wall, rss = neonblue_rate(a.bin, a.brokers, topic, a.records, work)
+    rate, busy, wall, rss, kafka_cpu = neonblue_rate(a.bin, a.brokers, topic, a.records, work)
     print(f"neonblue {rate:.0f}/s", file=sys.stderr)
+    file_cpu, file_wall = file_mode_cpu(a.bin, a.records, a.seed, a.partitions, work)
     p50, pmax = latency(a.bin, a.brokers, work, a.samples)
     print(f"input: {a.records} envelopes, {size / 1e6:.0f} MB, {a.partitions} partitions, broker {a.brokers}")
     print(f"{'case':<34}{'records/s':>12}{'seconds':>10}")
@@ -147,6 +285,18 @@ def main():
     print(f"{'bare consumer (librdkafka)':<34}{n / max(consume_secs, 1e-9):>12,.0f}{consume_secs:>10.1f}")
     print(f"{'neonblue run --until-end':<34}{rate:>12,.0f}{busy:>10.1f}   (wall {wall:.1f} s incl. group join; peak RSS {rss / 2**20:.0f} MiB)")
     print(f"produce -> Parquet visible: p50 {p50 * 1000:.0f} ms, max {pmax * 1000:.0f} ms ({a.samples} single events, commit interval 200 ms)")
+    print(f"CPU per record: Kafka mode {kafka_cpu / a.records * 1e6:.1f} µs, file mode {file_cpu / a.records * 1e6:.1f} µs "
+          f"({a.partitions} partitions, same records; file mode wall {file_wall:.1f} s)")
+    sys.stdout.flush()
+    steady = steady_latency(a.bin, a.brokers, work, a.steady_rate, a.steady_seconds, a.partitions,
+                            a.steady_users)
+    if steady["visible"] < steady["events"]:
+        print(f"steady {a.steady_rate:,} events/s: FELL BEHIND, only {steady['visible']:,} of "
+              f"{steady['events']:,} events visible 180 s after the last was produced")
+    print(f"steady {steady['achieved_rate']:,.0f} events/s for {a.steady_seconds:.0f} s ({steady['visible']:,} events seen, "
+          f"default commit interval): produce -> Parquet visible p50 {steady['p50'] * 1000:.0f} ms, "
+          f"p99 {steady['p99'] * 1000:.0f} ms, max {steady['max'] * 1000:.0f} ms; "
+          f"CPU {steady['cpu_us_per_record']:.1f} µs per event")
 
 
 if __name__ == "__main__":

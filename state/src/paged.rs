@@ -547,6 +547,40 @@ where
         Ok(out)
     }
 
+    /// Removes the entries at the start of the first segment for which
+    /// `take` holds, returning them in key order; the rest of the segment
+    /// stays in place. `take` must hold for a prefix of the segment's keys
+    /// (true, then false), so the cost follows what is taken, not the
+    /// segment's size.
+    pub fn take_first_segment_while(
+        &mut self,
+        take: impl Fn(&K) -> bool,
+    ) -> Result<Vec<(K, V)>, StateError> {
+        let mut out = Vec::new();
+        for id in self.pages_of_first_segment() {
+            let p = self.page(id)?;
+            let n = p.entries.partition_point(|(k, _)| take(k));
+            if n == p.entries.len() {
+                out.append(&mut p.entries);
+                self.drop_page(id);
+                continue;
+            }
+            let start = out.len();
+            out.extend(p.entries.drain(..n));
+            for (k, _) in &out[start..] {
+                if !p.since_base.contains(k) {
+                    p.since_base.insert(k.clone());
+                }
+            }
+            if n > 0 {
+                self.touched(id);
+            }
+            break;
+        }
+        self.evict();
+        Ok(out)
+    }
+
     /// Removes the first segment without reading it.
     pub fn drop_first_segment(&mut self) {
         for id in self.pages_of_first_segment() {

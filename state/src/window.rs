@@ -88,6 +88,17 @@ where
         )))
     }
 
+    /// Removes the entries at the start of the oldest window for which
+    /// `take` holds (it must hold for a prefix of the window's keys, in
+    /// order), returning them in key order; the rest of the window stays.
+    pub fn take_first_while(
+        &mut self,
+        take: impl Fn(&K) -> bool,
+    ) -> Result<Vec<(K, V)>, StateError> {
+        let entries = self.inner.take_first_segment_while(|(_, k)| take(k))?;
+        Ok(entries.into_iter().map(|((_, k), v)| (k, v)).collect())
+    }
+
     /// Removes the oldest window if it starts before `before`, without
     /// reading it; returns its start.
     pub fn drop_before(&mut self, before: i64) -> Option<i64> {

@@ -167,6 +167,49 @@ fn dropping_a_window_removes_its_pages_without_reading_them() {
 }
 
 #[test]
+fn taking_the_start_of_a_window_leaves_the_rest_in_place_through_commits() {
+    // Deadlines: a window holds many, a few at its start are due at a time.
+    let dir = tempfile::tempdir().unwrap();
+    let tree_of = |db: &StateDb| db.tree("ns", "due").unwrap();
+    let db = StateDb::open(dir.path(), 8 << 20).unwrap();
+    let tree = tree_of(&db);
+    let mut due: WindowStore<(u64, String), ()> = WindowStore::load("due", &tree).unwrap();
+    for w in [60i64, 120] {
+        for i in 0..5_000u64 {
+            due.insert_if_absent(w, (w as u64 * 100_000 + i, format!("k{i}")), ())
+                .unwrap();
+        }
+    }
+    commit(&db, &mut [(&tree, &mut due)], 1);
+    // Nothing due: nothing taken, nothing changed.
+    assert!(due
+        .take_first_while(|d| d.0 < 6_000_000)
+        .unwrap()
+        .is_empty());
+    // A prefix inside the first page, then one across pages.
+    let first = due.take_first_while(|d| d.0 < 6_000_010).unwrap();
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[9].0, (6_000_009, "k9".to_string()));
+    commit(&db, &mut [(&tree, &mut due)], 2);
+    let more = due.take_first_while(|d| d.0 < 6_003_000).unwrap();
+    assert_eq!(more.len(), 2_990);
+    assert!(more.windows(2).all(|w| w[0].0 < w[1].0), "in key order");
+    commit(&db, &mut [(&tree, &mut due)], 3);
+    drop((due, tree, db));
+
+    let db = StateDb::open(dir.path(), 8 << 20).unwrap();
+    let tree = tree_of(&db);
+    let mut due: WindowStore<(u64, String), ()> = WindowStore::load("due", &tree).unwrap();
+    assert_eq!(due.window_starts(), vec![60, 120]);
+    // The whole rest of the first window, and nothing of the second.
+    let rest = due.take_first_while(|d| d.0 < 7_000_000).unwrap();
+    assert_eq!(rest.len(), 2_000);
+    assert_eq!(rest[0].0, (6_003_000, "k3000".to_string()));
+    assert_eq!(due.window_starts(), vec![120]);
+    assert_eq!(due.entry_count().unwrap(), 5_000);
+}
+
+#[test]
 fn changes_replayed_as_changelog_restore_an_equal_store() {
     let dir = tempfile::tempdir().unwrap();
     let db = StateDb::open(dir.path(), 8 << 20).unwrap();

@@ -206,26 +206,16 @@ impl JoinTask {
     }
 
     /// The deadlines due at `now` (every one when `None`), in (due, key, id)
-    /// order; a later deadline taken with its segment is put back.
+    /// order. Only what is due is taken: a segment's later deadlines stay
+    /// where they are.
     fn take_due(&mut self, now: Option<Micros>) -> Result<Vec<Deadline>, StateError> {
         let mut due = Vec::new();
         let limit = now.unwrap_or(i64::MAX);
         while let Some(start) = self.due.first_start().filter(|s| *s <= limit) {
-            let (_, entries) = self.due.pop_before(start + 1)?.expect("first segment");
-            let mut later = Vec::new();
-            for (d, ()) in entries {
-                if d.0 <= limit {
-                    due.push(d);
-                } else {
-                    later.push(d);
-                }
-            }
-            let stop = !later.is_empty();
-            for d in later {
-                self.due.insert_if_absent(start, d, ())?;
-            }
-            if stop {
-                break;
+            let taken = self.due.take_first_while(|d| d.0 <= limit)?;
+            due.extend(taken.into_iter().map(|(d, ())| d));
+            if self.due.first_start() == Some(start) {
+                break; // the rest of this segment is later
             }
         }
         Ok(due)
