@@ -102,23 +102,30 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def start_instance(binary, brokers, work, name, partitions, extra=()):
+    """A fresh topic `bench-NAME-…` and a running instance reading it into
+    WORK/NAME-out (its log in WORK/NAME.log): (topic, output root, process)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic = f"bench-{name}-" + uuid.uuid4().hex[:8]
+    admin = AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()
+    out = os.path.join(work, f"{name}-out")
+    log = open(os.path.join(work, f"{name}.log"), "w")
+    proc = subprocess.Popen([binary, "run", "--no-progress", "--brokers", brokers, "--topics", topic,
+                             "--app-id", f"{name}-" + uuid.uuid4().hex[:8], *extra,
+                             "--state", os.path.join(work, f"{name}-state"), "--output", out],
+                            stderr=log)
+    return topic, out, proc
+
+
 def steady_latency(binary, brokers, work, rate, seconds, partitions, users):
     """Events at a steady `rate` for `seconds` into a running instance (default
     commit interval); per event, produce -> its Parquet object visible."""
     import pyarrow.parquet as pq
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-    topic = "bench-steady-" + uuid.uuid4().hex[:8]
-    out = os.path.join(work, "steady-out")
+    topic, out, proc = start_instance(binary, brokers, work, "steady", partitions)
     events_dir = os.path.join(out, "events")
-    admin = AdminClient({"bootstrap.servers": brokers})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()
     p = Producer({"bootstrap.servers": brokers, "linger.ms": 5, "queue.buffering.max.messages": 1_000_000})
-    log = open(os.path.join(work, "steady.log"), "w")
-    proc = subprocess.Popen([binary, "run", "--no-progress", "--brokers", brokers, "--topics", topic,
-                             "--app-id", "steady-" + uuid.uuid4().hex[:8],
-                             "--state", os.path.join(work, "steady-state"), "--output", out],
-                            stderr=log)
     seen = {}  # object path -> when it was first listed
     stop = threading.Event()
 
@@ -205,17 +212,8 @@ def steady_latency(binary, brokers, work, rate, seconds, partitions, users):
 def latency(binary, brokers, work, samples):
     """An idle instance; one assignment, then single events; time to Parquet."""
     from confluent_kafka import Producer
-    topic = "bench-lat-" + uuid.uuid4().hex[:8]
-    out = os.path.join(work, "lat-out")
+    topic, out, proc = start_instance(binary, brokers, work, "lat", 1, ["--commit-interval", "200ms"])
     p = Producer({"bootstrap.servers": brokers, "linger.ms": 0})
-    from confluent_kafka.admin import AdminClient, NewTopic
-    admin = AdminClient({"bootstrap.servers": brokers})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
-    log = open(os.path.join(work, "lat.log"), "w")
-    proc = subprocess.Popen([binary, "run", "--no-progress", "--brokers", brokers, "--topics", topic,
-                             "--app-id", "lat-" + uuid.uuid4().hex[:8], "--commit-interval", "200ms",
-                             "--state", os.path.join(work, "lat-state"), "--output", out],
-                            stderr=log)
 
     def objects():
         found = set()

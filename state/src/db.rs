@@ -204,7 +204,11 @@ impl StateDb {
             dir: dir.to_path_buf(),
             problem,
         };
-        remove_unfinished_snapshots(dir)?;
+        // A running instance holding the directory: sled's open reports it.
+        if let Some(lock) = lock_unused(dir)? {
+            remove_unfinished_snapshots(dir)?;
+            drop(lock); // sled takes it
+        }
         let config = sled_config(dir, cache_bytes);
         let db = open_sled(config)
             .map_err(|panic| format_error(damaged(&panic)))?
@@ -265,16 +269,14 @@ impl StateDb {
                 "is not a neonblue state directory (no sled database in it)",
             ));
         }
-        // sled takes an exclusive lock on `db`; probe it first so that a
-        // running instance is named as such.
-        let lock = std::fs::File::open(dir.join("db")).map_err(sled::Error::Io)?;
-        if fs2::FileExt::try_lock_exclusive(&lock).is_err() {
+        // Probed first so that a running instance is named as such.
+        let Some(lock) = lock_unused(dir)? else {
             return Err(StateError::InUse {
                 dir: dir.to_path_buf(),
             });
-        }
-        drop(lock);
+        };
         remove_unfinished_snapshots(dir)?;
+        drop(lock); // sled takes it
         let format_error = |problem: String| StateError::Format {
             dir: dir.to_path_buf(),
             problem,
@@ -516,9 +518,23 @@ fn check_generation(dir: &Path, data: &sled::Tree) -> Result<u64, StateError> {
     Ok(generation)
 }
 
+/// The exclusive lock sled takes on the directory's `db` file, taken here
+/// to make sure no running instance holds the directory; `None` when one
+/// does, or when there is no database yet.
+fn lock_unused(dir: &Path) -> Result<Option<std::fs::File>, StateError> {
+    let file = match std::fs::File::open(dir.join("db")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StateError::Sled(sled::Error::Io(e))),
+    };
+    Ok(fs2::FileExt::try_lock_exclusive(&file)
+        .is_ok()
+        .then_some(file))
+}
+
 /// Deletes the snapshot files sled left unfinished (`snap.<lsn>.generating`)
-/// when the process was killed while writing one, unless a running instance
-/// holds the directory.
+/// when the process was killed while writing one. The caller holds the
+/// directory's lock ([`lock_unused`]).
 ///
 /// sled 0.34 writes a snapshot to such a file, syncs it and renames it, but
 /// on opening takes the highest-named `snap.*` file, unfinished ones
@@ -528,14 +544,6 @@ fn check_generation(dir: &Path, data: &sled::Tree) -> Result<u64, StateError> {
 /// write would have left, which sled recovers from its log.
 fn remove_unfinished_snapshots(dir: &Path) -> Result<(), StateError> {
     let io = |e| StateError::Sled(sled::Error::Io(e));
-    let lock = match std::fs::File::open(dir.join("db")) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io(e)),
-    };
-    if fs2::FileExt::try_lock_exclusive(&lock).is_err() {
-        return Ok(()); // a running instance: sled's own open reports it
-    }
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");

@@ -67,6 +67,15 @@ struct Page<K, V> {
     weight: usize,
 }
 
+impl<K: Eq + Hash + Clone, V> Page<K, V> {
+    /// Records that `key` changed since the page was last written whole.
+    fn mark_changed(&mut self, key: &K) {
+        if !self.since_base.contains(key) {
+            self.since_base.insert(key.clone());
+        }
+    }
+}
+
 /// An ordered map `K → V` in pages (see the module docs).
 pub struct PagedStore<K, V> {
     name: String,
@@ -243,9 +252,7 @@ where
     /// Marks `key` of page `id` changed (it goes into the page's delta).
     fn changed(&mut self, id: u64, key: &K) {
         if let Some(p) = self.resident.get_mut(&id) {
-            if !p.since_base.contains(key) {
-                p.since_base.insert(key.clone());
-            }
+            p.mark_changed(key);
         }
         self.touched(id);
     }
@@ -537,14 +544,7 @@ where
 
     /// Removes the first segment, returning its entries in key order.
     pub fn take_first_segment(&mut self) -> Result<Vec<(K, V)>, StateError> {
-        let mut out = Vec::new();
-        for id in self.pages_of_first_segment() {
-            self.page(id)?;
-            let p = self.resident.get_mut(&id).expect("resident");
-            out.append(&mut p.entries);
-            self.drop_page(id);
-        }
-        Ok(out)
+        self.take_first_segment_while(|_| true)
     }
 
     /// Removes the entries at the start of the first segment for which
@@ -557,7 +557,18 @@ where
         take: impl Fn(&K) -> bool,
     ) -> Result<Vec<(K, V)>, StateError> {
         let mut out = Vec::new();
-        for id in self.pages_of_first_segment() {
+        let Some(segment) = self.first_segment() else {
+            return Ok(out);
+        };
+        // The first page of the index is the first page of the first
+        // segment until that segment's last page is dropped.
+        while let Some(id) = self
+            .index
+            .iter()
+            .next()
+            .filter(|(lb, _)| (self.segment)(lb) == segment)
+            .map(|(_, id)| *id)
+        {
             let p = self.page(id)?;
             let n = p.entries.partition_point(|(k, _)| take(k));
             if n == p.entries.len() {
@@ -568,9 +579,7 @@ where
             let start = out.len();
             out.extend(p.entries.drain(..n));
             for (k, _) in &out[start..] {
-                if !p.since_base.contains(k) {
-                    p.since_base.insert(k.clone());
-                }
+                p.mark_changed(k);
             }
             if n > 0 {
                 self.touched(id);
