@@ -578,3 +578,30 @@ fn a_commit_writes_a_few_changed_entries_as_a_delta_and_a_page_whole_once_they_g
     let mut restored: KeyValueStore<u32, String> = KeyValueStore::load("kv", &other).unwrap();
     assert_eq!(restored.entries().unwrap(), expected);
 }
+
+#[test]
+fn a_page_is_stored_as_its_entries_in_key_order() {
+    // The stored format (`neonblue-state/4`): a page record is the bincode
+    // of `Vec<(K, V)>` in key order, whatever the in-memory structure.
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 8 << 20).unwrap();
+    let tree = db.tree("ns", "kv").unwrap();
+    let mut kv: KeyValueStore<String, u64> = KeyValueStore::load("kv", &tree).unwrap();
+    for i in [5u64, 1, 9, 3, 7] {
+        kv.insert(format!("k{i}"), i * 10).unwrap();
+    }
+    let mut changes = Vec::new();
+    kv.take_changes(&mut changes);
+    let pages: Vec<Vec<(String, u64)>> = changes
+        .iter()
+        .filter(|c| c.key.first() == Some(&b'p'))
+        .map(|c| neonblue_state::decode(c.value.as_deref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        pages,
+        vec![[1u64, 3, 5, 7, 9]
+            .iter()
+            .map(|i| (format!("k{i}"), i * 10))
+            .collect::<Vec<_>>()]
+    );
+}
