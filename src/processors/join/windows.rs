@@ -14,25 +14,75 @@ use std::sync::Arc;
 
 /// Grouping key of an aggregate row within a window:
 /// (experiment_id, variant_id, variant_key, event_type).
-pub type GroupKey = (u32, u32, Option<Arc<str>>, Arc<str>);
+pub type GroupKey = (u32, u32, Option<Sym>, Sym);
+
+/// An interned string (an event type or a variant key). Two copies from the
+/// same interner compare equal by pointer, without reading the bytes: in
+/// the window stores' page searches most keys share these strings. Ordered,
+/// hashed and serialised exactly like the string.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sym(Arc<str>);
+
+impl Sym {
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Sym {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Sym {}
+
+impl Ord for Sym {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for Sym {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for Sym {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl std::borrow::Borrow<str> for Sym {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Interned strings (event types, variant keys); bounded, cleared when full.
 #[derive(Default)]
 struct Interner {
-    set: std::collections::HashSet<Arc<str>>,
+    set: std::collections::HashSet<Sym>,
 }
 
 const INTERNER_MAX: usize = 65_536;
 
 impl Interner {
-    fn get(&mut self, s: &str) -> Arc<str> {
+    fn get(&mut self, s: &str) -> Sym {
         if let Some(a) = self.set.get(s) {
             return a.clone();
         }
         if self.set.len() >= INTERNER_MAX {
             self.set.clear();
         }
-        let a: Arc<str> = Arc::from(s);
+        let a = Sym(Arc::from(s));
         self.set.insert(a.clone());
         a
     }
@@ -165,13 +215,13 @@ impl WindowStores {
         )?;
         r.events += 1;
         r.journey
-            .push((ev.timestamp, ev.event_id.clone(), event_type));
+            .push((ev.timestamp, ev.event_id.clone(), event_type.0));
         let earlier = match &r.first {
             None => true,
             Some((ts, id, _)) => (ev.timestamp, ev.event_id.as_str()) < (*ts, id.as_str()),
         };
         if earlier {
-            r.first = Some((ev.timestamp, ev.event_id.clone(), variant_key));
+            r.first = Some((ev.timestamp, ev.event_id.clone(), variant_key.map(|k| k.0)));
         }
         if let Some(v) = ev.value {
             r.value_sum += v;
@@ -212,8 +262,8 @@ impl WindowStores {
                         window_end: start + kind.len_micros(),
                         experiment_id,
                         variant_id,
-                        variant_key: variant_key.map(|k| k.to_string()),
-                        event_type: event_type.to_string(),
+                        variant_key: variant_key.map(|k| k.as_str().to_owned()),
+                        event_type: event_type.as_str().to_owned(),
                         events: a.events,
                         users: a.users,
                         value_count: a.value_count,
