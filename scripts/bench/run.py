@@ -170,6 +170,13 @@ def main():
         record("typed skip-parse (serde_json)", "parse-typed", 1, wall, cpu, rss, {"count": text.strip()})
     else:
         print(f"  typed parse FAILED (rc={rc}):\n{err}")
+    log = os.path.join(work, "bench-parse-neonblue.out")
+    rc, run, err = median_run(lambda: [bench_bin(a), "--neonblue", a.input], lambda: None, log)
+    if rc == 0:
+        wall, cpu, rss, text = run
+        record("neonblue line parser", "parse-neonblue", 1, wall, cpu, rss, {"count": text.strip()})
+    else:
+        print(f"  neonblue parser FAILED (rc={rc}):\n{err}")
 
     # (a) neonblue run
     for n in threads:

@@ -1,8 +1,8 @@
 //! Parse benchmarks' reference points (SPEC 9): the "bare parse" of a JSONL
 //! file with the same JSON parser as the hot path ([`parse_file`]: generic
 //! DOM trees), a minimal typed skip-parse with that parser
-//! ([`parse_file_typed`]: small borrowed structs), and the neonblue parser
-//! over the same file ([`run_parser`]).
+//! ([`parse_file_typed`]: small borrowed structs), and neonblue's own line
+//! parser over the same file ([`run_parser`]: the scanner, else serde).
 //!
 //! The hot path ([`super::line_parse::parse_line`]) uses serde_json: sonic-rs
 //! and simd-json were measured on the seed format and were slower for typed
@@ -10,9 +10,8 @@
 //! serde_json too.
 
 use super::common::ParseContext;
-use super::dispatch::parse_record;
-use super::file_line::{decode_line, LineDecode};
 use super::json::{self, FromMap, KeySeed, Shape, Val};
+use super::line_parse::{parse_line, parse_line_serde};
 use crate::domain::Parsed;
 use serde::de::{IgnoredAny, MapAccess};
 use serde_json::value::RawValue;
@@ -294,26 +293,27 @@ pub fn parse_file_typed(path: &Path) -> anyhow::Result<u64> {
     Ok(n)
 }
 
-/// Runs the real decoder and parser over a JSONL file; returns the number of
-/// domain records (changes and deletes by id) produced.
-pub fn run_parser(path: &Path, ctx: &ParseContext) -> anyhow::Result<u64> {
-    let data = std::fs::read(path)?;
-    let text = String::from_utf8_lossy(&data);
+/// Runs the hot path's line parser ([`parse_line`], as file mode does; or
+/// without its scanner) over a JSONL file; returns the number of domain records (changes and
+/// deletes by id) produced.
+pub fn run_parser(path: &Path, ctx: &ParseContext, scanner: bool) -> anyhow::Result<u64> {
     let topic = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut n = 0u64;
-    for (i, line) in text.lines().enumerate() {
-        if let LineDecode::Record(rec) = decode_line(line, i as u64, &topic) {
-            if matches!(
-                parse_record(ctx, &rec),
-                Parsed::Change { .. } | Parsed::DeleteById(_)
-            ) {
-                n += 1;
-            }
+    let (mut n, mut i) = (0u64, 0u64);
+    for_each_line(path, |line| {
+        let parsed = if scanner {
+            parse_line(ctx, line, i, &topic)
+        } else {
+            parse_line_serde(ctx, line, i, &topic)
+        };
+        let parsed = parsed.map(|p| p.parsed);
+        if matches!(parsed, Some(Parsed::Change { .. } | Parsed::DeleteById(_))) {
+            n += 1;
         }
-    }
+        i += 1;
+    })?;
     Ok(n)
 }
 

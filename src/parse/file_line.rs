@@ -16,6 +16,7 @@
 use super::common::{reason, stage};
 use super::json::{self, FromMap, KeySeed, Shape, Val};
 use super::raw::{Headers, RawRecord};
+use super::scan::Scan;
 use crate::domain::DeadLetter;
 use serde::de::{Deserialize, IgnoredAny, MapAccess};
 use serde_json::value::RawValue;
@@ -51,9 +52,11 @@ pub(crate) struct LineFields<'a, V> {
     topic: Val<'a>,
     partition: Val<'a>,
     offset: Val<'a>,
-    key: Option<&'a RawValue>,
+    /// Raw text.
+    key: Option<&'a str>,
     pub(crate) value: Option<V>,
-    headers: Option<&'a RawValue>,
+    /// Raw text.
+    headers: Option<&'a str>,
 }
 
 const LINE_KEYS: &[&str] = &["topic", "partition", "offset", "key", "value", "headers"];
@@ -74,9 +77,9 @@ impl<'de, V: Deserialize<'de>> FromMap<'de> for LineFields<'de, V> {
                 0 => f.topic = map.next_value()?,
                 1 => f.partition = map.next_value()?,
                 2 => f.offset = map.next_value()?,
-                3 => f.key = Some(map.next_value::<&'de RawValue>()?),
+                3 => f.key = Some(map.next_value::<&'de RawValue>()?.get()),
                 4 => f.value = Some(map.next_value::<V>()?),
-                5 => f.headers = Some(map.next_value::<&'de RawValue>()?),
+                5 => f.headers = Some(map.next_value::<&'de RawValue>()?.get()),
                 _ => {
                     f.unknown = true;
                     map.next_value::<IgnoredAny>()?;
@@ -88,11 +91,45 @@ impl<'de, V: Deserialize<'de>> FromMap<'de> for LineFields<'de, V> {
 }
 
 /// `None` for JSON `null`, else the raw text.
-fn non_null(raw: Option<&RawValue>) -> Option<&str> {
-    raw.map(RawValue::get).filter(|t| *t != "null")
+fn non_null(raw: Option<&str>) -> Option<&str> {
+    raw.filter(|t| *t != "null")
 }
 
 impl<'a, V> LineFields<'a, V> {
+    /// The scanner's capture of a line object, exactly as [`FromMap`]
+    /// captures it; `value` reads the `value` member. `None`: leave the
+    /// line to the serde path.
+    pub(crate) fn scan(
+        s: &mut Scan<'a>,
+        mut value: impl FnMut(&mut Scan<'a>) -> Option<V>,
+    ) -> Option<Self> {
+        let mut f = LineFields {
+            unknown: false,
+            topic: Val::Absent,
+            partition: Val::Absent,
+            offset: Val::Absent,
+            key: None,
+            value: None,
+            headers: None,
+        };
+        s.object(|s, key| {
+            match key {
+                "topic" => f.topic = s.val()?,
+                "partition" => f.partition = s.val()?,
+                "offset" => f.offset = s.val()?,
+                "key" => f.key = Some(s.raw()?),
+                "value" => f.value = Some(value(s)?),
+                "headers" => f.headers = Some(s.raw()?),
+                _ => {
+                    f.unknown = true;
+                    s.raw()?;
+                }
+            }
+            Some(())
+        })?;
+        Some(f)
+    }
+
     /// The record of a record-object line, with `value: None` (the caller
     /// fills it), or `None` if the object is not a record object.
     pub(crate) fn record(&self, line_index: u64, default_topic: &'a str) -> Option<RawRecord<'a>> {
@@ -166,7 +203,7 @@ pub fn decode_line<'a>(line: &'a str, line_index: u64, default_topic: &'a str) -
         Ok(Shape::Null) => LineDecode::Record(bare(None)),
         Ok(Shape::Object(f)) => match f.record(line_index, default_topic) {
             Some(r) => LineDecode::Record(RawRecord {
-                value: non_null(f.value),
+                value: non_null(f.value.map(RawValue::get)),
                 ..r
             }),
             None => LineDecode::Record(bare(Some(text))),

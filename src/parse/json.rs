@@ -303,6 +303,32 @@ pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     unescape(raw.get())
 }
 
+/// The index of the first byte at or after `i` that ends a run of plain
+/// string bytes (`"`, `\\` or a control character), or `b.len()`. Eight
+/// bytes at a time: the lowest flagged byte of a word is exact, since the
+/// tests' borrows only run upwards.
+#[inline]
+pub(crate) fn plain_run(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v;
+    while let Some(word) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let flagged = (zero_byte(x ^ (ONES * u64::from(b'"')))
+            | zero_byte(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x))
+            & HIGH;
+        if flagged != 0 {
+            return i + (flagged.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i] != b'"' && b[i] != b'\\' && b[i] >= 0x20 {
+        i += 1;
+    }
+    i
+}
+
 /// Decodes a JSON string token (quotes included): borrowed when it has no
 /// escapes, else unescaped by a fast loop (serde_json's decoder on anything
 /// unusual, such as surrogate escapes). `None` when it is not a valid string.
@@ -312,24 +338,18 @@ pub fn unescape(tok: &str) -> Option<Cow<'_, str>> {
         return serde_json::from_str::<String>(tok).ok().map(Cow::Owned);
     };
     let b = inner.as_bytes();
-    let Some(first) = b.iter().position(|&c| c == b'\\') else {
-        if b.iter().any(|&c| c == b'"' || c < 0x20) {
-            return None;
-        }
+    let first = plain_run(b, 0);
+    if first == b.len() {
         return Some(Cow::Borrowed(inner));
-    };
+    }
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
-    out.extend_from_slice(&b[..first]);
     let mut i = first;
+    out.extend_from_slice(&b[..i]);
     while i < b.len() {
         let c = b[i];
         i += 1;
         if c != b'\\' {
-            if c == b'"' || c < 0x20 {
-                return None;
-            }
-            out.push(c);
-            continue;
+            return None; // a quote or a control character
         }
         let e = *b.get(i)?;
         i += 1;
@@ -354,6 +374,9 @@ pub fn unescape(tok: &str) -> Option<Cow<'_, str>> {
                         let mut buf = [0u8; 4];
                         out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                         i += 4;
+                        let run = plain_run(b, i);
+                        out.extend_from_slice(&b[i..run]);
+                        i = run;
                         continue;
                     }
                     // A surrogate: pairing rules are serde_json's.
@@ -363,6 +386,9 @@ pub fn unescape(tok: &str) -> Option<Cow<'_, str>> {
             _ => return None,
         };
         out.push(c);
+        let run = plain_run(b, i);
+        out.extend_from_slice(&b[i..run]);
+        i = run;
     }
     String::from_utf8(out).ok().map(Cow::Owned)
 }
@@ -370,9 +396,13 @@ pub fn unescape(tok: &str) -> Option<Cow<'_, str>> {
 impl<'a, T: FromMap<'a>> Shape<'a, T> {
     /// Classifies a raw JSON value: a string is unescaped, an object parsed as `T`.
     pub fn from_raw(raw: &'a RawValue) -> Shape<'a, T> {
-        let t = raw.get();
+        Self::from_text(raw.get())
+    }
+
+    /// [`Self::from_raw`] on the text of a valid JSON value.
+    pub fn from_text(t: &'a str) -> Shape<'a, T> {
         match t.as_bytes().first() {
-            Some(b'"') => raw_str(raw).map_or(Shape::Other, Shape::Str),
+            Some(b'"') => unescape(t).map_or(Shape::Other, Shape::Str),
             Some(b'{') => from_str::<Shape<'a, T>>(t).unwrap_or(Shape::Other),
             Some(b'n') => Shape::Null,
             _ => Shape::Other,
@@ -557,6 +587,38 @@ mod tests {
             assert_eq!(unescape(bad), None, "{bad}");
         }
         assert!(matches!(unescape(r#""abc""#), Some(Cow::Borrowed("abc"))));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Tokens built from runs of plain text, escapes, quotes and control
+        /// characters, long enough for the eight-byte scan: decoded as
+        /// serde_json decodes them, refused where it refuses them.
+        #[test]
+        fn unescaping_matches_serde_json_on_any_token(
+            parts in proptest::collection::vec(proptest::prop_oneof![
+                8 => "[a-zA-Z0-9 é✓]{0,20}",
+                3 => proptest::strategy::Just("\\\"".to_string()),
+                3 => proptest::strategy::Just("\\n".to_string()),
+                3 => proptest::strategy::Just("\\u00e9".to_string()),
+                1 => proptest::strategy::Just("\\u12".to_string()),
+                1 => proptest::strategy::Just("\\".to_string()),
+                1 => proptest::strategy::Just("\"".to_string()),
+                1 => proptest::strategy::Just("\u{1}".to_string()),
+                1 => proptest::strategy::Just("\\q".to_string()),
+            ], 0..10),
+        ) {
+            let tok = format!("\"{}\"", parts.concat());
+            let want = serde_json::from_str::<String>(&tok).ok();
+            proptest::prop_assert_eq!(unescape(&tok).map(Cow::into_owned), want, "{}", tok);
+            let inner = tok.as_bytes();
+            let stop = plain_run(inner, 1);
+            let want_stop = (1..inner.len())
+                .find(|&i| matches!(inner[i], b'"' | b'\\' | 0..=0x1f))
+                .unwrap_or(inner.len());
+            proptest::prop_assert_eq!(stop, want_stop);
+        }
     }
 
     #[test]

@@ -7,15 +7,21 @@
 //! non-record objects, lines that are not JSON, and dead letters (whose DLQ
 //! line needs the raw value). The outcome is always identical to the two-step
 //! path's.
+//!
+//! Before both, the outbox layout's common line is read by the validating
+//! scanner ([`super::scan`]), which skips the members nobody reads at
+//! scanning speed and captures the rest exactly as the serde path does; it
+//! hands anything it does not handle to the serde path.
 
 use super::common::{unwrap_top, ParseContext, Top, Wrapped};
 use super::dead_letter::DeadLetterRecord;
 use super::dispatch::parse_record;
 use super::eventrouter;
 use super::file_line::{clean_line, decode_line, LineDecode, LineFields};
-use super::json::{self, FromMap, Row, Shape};
+use super::json::{self, FromMap, Row, Shape, Val};
 use super::outbox::{self, OutboxEnvelope};
 use super::raw::RawRecord;
+use super::scan::Scan;
 use super::tables::{self, TableEnvelope};
 use crate::config::Layout;
 use crate::domain::Parsed;
@@ -45,10 +51,34 @@ pub fn parse_line<'a>(
     line_index: u64,
     default_topic: &'a str,
 ) -> Option<ParsedLine<'a>> {
+    parse_line_with(ctx, line, line_index, default_topic, true)
+}
+
+/// [`parse_line`] without the scanner, for the benchmark's comparison.
+#[cfg(feature = "bench")]
+pub fn parse_line_serde<'a>(
+    ctx: &ParseContext,
+    line: &'a str,
+    line_index: u64,
+    default_topic: &'a str,
+) -> Option<ParsedLine<'a>> {
+    parse_line_with(ctx, line, line_index, default_topic, false)
+}
+
+fn parse_line_with<'a>(
+    ctx: &ParseContext,
+    line: &'a str,
+    line_index: u64,
+    default_topic: &'a str,
+    scanner: bool,
+) -> Option<ParsedLine<'a>> {
     let fast = match ctx.source.layout {
-        Layout::Outbox => {
-            fused::<OutboxEnvelope>(ctx, line, line_index, default_topic, outbox::parse_top)
-        }
+        Layout::Outbox => scanner
+            .then(|| scanned(ctx, line, line_index, default_topic))
+            .flatten()
+            .or_else(|| {
+                fused::<OutboxEnvelope>(ctx, line, line_index, default_topic, outbox::parse_top)
+            }),
         Layout::Eventrouter => {
             fused::<Row>(ctx, line, line_index, default_topic, eventrouter::parse_top)
         }
@@ -77,6 +107,37 @@ fn fused<'a, T: FromMap<'a> + Wrapped<'a>>(
     let Ok(Shape::Object(fields)) = json::from_str::<Shape<LineFields<Shape<T>>>>(text) else {
         return None;
     };
+    interpret_line(ctx, fields, line_index, default_topic, interpret)
+}
+
+/// The scanner's path for an outbox-layout line; `None` means "use the
+/// serde paths".
+fn scanned<'a>(
+    ctx: &ParseContext,
+    line: &'a str,
+    line_index: u64,
+    default_topic: &'a str,
+) -> Option<ParsedLine<'a>> {
+    let (_, text) = clean_line(line);
+    let mut s = Scan::new(text);
+    let fields = LineFields::scan(&mut s, |s| match s.peek()? {
+        b'{' => OutboxEnvelope::scan(s).map(Shape::Object),
+        b'n' => s.val().filter(|v| *v == Val::Null).map(|_| Shape::Null),
+        _ => None,
+    })?;
+    s.end()?;
+    interpret_line(ctx, fields, line_index, default_topic, outbox::parse_top)
+}
+
+/// A captured record-object line, interpreted; `None` for what the
+/// two-step path must decide (not a record object, a dead letter).
+fn interpret_line<'a, T: FromMap<'a> + Wrapped<'a>>(
+    ctx: &ParseContext,
+    fields: LineFields<'a, Shape<'a, T>>,
+    line_index: u64,
+    default_topic: &'a str,
+    interpret: fn(&ParseContext, &RawRecord, Top<'a, T>) -> Parsed,
+) -> Option<ParsedLine<'a>> {
     // `rec.value` stays None: the layouts' interpreters do not read it.
     let rec = fields.record(line_index, default_topic)?;
     let value = fields.value?;
@@ -201,5 +262,84 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         check_all(&lines);
+    }
+
+    fn outbox_fixture() -> Vec<String> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/outbox_json.jsonl"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    fn outbox_ctx() -> ParseContext {
+        ParseContext::new(SourceConfig::default(), 1_759_276_800_000_000)
+    }
+
+    #[test]
+    fn the_scanner_reads_real_outbox_lines_itself() {
+        let ctx = outbox_ctx();
+        let lines = outbox_fixture();
+        for (i, l) in lines.iter().enumerate() {
+            let scanned = scanned(&ctx, l, i as u64, "f.jsonl");
+            let expected = reference(&ctx, l, i as u64, "f.jsonl");
+            // Dead letters are written by the two-step path (it keeps the raw value).
+            if expected.as_ref().is_some_and(|p| p.dlq.is_none()) {
+                assert!(scanned.is_some(), "left to serde: {l}");
+                assert_eq!(scanned, expected, "{l}");
+            }
+        }
+    }
+
+    /// Characters that matter to JSON, for the mutations below.
+    const JSON_BYTES: &[u8] = b"\"\\{}[],:0123456789-+.eEntrfalsu \t\x01/";
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// Real outbox lines with up to three edits (a byte replaced by a
+        /// JSON-significant one, one inserted before a quote, colon, comma,
+        /// bracket or digit, a byte removed, a span repeated): the line
+        /// parser with the scanner gives what the two-step serde path gives,
+        /// and the scanner's own outcome, when it has one, is the same.
+        #[test]
+        fn the_scanner_agrees_with_serde_on_damaged_lines(
+            which in 0usize..74,
+            edits in proptest::collection::vec((0usize..4000, 0usize..JSON_BYTES.len(), 0u8..4, 1usize..40), 0..4),
+        ) {
+            let ctx = outbox_ctx();
+            let lines = outbox_fixture();
+            let mut line = lines[which % lines.len()].clone().into_bytes();
+            for (at, c, kind, len) in edits {
+                let at = at % (line.len() + 1);
+                match kind {
+                    0 if at < line.len() => line[at] = JSON_BYTES[c],
+                    1 if at < line.len() => {
+                        line.remove(at);
+                    }
+                    2 => {
+                        let marks: Vec<usize> = (0..line.len())
+                            .filter(|&i| b"\":,{}[]0123456789".contains(&line[i]))
+                            .collect();
+                        if !marks.is_empty() {
+                            line.insert(marks[at % marks.len()], JSON_BYTES[c]);
+                        }
+                    }
+                    _ => {
+                        let span: Vec<u8> = line[at..(at + len).min(line.len())].to_vec();
+                        line.splice(at..at, span);
+                    }
+                }
+            }
+            let Ok(line) = String::from_utf8(line) else {
+                return Ok(());
+            };
+            let expected = reference(&ctx, &line, 7, "f.jsonl");
+            proptest::prop_assert_eq!(parse_line(&ctx, &line, 7, "f.jsonl"), expected.clone(), "{}", line);
+            if let Some(fast) = scanned(&ctx, &line, 7, "f.jsonl") {
+                proptest::prop_assert_eq!(Some(fast), expected, "{}", line);
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@ use super::common::{
 use super::fields::{self, FieldError};
 use super::json::{FromMap, KeySeed, Row, Shape, Val, Wrapper};
 use super::raw::RawRecord;
+use super::scan::Scan;
 use crate::domain::{Parsed, SkipReason};
 use serde::de::{IgnoredAny, MapAccess};
 use serde_json::value::RawValue;
@@ -79,6 +80,55 @@ impl<'de> FromMap<'de> for OutboxEnvelope<'de> {
             }
         }
         Ok(e)
+    }
+}
+
+impl<'a> OutboxRow<'a> {
+    /// The scanner's capture, exactly as [`FromMap`] captures it.
+    fn scan(s: &mut Scan<'a>) -> Option<Self> {
+        let mut r = OutboxRow::default();
+        s.object(|s, key| {
+            match key {
+                "aggregate_type" => r.aggregate_type = s.val()?,
+                "event_type" => r.event_type = s.val()?,
+                "aggregate_id" => r.aggregate_id = s.val()?,
+                "payload" => r.payload = Shape::from_text(s.raw()?),
+                _ => {
+                    s.raw()?;
+                }
+            }
+            Some(())
+        })?;
+        Some(r)
+    }
+}
+
+impl<'a> OutboxEnvelope<'a> {
+    /// The scanner's capture of an envelope object, exactly as [`FromMap`]
+    /// captures it; `None` for what it leaves to the serde path (a schema
+    /// wrapper's keys, an `after` that is neither an object nor null).
+    pub(crate) fn scan(s: &mut Scan<'a>) -> Option<Self> {
+        let mut e = OutboxEnvelope::default();
+        s.object(|s, key| {
+            e.wrapper.n_keys += 1;
+            match key {
+                "op" => e.op = s.val()?,
+                "after" => {
+                    e.after = match s.peek()? {
+                        b'{' => Shape::Object(OutboxRow::scan(s)?),
+                        b'n' => s.val().filter(|v| *v == Val::Null).map(|_| Shape::Null)?,
+                        _ => return None,
+                    }
+                }
+                "schema" | "payload" => return None,
+                "ts_ms" => e.ts_ms = s.val()?,
+                _ => {
+                    s.raw()?;
+                }
+            }
+            Some(())
+        })?;
+        Some(e)
     }
 }
 

@@ -77,9 +77,7 @@ struct Page<K, V> {
 impl<K: Eq + Hash + Clone, V> Page<K, V> {
     /// Records that `key` changed since the page was last written whole.
     fn mark_changed(&mut self, key: &K) {
-        if !self.since_base.contains(key) {
-            self.since_base.insert(key.clone());
-        }
+        self.since_base.get_or_insert_with(key, K::clone);
     }
 }
 
@@ -265,6 +263,10 @@ where
         let w = self.entry_weight;
         if let Some(p) = self.resident.get_mut(&id) {
             let weight = PAGE_OVERHEAD + (p.entries.len() + p.since_base.len()) * w;
+            if p.dirty && weight == p.weight {
+                // Nothing to count: spare the shared counters.
+                return;
+            }
             let dirty_before = if p.dirty { p.weight as isize } else { 0 };
             self.budget.add(
                 weight as isize - p.weight as isize,

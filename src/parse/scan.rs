@@ -1,0 +1,331 @@
+//! A validating JSON scanner for the parser's fast path.
+//!
+//! The serde path ([`super::json`]) tokenizes every value it skips through
+//! serde's visitor machinery; on a Debezium line most bytes are in values
+//! nobody reads (`source`, `headers`, `before`, …). This scanner walks the
+//! text directly: it reads the members of an object one by one, and a value
+//! is either captured (as a [`Val`], or as its raw text for the caller) or
+//! skipped by a tight byte loop that still checks the JSON grammar.
+//!
+//! It never decides anything on its own: every method returns `None` for
+//! input it does not handle — invalid JSON, but also valid forms it leaves
+//! to serde_json (escaped keys, fractional or negative numbers, deep
+//! nesting, surrogate escapes) — and the caller then falls back to the
+//! serde path, which gives the verdict. So it accepts only text serde_json
+//! accepts, and what it captures is what the serde path captures
+//! (`line_parse`'s tests and the `file_line` fuzz target compare them).
+
+use super::json::{plain_run, unescape, Val};
+use std::borrow::Cow;
+
+/// Nesting depth past which the scanner leaves a value to serde_json.
+const MAX_DEPTH: u32 = 64;
+
+/// A position in a JSON text.
+pub(crate) struct Scan<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    /// A scanner at the start of `text`.
+    pub(crate) fn new(text: &'a str) -> Self {
+        Scan { text, at: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn ws(&mut self) {
+        let b = self.bytes();
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// The next non-blank byte, not consumed.
+    pub(crate) fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.at += 1)
+    }
+
+    /// Only blanks are left.
+    pub(crate) fn end(&mut self) -> Option<()> {
+        self.peek().is_none().then_some(())
+    }
+
+    /// Reads an object, calling `member` with each key; `member` must read
+    /// the value (with [`Self::val`], [`Self::raw`], …).
+    pub(crate) fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &'a str) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let (key, escaped) = self.string_token()?;
+            if escaped {
+                return None;
+            }
+            self.eat(b':')?;
+            member(self, &key[1..key.len() - 1])?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Skips one value, checking it, and returns its text.
+    pub(crate) fn raw(&mut self) -> Option<&'a str> {
+        self.ws();
+        let start = self.at;
+        self.skip(0)?;
+        Some(&self.text[start..self.at])
+    }
+
+    /// Reads one value as the serde path's [`Val`] capture does.
+    pub(crate) fn val(&mut self) -> Option<Val<'a>> {
+        let tok = match self.peek()? {
+            b'"' => {
+                let (tok, escaped) = self.string_token()?;
+                return if escaped {
+                    unescape(tok).map(|s| Val::Str(Cow::Owned(s.into_owned())))
+                } else {
+                    Some(Val::Str(Cow::Borrowed(&tok[1..tok.len() - 1])))
+                };
+            }
+            b'{' => {
+                self.skip(0)?;
+                return Some(Val::Object);
+            }
+            b'[' => {
+                self.skip(0)?;
+                return Some(Val::Array);
+            }
+            _ => self.raw()?,
+        };
+        match tok.as_bytes()[0] {
+            b'n' => Some(Val::Null),
+            b't' => Some(Val::Bool(true)),
+            b'f' => Some(Val::Bool(false)),
+            // A plain non-negative integer that fits: everything else
+            // (sign, fraction, exponent, overflow) is serde_json's.
+            _ if tok.bytes().all(|c| c.is_ascii_digit()) && tok.len() <= 20 => {
+                tok.parse().ok().map(Val::U64)
+            }
+            _ => None,
+        }
+    }
+
+    /// A string token (quotes included) and whether it holds escapes.
+    fn string_token(&mut self) -> Option<(&'a str, bool)> {
+        let b = self.bytes();
+        let start = self.at;
+        debug_assert_eq!(b.get(start), Some(&b'"'));
+        let mut i = start + 1;
+        let mut escaped = false;
+        loop {
+            i = plain_run(b, i);
+            match *b.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    i += match *b.get(i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
+                        b'u' => {
+                            let hex = b.get(i + 2..i + 6)?;
+                            let cp = hex
+                                .iter()
+                                .try_fold(0u32, |n, h| Some(n * 16 + (*h as char).to_digit(16)?))?;
+                            if (0xD800..0xE000).contains(&cp) {
+                                return None; // surrogates: serde_json's rules
+                            }
+                            6
+                        }
+                        _ => return None,
+                    };
+                }
+                _ => return None, // a control character
+            }
+        }
+        self.at = i + 1;
+        Some((&self.text[start..self.at], escaped))
+    }
+
+    fn skip(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string_token().map(drop),
+            b'{' => self.object(|s, _| s.skip(depth + 1)),
+            b'[' => {
+                self.at += 1;
+                if self.eat(b']').is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.skip(depth + 1)?;
+                    match self.peek()? {
+                        b',' => self.at += 1,
+                        b']' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let b = self.bytes();
+        (b.get(self.at..self.at + word.len())? == word).then(|| self.at += word.len())
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Option<()> {
+        let b = self.bytes();
+        let mut i = self.at;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while b.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > from
+        };
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => {
+                digits(&mut i);
+            }
+            _ => return None,
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = b.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = b.get(i) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return None;
+            }
+        }
+        self.at = i;
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skip_all(text: &str) -> Option<&str> {
+        let mut s = Scan::new(text);
+        let raw = s.raw()?;
+        s.end()?;
+        Some(raw)
+    }
+
+    #[test]
+    fn accepts_only_what_serde_json_accepts() {
+        for text in [
+            r#"{"a": [1, -2.5e+3, 0, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9"], "b": {}}"#,
+            "[]",
+            " [ { } , [ ] ] ",
+            "-0",
+            "0.5E-7",
+            r#""""#,
+            "\"é ✓\"",
+            // rejected here, whatever serde_json says: left to it
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "+1",
+            "tru",
+            "nul",
+            r#"{"a" 1}"#,
+            r#"{"a": 1,}"#,
+            "[1,]",
+            "[1 2]",
+            r#"{"a": 1"#,
+            "\"a\u{1}\"",
+            r#""\x""#,
+            r#""\u12""#,
+            r#""\ud800""#,
+            r#"{"\u0061": 1}"#,
+            r#"{1: 2}"#,
+            "\"open",
+            "",
+        ] {
+            if skip_all(text).is_some() {
+                assert!(
+                    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok(),
+                    "scanned what serde_json refuses: {text}"
+                );
+                assert_eq!(skip_all(text), Some(text.trim()));
+            }
+        }
+        assert!(skip_all(r#"{"a": [1, {"b": null}]}"#).is_some());
+        assert!(skip_all("01").is_none());
+        let deep = "[".repeat(100) + &"]".repeat(100);
+        assert!(
+            skip_all(&deep).is_none(),
+            "deep nesting is left to serde_json"
+        );
+    }
+
+    #[test]
+    fn captures_values_like_the_serde_path() {
+        for text in [
+            "\"plain\"",
+            r#""esc\"aped\u00e9""#,
+            "null",
+            "true",
+            "false",
+            "0",
+            "42",
+            "18446744073709551615",
+            "{\"a\": 1}",
+            "[1, 2]",
+        ] {
+            let fast = Scan::new(text).val().expect(text);
+            let serde: Val = serde_json::from_str(text).unwrap();
+            assert_eq!(fast, serde, "{text}");
+        }
+        // left to serde_json
+        for text in ["-1", "1.5", "1e3", "18446744073709551616", "-0"] {
+            assert_eq!(Scan::new(text).val(), None, "{text}");
+        }
+    }
+}
