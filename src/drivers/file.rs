@@ -3,7 +3,7 @@
 //! Work proceeds in chunks of lines. A reader thread reads and parses the
 //! next chunk (one parse worker per partition) while the current one is
 //! routed sequentially in file order and every task runs on its share in
-//! parallel; one parsed chunk waits at most (a bounded queue). Every
+//! parallel; [`PARSED_AHEAD`] parsed chunks wait at most (a bounded queue). Every
 //! `checkpoint_records` lines (a deterministic boundary, which the chunks
 //! never cross) the segment's outputs are published and then state,
 //! counters and the file position are committed atomically; a restart
@@ -27,6 +27,11 @@ use std::sync::Arc;
 
 /// Lines parsed per step (bounded memory; a checkpoint boundary may cut a step short).
 const STEP_LINES: usize = 32 * 1024;
+/// Parsed chunks that may wait for the tasks. More than one lets the reader
+/// keep parsing while a segment is committed: with 2 partitions the
+/// 300,000-envelope run took 2.97 s instead of 3.24 s (medians of 5
+/// alternating runs), with 1 the same.
+const PARSED_AHEAD: usize = 3;
 
 /// What a file run needs.
 #[derive(Clone, Debug)]
@@ -189,7 +194,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
 
     // Not joined: a run that stops on an error must not wait for the reader
     // (blocked on a pipe, say); it ends at its next send.
-    let (chunks, parsed) = std::sync::mpsc::sync_channel::<Result<ParsedChunk>>(1);
+    let (chunks, parsed) = std::sync::mpsc::sync_channel::<Result<ParsedChunk>>(PARSED_AHEAD);
     let reader = ChunkReader {
         source,
         first_line: ckpt.next_line,
