@@ -156,27 +156,16 @@ def main():
     print(f"input: {a.input} ({a.records:,} records, {size / 1e6:,.1f} MB, {size / max(a.records, 1):,.0f} B/record)")
 
     # (b) bare parse
-    log = os.path.join(work, "bench-parse.out")
-    rc, run, err = median_run(lambda: [bench_bin(a), a.input], lambda: None, log)
-    if rc == 0:
-        wall, cpu, rss, text = run
-        record("bare parse (serde_json)", "parse", 1, wall, cpu, rss, {"count": text.strip()})
-    else:
-        print(f"  bare parse FAILED (rc={rc}):\n{err}")
-    log = os.path.join(work, "bench-parse-typed.out")
-    rc, run, err = median_run(lambda: [bench_bin(a), "--typed", a.input], lambda: None, log)
-    if rc == 0:
-        wall, cpu, rss, text = run
-        record("typed skip-parse (serde_json)", "parse-typed", 1, wall, cpu, rss, {"count": text.strip()})
-    else:
-        print(f"  typed parse FAILED (rc={rc}):\n{err}")
-    log = os.path.join(work, "bench-parse-neonblue.out")
-    rc, run, err = median_run(lambda: [bench_bin(a), "--neonblue", a.input], lambda: None, log)
-    if rc == 0:
-        wall, cpu, rss, text = run
-        record("neonblue line parser", "parse-neonblue", 1, wall, cpu, rss, {"count": text.strip()})
-    else:
-        print(f"  neonblue parser FAILED (rc={rc}):\n{err}")
+    for flags, name, kind in [([], "bare parse (serde_json)", "parse"),
+                              (["--typed"], "typed skip-parse (serde_json)", "parse-typed"),
+                              (["--neonblue"], "neonblue line parser", "parse-neonblue")]:
+        log = os.path.join(work, f"bench-{kind}.out")
+        rc, run, err = median_run(lambda: [bench_bin(a), *flags, a.input], lambda: None, log)
+        if rc == 0:
+            wall, cpu, rss, text = run
+            record(name, kind, 1, wall, cpu, rss, {"count": text.strip()})
+        else:
+            print(f"  {name} FAILED (rc={rc}):\n{err}")
 
     # (a) neonblue run
     for n in threads:

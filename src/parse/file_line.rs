@@ -63,15 +63,7 @@ const LINE_KEYS: &[&str] = &["topic", "partition", "offset", "key", "value", "he
 
 impl<'de, V: Deserialize<'de>> FromMap<'de> for LineFields<'de, V> {
     fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        let mut f = LineFields {
-            unknown: false,
-            topic: Val::Absent,
-            partition: Val::Absent,
-            offset: Val::Absent,
-            key: None,
-            value: None,
-            headers: None,
-        };
+        let mut f = LineFields::empty();
         while let Some(k) = map.next_key_seed(KeySeed(LINE_KEYS))? {
             match k {
                 0 => f.topic = map.next_value()?,
@@ -96,14 +88,9 @@ fn non_null(raw: Option<&str>) -> Option<&str> {
 }
 
 impl<'a, V> LineFields<'a, V> {
-    /// The scanner's capture of a line object, exactly as [`FromMap`]
-    /// captures it; `value` reads the `value` member. `None`: leave the
-    /// line to the serde path.
-    pub(crate) fn scan(
-        s: &mut Scan<'a>,
-        mut value: impl FnMut(&mut Scan<'a>) -> Option<V>,
-    ) -> Option<Self> {
-        let mut f = LineFields {
+    /// No key seen yet.
+    fn empty() -> Self {
+        LineFields {
             unknown: false,
             topic: Val::Absent,
             partition: Val::Absent,
@@ -111,7 +98,17 @@ impl<'a, V> LineFields<'a, V> {
             key: None,
             value: None,
             headers: None,
-        };
+        }
+    }
+
+    /// The scanner's capture of a line object, exactly as [`FromMap`]
+    /// captures it; `value` reads the `value` member. `None`: leave the
+    /// line to the serde path.
+    pub(crate) fn scan(
+        s: &mut Scan<'a>,
+        mut value: impl FnMut(&mut Scan<'a>) -> Option<V>,
+    ) -> Option<Self> {
+        let mut f = LineFields::empty();
         s.object(|s, key| {
             match key {
                 "topic" => f.topic = s.val()?,
