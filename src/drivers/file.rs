@@ -5,9 +5,11 @@
 //! routed sequentially in file order and every task runs on its share in
 //! parallel; [`PARSED_AHEAD`] parsed chunks wait at most (a bounded queue). Every
 //! `checkpoint_records` lines (a deterministic boundary, which the chunks
-//! never cross) the segment's outputs are published and then state,
-//! counters and the file position are committed atomically; a restart
-//! resumes there.
+//! never cross) the segment is sealed: its state changes, counters and file
+//! position are taken as they are, and a committer thread encodes and
+//! publishes its outputs and then commits the rest atomically, while the
+//! tasks go on with the next segment. One segment lands at a time; a
+//! restart resumes after the last one that landed.
 
 use crate::config::Config;
 use crate::domain::{DeadLetterRow, Micros, Origin, OutputBatch, Parsed, Routed, Summary};
@@ -131,7 +133,7 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
     }
 
     let outputs = Outputs::open(&cfg.output, &cfg.clickhouse)?;
-    let mut durability = LocalDurability::new(db.clone());
+    let durability = LocalDurability::new(db.clone());
     let namespaces: Vec<String> = std::iter::once(ROUTER.to_string())
         .chain((0..partitions).map(join::namespace))
         .collect();
@@ -207,57 +209,80 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         .name("input-reader".into())
         .spawn(move || reader.run(&chunks))
         .context("cannot start the input reader thread")?;
-    loop {
-        // A closed queue without an end-of-input chunk means the reader
-        // stopped on an error it has sent.
-        let chunk = parsed
-            .recv()
-            .context("the input reader stopped unexpectedly")??;
-        let at_eof = chunk.lines == 0;
-        if !at_eof {
-            for o in chunk.outcomes {
-                if let Some(line) = o.dead_letter {
-                    dead.push(DeadLetterRow { line });
+    std::thread::scope(|scope| -> Result<()> {
+        // The segment being committed in the background while the tasks go
+        // on: one at a time, each landing before the next one's changes are
+        // taken (its pages stay cached until then, see `Budget`).
+        let mut landing: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<OutputBatch>>>> = None;
+        let landed = |h: std::thread::ScopedJoinHandle<'_, Result<Vec<OutputBatch>>>| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("the segment committer panicked"))?
+        };
+        loop {
+            // A closed queue without an end-of-input chunk means the reader
+            // stopped on an error it has sent.
+            let chunk = parsed
+                .recv()
+                .context("the input reader stopped unexpectedly")??;
+            let at_eof = chunk.lines == 0;
+            if !at_eof {
+                for o in chunk.outcomes {
+                    if let Some(line) = o.dead_letter {
+                        dead.push(DeadLetterRow { line });
+                    }
+                    if let Some(r) = router.route(o.origin, o.parsed)? {
+                        inputs[r.partition as usize].push(r.routed);
+                    }
                 }
-                if let Some(r) = router.route(o.origin, o.parsed)? {
-                    inputs[r.partition as usize].push(r.routed);
+                run_tasks(&mut tasks, &mut inputs, &mut batches)?;
+                next_line = chunk.first_line + chunk.lines;
+                pos = chunk.end_pos;
+                bar.set_position(pos);
+            } else {
+                for (t, out) in tasks.iter_mut().zip(batches.iter_mut()) {
+                    t.end_of_input(out)?;
                 }
             }
-            run_tasks(&mut tasks, &mut inputs, &mut batches)?;
-            next_line = chunk.first_line + chunk.lines;
-            pos = chunk.end_pos;
-            bar.set_position(pos);
-        } else {
-            for (t, out) in tasks.iter_mut().zip(batches.iter_mut()) {
-                t.end_of_input(out)?;
+            // The regular boundary, or earlier when uncommitted state fills its
+            // share of the cache (a deterministic point: after a whole step).
+            let boundary = next_boundary(segment_start, checkpoint_every);
+            if at_eof || next_line >= boundary || db.budget().wants_commit() {
+                let emptied = match landing.take() {
+                    Some(h) => landed(h)?,
+                    None => (0..partitions).map(|_| OutputBatch::default()).collect(),
+                };
+                let ckpt = FileCheckpoint {
+                    pos,
+                    next_line,
+                    done: at_eof,
+                    router: router.state(),
+                };
+                let sealed = seal_segment(
+                    &mut router,
+                    &mut tasks,
+                    std::mem::replace(&mut batches, emptied),
+                    std::mem::take(&mut dead),
+                    segment_start,
+                    &ckpt,
+                );
+                let (db, outputs) = (&db, &outputs);
+                landing = Some(
+                    std::thread::Builder::new()
+                        .name("segment-commit".into())
+                        .spawn_scoped(scope, move || land_segment(db, outputs, sealed))
+                        .context("cannot start the segment committer")?,
+                );
+                segment_start = next_line;
+            }
+            if at_eof {
+                break;
             }
         }
-        // The regular boundary, or earlier when uncommitted state fills its
-        // share of the cache (a deterministic point: after a whole step).
-        let boundary = next_boundary(segment_start, checkpoint_every);
-        if at_eof || next_line >= boundary || db.budget().wants_commit() {
-            let ckpt = FileCheckpoint {
-                pos,
-                next_line,
-                done: at_eof,
-                router: router.state(),
-            };
-            commit_segment(
-                &mut durability,
-                &outputs,
-                &mut router,
-                &mut tasks,
-                &mut batches,
-                &mut dead,
-                segment_start,
-                &ckpt,
-            )?;
-            segment_start = next_line;
+        if let Some(h) = landing.take() {
+            landed(h)?;
         }
-        if at_eof {
-            break;
-        }
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     Ok(summary_of(&router, &tasks))
 }
@@ -448,51 +473,38 @@ fn run_tasks(
     })
 }
 
-/// Commits a segment (the lines from `segment_start`): every task's outputs
-/// behind its intent, then every task's state and checkpoint with the file
-/// position, in one local transaction (`neonblue_topology::commit`).
-#[allow(clippy::too_many_arguments)]
-fn commit_segment(
-    durability: &mut LocalDurability,
-    outputs: &Outputs,
+/// A segment whose state changes and checkpoints are taken, on its way to
+/// durability.
+struct SealedSegment {
+    /// Its first line (the sequence number of its objects).
+    seq: u64,
+    /// Every task's outputs, by partition.
+    batches: Vec<OutputBatch>,
+    /// The router's dead letters.
+    dead: Vec<DeadLetterRow>,
+    /// Every task's changes and checkpoint, then the router's (with the file
+    /// position); their intents are filled in when the outputs are encoded.
+    commits: Vec<TaskCommit<String>>,
+}
+
+/// Ends a segment (the lines from `segment_start`): takes every task's and
+/// the router's state changes and checkpoints, and the outputs, as they are
+/// now. The tasks may go on at once; [`land_segment`] commits it.
+fn seal_segment(
     router: &mut Router,
     tasks: &mut [JoinTask],
-    batches: &mut [OutputBatch],
-    dead: &mut Vec<DeadLetterRow>,
+    batches: Vec<OutputBatch>,
+    dead: Vec<DeadLetterRow>,
     segment_start: u64,
     ckpt: &FileCheckpoint,
-) -> Result<()> {
-    let dlq = OutputBatch {
-        dead_letters: std::mem::take(dead),
-        ..Default::default()
-    };
-    let parts: Vec<String> = (0..tasks.len() as u32).map(task_part).collect();
-    let mut segments: Vec<Segment<'_>> = parts
-        .iter()
-        .zip(batches.iter())
-        .map(|(part, batch)| Segment {
-            part,
-            seq: segment_start,
-            batch,
-        })
-        .collect();
-    segments.push(Segment {
-        part: ROUTER_PART,
-        seq: segment_start,
-        batch: &dlq,
-    });
-    let mut encoded = outputs.encode(&segments)?;
-    let router_objects = encoded.pop().unwrap_or_default();
-
-    let names =
-        |objs: &[crate::sink::EncodedObject]| objs.iter().map(|o| o.path.to_string()).collect();
+) -> SealedSegment {
     let mut commits = Vec::with_capacity(tasks.len() + 1);
-    for (p, (t, objs)) in tasks.iter_mut().zip(&encoded).enumerate() {
+    for (p, t) in tasks.iter_mut().enumerate() {
         let mut changes = CommitBatch::default();
         t.add_changes(&mut changes);
         commits.push(TaskCommit {
             key: join::namespace(p as u32),
-            intent: names(objs),
+            intent: Vec::new(),
             checkpoint: encode(&t.meta),
             changes,
         });
@@ -501,25 +513,63 @@ fn commit_segment(
     router.add_changes(&mut changes);
     commits.push(TaskCommit {
         key: ROUTER.to_string(),
-        intent: names(&router_objects),
+        intent: Vec::new(),
         checkpoint: encode(ckpt),
         changes,
     });
-    let objects: Vec<_> = encoded
-        .into_iter()
-        .flatten()
-        .chain(router_objects)
+    SealedSegment {
+        seq: segment_start,
+        batches,
+        dead,
+        commits,
+    }
+}
+
+/// Commits a sealed segment: encodes its outputs, then every task's outputs
+/// behind its intent, then every task's state and checkpoint with the file
+/// position, in one local transaction (`neonblue_topology::commit`).
+/// Returns the output batches emptied, for a later segment to fill.
+fn land_segment(
+    db: &StateDb,
+    outputs: &Outputs,
+    sealed: SealedSegment,
+) -> Result<Vec<OutputBatch>> {
+    let SealedSegment {
+        seq,
+        mut batches,
+        dead,
+        mut commits,
+    } = sealed;
+    let dlq = OutputBatch {
+        dead_letters: dead,
+        ..Default::default()
+    };
+    let parts: Vec<String> = (0..batches.len() as u32).map(task_part).collect();
+    let segments: Vec<Segment<'_>> = parts
+        .iter()
+        .map(String::as_str)
+        .chain([ROUTER_PART])
+        .zip(batches.iter().chain([&dlq]))
+        .map(|(part, batch)| Segment { part, seq, batch })
         .collect();
+    let encoded = outputs.encode(&segments)?;
+    drop(segments);
+    for (c, objs) in commits.iter_mut().zip(&encoded) {
+        c.intent = objs.iter().map(|o| o.path.to_string()).collect();
+    }
+    let objects: Vec<_> = encoded.into_iter().flatten().collect();
     let rows: Vec<&OutputBatch> = batches.iter().collect();
-    commit(durability, commits, || outputs.publish(&objects, &rows))?;
-    // Keep the vectors' capacity for the next segment (no re-growth).
+    commit(&mut LocalDurability::new(db.clone()), commits, || {
+        outputs.publish(&objects, &rows)
+    })?;
+    // Keep the vectors' capacity for a later segment (no re-growth).
     for out in batches.iter_mut() {
         out.events.clear();
         out.aggregates.clear();
         out.user_daily.clear();
         out.dead_letters.clear();
     }
-    Ok(())
+    Ok(batches)
 }
 
 /// Default topic of a file's records: its base name (SPEC 2.4).

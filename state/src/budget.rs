@@ -1,7 +1,7 @@
 //! The memory budget of one instance's state cache, shared by every store
 //! of every task (`[state] cache_bytes`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Bytes of decoded pages held in memory, against a limit. Stores add what
@@ -9,6 +9,11 @@ use std::sync::Arc;
 /// a store evicts its own least recently used clean pages. Dirty pages
 /// cannot be evicted before they are committed: when they fill their share
 /// of the budget, [`Budget::wants_commit`] asks the driver to commit early.
+///
+/// A commit may land after processing has gone on (a driver that commits
+/// in the background): pages whose changes it took stay resident until it
+/// has landed, so they are never read back from sled before their changes
+/// are there. Commits are numbered as they are opened and land in that order.
 #[derive(Clone, Debug)]
 pub struct Budget {
     inner: Arc<Inner>,
@@ -19,6 +24,10 @@ struct Inner {
     limit: usize,
     used: AtomicUsize,
     dirty: AtomicUsize,
+    /// Number of the newest commit opened (its changes being taken).
+    opened: AtomicU64,
+    /// Number of the newest commit landed (durable in sled).
+    landed: AtomicU64,
 }
 
 /// Share of the budget dirty pages may fill before a commit is asked for.
@@ -32,6 +41,8 @@ impl Budget {
                 limit: limit.max(1),
                 used: AtomicUsize::new(0),
                 dirty: AtomicUsize::new(0),
+                opened: AtomicU64::new(0),
+                landed: AtomicU64::new(0),
             }),
         }
     }
@@ -59,6 +70,29 @@ impl Budget {
     /// True when dirty pages fill their share: commit to make them evictable.
     pub fn wants_commit(&self) -> bool {
         self.dirty() as f64 > self.inner.limit as f64 * DIRTY_SHARE
+    }
+
+    /// Opens a commit: returns its number, which the pages whose changes it
+    /// takes are pinned with.
+    pub(crate) fn open_commit(&self) -> u64 {
+        self.inner.opened.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The newest commit opened: changes taken now belong to it (or to an
+    /// earlier one that lands with it).
+    pub(crate) fn newest_commit(&self) -> u64 {
+        self.inner.opened.load(Ordering::Acquire)
+    }
+
+    /// Commit `number` (and every earlier one) has landed.
+    pub(crate) fn commit_landed(&self, number: u64) {
+        self.inner.landed.fetch_max(number, Ordering::AcqRel);
+    }
+
+    /// True when the changes a page gave to commit `pinned` are in sled, so
+    /// it may be dropped and read back.
+    pub(crate) fn has_landed(&self, pinned: u64) -> bool {
+        self.inner.landed.load(Ordering::Acquire) >= pinned
     }
 
     pub(crate) fn add(&self, used: isize, dirty: isize) {

@@ -436,8 +436,10 @@ impl StateDb {
     }
 
     /// Atomically applies a commit batch (one sled batch) and flushes it.
+    /// Its pages may then be evicted (see [`Budget`]).
     pub fn commit(&self, batch: CommitBatch) -> Result<(), StateError> {
         self.refuse_if_read_only(|| "commit".into())?;
+        let number = batch.number;
         let mut b = sled::Batch::default();
         for (tree, changes) in batch.stores {
             for c in changes {
@@ -454,7 +456,11 @@ impl StateDb {
                 None => b.remove(meta_key(&k)),
             }
         }
-        self.apply_durable(b)
+        self.apply_durable(b)?;
+        if let Some(n) = number {
+            self.budget.commit_landed(n);
+        }
+        Ok(())
     }
 
     /// Replays changelog records into a store's keyspace (restore before
@@ -608,12 +614,16 @@ fn meta_key(key: &str) -> Vec<u8> {
 pub struct CommitBatch {
     stores: Vec<(StoreTree, Vec<ChangeRecord>)>,
     meta: Vec<(String, Option<Vec<u8>>)>,
+    /// The commit number its store changes were taken under (see [`Budget`]).
+    number: Option<u64>,
 }
 
 impl CommitBatch {
     /// Takes the pending changes of `store` (to be written to `tree`) and
     /// returns them so that the caller may also send them to a changelog.
     pub fn add_store(&mut self, tree: &StoreTree, store: &mut dyn Store) -> &[ChangeRecord] {
+        self.number
+            .get_or_insert_with(|| tree.budget().open_commit());
         let mut changes = Vec::new();
         store.take_changes(&mut changes);
         self.stores.push((tree.clone(), changes));
@@ -635,6 +645,7 @@ impl CommitBatch {
     pub fn append(&mut self, other: CommitBatch) {
         self.stores.extend(other.stores);
         self.meta.extend(other.meta);
+        self.number = self.number.max(other.number);
     }
 
     /// True when the batch writes nothing.

@@ -69,6 +69,9 @@ struct Page<K, V> {
     /// Whether sled holds a delta of the page (deleted when it is written whole).
     has_delta: bool,
     dirty: bool,
+    /// The commit that took its last changes: it stays resident until that
+    /// commit has landed (see [`Budget`]).
+    pinned: u64,
     last_used: u64,
     /// What the page counts against the budget.
     weight: usize,
@@ -240,6 +243,7 @@ where
                     base_bytes,
                     has_delta,
                     dirty: false,
+                    pinned: 0,
                     last_used: self.tick,
                     weight,
                 },
@@ -277,7 +281,8 @@ where
         }
     }
 
-    /// Drops least recently used clean pages while the budget is exceeded.
+    /// Drops least recently used clean pages while the budget is exceeded
+    /// (not those whose changes a commit still in flight took).
     fn evict(&mut self) {
         self.evict_except(None);
     }
@@ -291,7 +296,7 @@ where
         let mut clean: Vec<(u64, u64)> = self
             .resident
             .iter()
-            .filter(|(id, p)| !p.dirty && Some(**id) != keep)
+            .filter(|(id, p)| !p.dirty && Some(**id) != keep && self.budget.has_landed(p.pinned))
             .map(|(id, p)| (p.last_used, *id))
             .collect();
         clean.sort_unstable();
@@ -371,6 +376,7 @@ where
                         base_bytes: 0,
                         has_delta: false,
                         dirty: false,
+                        pinned: 0,
                         last_used: self.tick,
                         weight: PAGE_OVERHEAD,
                     },
@@ -450,6 +456,7 @@ where
                 base_bytes: 0,
                 has_delta: false,
                 dirty: false,
+                pinned: 0,
                 last_used: self.tick,
                 weight: PAGE_OVERHEAD,
             },
@@ -671,6 +678,7 @@ where
             }
         }
         encoded.sort_unstable_by_key(|(id, _)| *id);
+        let pinned = self.budget.newest_commit();
         for (id, value) in encoded {
             let p = self.resident.get_mut(&id).expect("resident");
             match value {
@@ -697,6 +705,7 @@ where
                 }
             }
             p.dirty = false;
+            p.pinned = pinned;
             self.budget.add(0, -(p.weight as isize));
         }
         // Decoded entries take about twice their encoded size.

@@ -98,15 +98,17 @@ fn a_tiny_cache_evicts_and_reads_back_many_pages() {
             commit(&db, &mut [(&tree, &mut kv)], i);
         }
     }
+    for i in (0..n).step_by(97) {
+        let k = i.wrapping_mul(0x9E37_79B9) % 1_000_003;
+        assert_eq!(kv.get(&k).unwrap(), Some(&format!("value-{k}")));
+    }
+    // (Checked after a read: the pages of the last commit become evictable
+    // once it has landed, and the next access evicts them.)
     assert!(
         db.budget().used() <= db.budget().limit() * 2,
         "the cache stays near its budget: {} used",
         db.budget().used()
     );
-    for i in (0..n).step_by(97) {
-        let k = i.wrapping_mul(0x9E37_79B9) % 1_000_003;
-        assert_eq!(kv.get(&k).unwrap(), Some(&format!("value-{k}")));
-    }
     drop(kv);
     let mut again: KeyValueStore<u64, String> = KeyValueStore::load("kv", &tree).unwrap();
     let all = again.entries().unwrap();
@@ -133,6 +135,48 @@ fn reading_a_clean_page_works_while_dirty_pages_overfill_the_cache() {
     for k in (0..1_000u64).step_by(7) {
         assert_eq!(kv.get(&k).unwrap(), Some(&format!("committed-{k}")));
     }
+}
+
+#[test]
+fn pages_a_commit_in_flight_took_are_not_read_back_before_it_lands() {
+    // A driver that commits in the background takes a segment's changes,
+    // then goes on processing while the batch is written. The cache must not
+    // drop those pages and read them back from sled before the batch is
+    // there: that would read the state before the segment.
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 64 << 10).unwrap(); // 64 KiB
+    let tree = db.tree("ns", "kv").unwrap();
+    let mut kv: KeyValueStore<u64, String> = KeyValueStore::load("kv", &tree).unwrap();
+    for k in 0..2_000u64 {
+        kv.insert(k, format!("old-{k}")).unwrap();
+    }
+    commit(&db, &mut [(&tree, &mut kv)], 1);
+    for k in 0..2_000u64 {
+        *kv.get_mut(&k).unwrap().unwrap() = format!("new-{k}");
+    }
+    let mut in_flight = CommitBatch::default();
+    in_flight.add_store(&tree, &mut kv);
+    // Processing goes on and reads far more than the cache holds.
+    for k in 1_000_000..1_020_000u64 {
+        kv.insert(k, format!("next-{k}")).unwrap();
+        kv.get(&(k % 2_000)).unwrap();
+    }
+    assert!(db.budget().over(), "the cache is over its budget");
+    for k in (0..2_000u64).step_by(13) {
+        assert_eq!(kv.get(&k).unwrap(), Some(&format!("new-{k}")), "key {k}");
+    }
+    in_flight.set_meta("checkpoint", Some(2u64.to_be_bytes().to_vec()));
+    db.commit(in_flight).unwrap();
+    // Landed: those pages may go now, and read back they are the new state.
+    commit(&db, &mut [(&tree, &mut kv)], 3);
+    for k in (0..2_000u64).step_by(13) {
+        assert_eq!(kv.get(&k).unwrap(), Some(&format!("new-{k}")), "key {k}");
+    }
+    assert!(
+        db.budget().used() <= db.budget().limit() * 2,
+        "evictable again: {} used",
+        db.budget().used()
+    );
 }
 
 #[test]
