@@ -27,7 +27,7 @@
 
 use crate::{decode, encode, Budget, ChangeRecord, StateError, Store, StoreTree};
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The entries of a page. A B-tree rather than a sorted `Vec`: an insert
 /// in the middle of a 1,024-entry page moved half the page (37 KB for a
@@ -40,6 +40,9 @@ use std::hash::Hash;
 /// The keys of a page changed since it was last written whole (hashed:
 /// sorted only when a delta is written).
 type ChangedKeys<K> = hashbrown::HashSet<K, foldhash::fast::FixedState>;
+
+/// Page id → something, hashed cheaply (ids are not chosen by input).
+type PageMap<T> = hashbrown::HashMap<u64, T, foldhash::fast::FixedState>;
 
 /// Entries per page before it splits. Measured on 1M users
 /// (`scripts/bench/scale.py`): 1,024 against 256 is faster (+21% records/s)
@@ -61,10 +64,12 @@ pub const DELTA_SHARE: usize = 4;
 struct Page<K, V> {
     entries: Entries<K, V>,
     /// Keys changed since the page was last written whole: what its delta
-    /// holds, or will hold at the next commit.
+    /// holds, or will hold at the next commit. Not kept while the next
+    /// commit writes the page whole anyway (`base_bytes == 0`).
     since_base: ChangedKeys<K>,
-    /// Encoded size of the page as last written whole; 0 when it never was
-    /// (or was split since), so the next commit writes it whole.
+    /// Encoded size of the page as last written whole; 0 when it never was,
+    /// was split since, or has changed too much for a delta: the next commit
+    /// writes it whole.
     base_bytes: usize,
     /// Whether sled holds a delta of the page (deleted when it is written whole).
     has_delta: bool,
@@ -79,8 +84,19 @@ struct Page<K, V> {
 
 impl<K: Eq + Hash + Clone, V> Page<K, V> {
     /// Records that `key` changed since the page was last written whole.
+    /// Once more than a [`DELTA_SHARE`] of the page has changed (counting
+    /// an insert that may not be made yet), the next commit will write it
+    /// whole (inserts add to both counts, removals to the changed keys
+    /// only), so the keys are no longer tracked.
     fn mark_changed(&mut self, key: &K) {
+        if self.base_bytes == 0 {
+            return;
+        }
         self.since_base.get_or_insert_with(key, K::clone);
+        if self.since_base.len() * DELTA_SHARE > self.entries.len() + 2 {
+            self.base_bytes = 0;
+            self.since_base = ChangedKeys::default();
+        }
     }
 }
 
@@ -96,8 +112,8 @@ pub struct PagedStore<K, V> {
     /// walk over the index).
     segment_pages: BTreeMap<i64, usize>,
     /// Page id → its current lower bound (to re-key and to persist).
-    bounds: HashMap<u64, K>,
-    resident: HashMap<u64, Page<K, V>>,
+    bounds: PageMap<K>,
+    resident: PageMap<Page<K, V>>,
     /// Pages whose index record must be written, or removed, at the next commit.
     index_changed: BTreeSet<u64>,
     /// Pages removed since the last commit.
@@ -153,8 +169,8 @@ where
             segment,
             index: BTreeMap::new(),
             segment_pages: BTreeMap::new(),
-            bounds: HashMap::new(),
-            resident: HashMap::new(),
+            bounds: PageMap::default(),
+            resident: PageMap::default(),
             index_changed: BTreeSet::new(),
             removed: BTreeSet::new(),
             next_id: 0,
@@ -254,31 +270,36 @@ where
         Ok(p)
     }
 
-    /// Marks `key` of page `id` changed (it goes into the page's delta).
+    /// Marks `key` of page `id` changed (it goes into the page's delta),
+    /// the page dirty, and re-weighs it.
     fn changed(&mut self, id: u64, key: &K) {
         if let Some(p) = self.resident.get_mut(&id) {
             p.mark_changed(key);
+            Self::reweigh_dirty(&self.budget, self.entry_weight, p);
         }
-        self.touched(id);
     }
 
     /// Marks page `id` dirty and re-weighs it.
     fn touched(&mut self, id: u64) {
-        let w = self.entry_weight;
         if let Some(p) = self.resident.get_mut(&id) {
-            let weight = PAGE_OVERHEAD + (p.entries.len() + p.since_base.len()) * w;
-            if p.dirty && weight == p.weight {
-                // Nothing to count: spare the shared counters.
-                return;
-            }
-            let dirty_before = if p.dirty { p.weight as isize } else { 0 };
-            self.budget.add(
-                weight as isize - p.weight as isize,
-                weight as isize - dirty_before,
-            );
-            p.weight = weight;
-            p.dirty = true;
+            Self::reweigh_dirty(&self.budget, self.entry_weight, p);
         }
+    }
+
+    /// Marks page `p` dirty and re-weighs it against `budget`.
+    fn reweigh_dirty(budget: &Budget, entry_weight: usize, p: &mut Page<K, V>) {
+        let weight = PAGE_OVERHEAD + (p.entries.len() + p.since_base.len()) * entry_weight;
+        if p.dirty && weight == p.weight {
+            // Nothing to count: spare the shared counters.
+            return;
+        }
+        let dirty_before = if p.dirty { p.weight as isize } else { 0 };
+        budget.add(
+            weight as isize - p.weight as isize,
+            weight as isize - dirty_before,
+        );
+        p.weight = weight;
+        p.dirty = true;
     }
 
     /// Drops least recently used clean pages while the budget is exceeded

@@ -67,9 +67,10 @@ impl std::borrow::Borrow<str> for Sym {
 }
 
 /// Interned strings (event types, variant keys); bounded, cleared when full.
+/// (foldhash, seeded per process: the strings come from the input.)
 #[derive(Default)]
 struct Interner {
-    set: std::collections::HashSet<Sym>,
+    set: hashbrown::HashSet<Sym, foldhash::fast::RandomState>,
 }
 
 const INTERNER_MAX: usize = 65_536;
