@@ -66,6 +66,15 @@ impl VariantRef {
     }
 }
 
+/// What an event joins: the version it sees (SPEC 4).
+struct Joined {
+    variant_id: u32,
+    variant_key: Option<String>,
+    assigned_at: Micros,
+    /// `BeforeAssignment` when every version it sees is later than it.
+    reason: Option<InvalidReason>,
+}
+
 /// An event waiting for its user's assignment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PendingEvent {
@@ -294,8 +303,8 @@ impl JoinTask {
             (),
         )?;
         let key: AssignmentKey = (event.experiment_id, Id::from(event.user_id.as_str()));
-        if self.joinable(&key, ts, captured)? {
-            self.emit(&key, event, is_late, origin, captured, out)?;
+        if let Some(joined) = self.joinable(&key, ts, captured)? {
+            self.emit(joined, event, is_late, origin, out)?;
         } else {
             let due = self.deadline(ts);
             self.schedule(due, &key, &event.event_id)?;
@@ -337,16 +346,16 @@ impl JoinTask {
         if let Some(waiting) = self.pending.remove(&key)? {
             let mut still = Vec::new();
             for p in waiting {
-                if !self.joinable(&key, p.event.timestamp, p.captured)? {
+                let Some(joined) = self.joinable(&key, p.event.timestamp, p.captured)? else {
                     still.push(p);
                     continue;
-                }
+                };
                 let ts = p.event.timestamp;
                 if !self.cancel(ts.saturating_add(self.grace), &key, &p.event.event_id)? {
                     self.cancel(ts, &key, &p.event.event_id)?;
                 }
                 self.meta.pending_events -= 1;
-                self.emit(&key, p.event, p.is_late, p.origin, p.captured, out)?;
+                self.emit(joined, p.event, p.is_late, p.origin, out)?;
             }
             if !still.is_empty() {
                 self.pending.insert(key, still)?;
@@ -360,27 +369,48 @@ impl JoinTask {
     /// once the watermark has reached its time: every input partition has
     /// then been read past it, so every version in effect at `ts` has
     /// arrived, whatever the pace of the partitions (an event-time temporal
-    /// join).
+    /// join). Returns what it joins.
     fn joinable(
         &mut self,
         key: &AssignmentKey,
         ts: Micros,
         captured: Option<Micros>,
-    ) -> Result<bool, StateError> {
-        Ok((self.clock == Clock::Records || self.reached(ts))
-            && self.has_versions(key, captured)?)
+    ) -> Result<Option<Joined>, StateError> {
+        if self.clock == Clock::Watermark && !self.reached(ts) {
+            return Ok(None);
+        }
+        self.join(key, ts, captured)
     }
 
-    /// True when `key` has a version an event captured at `captured` sees.
-    fn has_versions(
+    /// Joins an event of `key` at `ts`, captured at `captured`, against the
+    /// versions it sees: `None` when it sees none.
+    fn join(
         &mut self,
         key: &AssignmentKey,
+        ts: Micros,
         captured: Option<Micros>,
-    ) -> Result<bool, StateError> {
-        Ok(self
+    ) -> Result<Option<Joined>, StateError> {
+        let versions = self
             .assignments
             .versions(key)?
-            .is_some_and(|v| v.iter().any(|(_, x)| x.visible_to(captured))))
+            .map_or(&[][..], |v| v.as_slice());
+        let seen = |v: &&(Micros, VariantRef)| v.1.visible_to(captured);
+        let split = versions.partition_point(|(t, _)| *t <= ts);
+        // The latest version at or before the event, else (every version
+        // is later) the earliest one.
+        let (version, reason) = match versions[..split].iter().rev().find(seen) {
+            Some(v) => (v, None),
+            None => match versions[split..].iter().find(seen) {
+                Some(v) => (v, Some(InvalidReason::BeforeAssignment)),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Joined {
+            variant_id: version.1.variant_id,
+            variant_key: version.1.variant_key.clone(),
+            assigned_at: version.0,
+            reason,
+        }))
     }
 
     /// True when stream time has reached `ts`.
@@ -463,39 +493,21 @@ impl JoinTask {
         self.punctuate(out)
     }
 
-    /// Joins `event` against the assignment versions and emits its row.
-    /// `key` is the event's (experiment_id, user_id).
+    /// Emits the row of `event`, joined to `joined`.
     fn emit(
         &mut self,
-        key: &AssignmentKey,
+        joined: Joined,
         event: Event,
         is_late: bool,
         origin: Origin,
-        captured: Option<Micros>,
         out: &mut OutputBatch,
     ) -> Result<(), StateError> {
-        let ts = event.timestamp;
-        let versions = self
-            .assignments
-            .versions(key)?
-            .map_or(&[][..], |v| v.as_slice());
-        let seen = |v: &&(Micros, VariantRef)| v.1.visible_to(captured);
-        let split = versions.partition_point(|(t, _)| *t <= ts);
-        // The latest version at or before the event, else (every version
-        // is later) the earliest one.
-        let (version, reason) = match versions[..split].iter().rev().find(seen) {
-            Some(v) => (Some(v), None),
-            None => match versions[split..].iter().find(seen) {
-                Some(v) => (Some(v), Some(InvalidReason::BeforeAssignment)),
-                None => (None, Some(InvalidReason::Unassigned)),
-            },
-        };
         let row = EventRow {
-            variant_id: version.map(|v| v.1.variant_id),
-            variant_key: version.and_then(|v| v.1.variant_key.clone()),
-            assigned_at: version.map(|v| v.0),
-            is_valid: reason.is_none(),
-            invalid_reason: reason,
+            variant_id: Some(joined.variant_id),
+            variant_key: joined.variant_key,
+            assigned_at: Some(joined.assigned_at),
+            is_valid: joined.reason.is_none(),
+            invalid_reason: joined.reason,
             is_late,
             origin,
             event,
@@ -561,9 +573,9 @@ impl JoinTask {
             return Ok(());
         };
         let (ts, captured) = (list[i].event.timestamp, list[i].captured);
-        let versions = self.has_versions(key, captured)?;
+        let joined = self.join(key, ts, captured)?;
         let expired = now.is_none_or(|n| n >= ts.saturating_add(self.grace));
-        if !versions && !expired {
+        if joined.is_none() && !expired {
             self.schedule(ts.saturating_add(self.grace), key, event_id)?;
             return Ok(());
         }
@@ -573,8 +585,8 @@ impl JoinTask {
             self.pending.remove(key)?;
         }
         self.meta.pending_events -= 1;
-        if versions {
-            return self.emit(key, p.event, p.is_late, p.origin, p.captured, out);
+        if let Some(joined) = joined {
+            return self.emit(joined, p.event, p.is_late, p.origin, out);
         }
         let row = EventRow {
             variant_id: None,
