@@ -218,70 +218,75 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
             h.join()
                 .map_err(|_| anyhow::anyhow!("the segment committer panicked"))?
         };
-        loop {
-            // A closed queue without an end-of-input chunk means the reader
-            // stopped on an error it has sent.
-            let chunk = parsed
-                .recv()
-                .context("the input reader stopped unexpectedly")??;
-            let at_eof = chunk.lines == 0;
-            if !at_eof {
-                for o in chunk.outcomes {
-                    if let Some(line) = o.dead_letter {
-                        dead.push(DeadLetterRow { line });
+        let mut process = || -> Result<()> {
+            loop {
+                // A closed queue without an end-of-input chunk means the reader
+                // stopped on an error it has sent.
+                let chunk = parsed
+                    .recv()
+                    .context("the input reader stopped unexpectedly")??;
+                let at_eof = chunk.lines == 0;
+                if !at_eof {
+                    for o in chunk.outcomes {
+                        if let Some(line) = o.dead_letter {
+                            dead.push(DeadLetterRow { line });
+                        }
+                        if let Some(r) = router.route(o.origin, o.parsed)? {
+                            inputs[r.partition as usize].push(r.routed);
+                        }
                     }
-                    if let Some(r) = router.route(o.origin, o.parsed)? {
-                        inputs[r.partition as usize].push(r.routed);
+                    run_tasks(&mut tasks, &mut inputs, &mut batches)?;
+                    next_line = chunk.first_line + chunk.lines;
+                    pos = chunk.end_pos;
+                    bar.set_position(pos);
+                } else {
+                    for (t, out) in tasks.iter_mut().zip(batches.iter_mut()) {
+                        t.end_of_input(out)?;
                     }
                 }
-                run_tasks(&mut tasks, &mut inputs, &mut batches)?;
-                next_line = chunk.first_line + chunk.lines;
-                pos = chunk.end_pos;
-                bar.set_position(pos);
-            } else {
-                for (t, out) in tasks.iter_mut().zip(batches.iter_mut()) {
-                    t.end_of_input(out)?;
+                // The regular boundary, or earlier when uncommitted state fills its
+                // share of the cache (a deterministic point: after a whole step).
+                let boundary = next_boundary(segment_start, checkpoint_every);
+                if at_eof || next_line >= boundary || db.budget().wants_commit() {
+                    let emptied = match landing.take() {
+                        Some(h) => landed(h)?,
+                        None => (0..partitions).map(|_| OutputBatch::default()).collect(),
+                    };
+                    let ckpt = FileCheckpoint {
+                        pos,
+                        next_line,
+                        done: at_eof,
+                        router: router.state(),
+                    };
+                    let sealed = seal_segment(
+                        &mut router,
+                        &mut tasks,
+                        std::mem::replace(&mut batches, emptied),
+                        std::mem::take(&mut dead),
+                        segment_start,
+                        &ckpt,
+                    );
+                    let (db, outputs) = (&db, &outputs);
+                    landing = Some(
+                        std::thread::Builder::new()
+                            .name("segment-commit".into())
+                            .spawn_scoped(scope, move || land_segment(db, outputs, sealed))
+                            .context("cannot start the segment committer")?,
+                    );
+                    segment_start = next_line;
+                }
+                if at_eof {
+                    break;
                 }
             }
-            // The regular boundary, or earlier when uncommitted state fills its
-            // share of the cache (a deterministic point: after a whole step).
-            let boundary = next_boundary(segment_start, checkpoint_every);
-            if at_eof || next_line >= boundary || db.budget().wants_commit() {
-                let emptied = match landing.take() {
-                    Some(h) => landed(h)?,
-                    None => (0..partitions).map(|_| OutputBatch::default()).collect(),
-                };
-                let ckpt = FileCheckpoint {
-                    pos,
-                    next_line,
-                    done: at_eof,
-                    router: router.state(),
-                };
-                let sealed = seal_segment(
-                    &mut router,
-                    &mut tasks,
-                    std::mem::replace(&mut batches, emptied),
-                    std::mem::take(&mut dead),
-                    segment_start,
-                    &ckpt,
-                );
-                let (db, outputs) = (&db, &outputs);
-                landing = Some(
-                    std::thread::Builder::new()
-                        .name("segment-commit".into())
-                        .spawn_scoped(scope, move || land_segment(db, outputs, sealed))
-                        .context("cannot start the segment committer")?,
-                );
-                segment_start = next_line;
-            }
-            if at_eof {
-                break;
-            }
-        }
-        if let Some(h) = landing.take() {
-            landed(h)?;
-        }
-        Ok(())
+            Ok(())
+        };
+        let processed = process();
+        // The segment in flight lands or fails first: its failure is the
+        // cause of any error that followed it (a state that stopped after a
+        // failed write, say).
+        landing.take().map(landed).transpose()?;
+        processed
     })?;
     bar.finish_and_clear();
     Ok(summary_of(&router, &tasks))

@@ -15,6 +15,7 @@
 
 use crate::{Budget, Store};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Errors at the state boundary.
@@ -51,6 +52,11 @@ pub enum StateError {
         /// What would have been written.
         what: String,
     },
+    /// A write to the state database failed earlier in this run: nothing
+    /// more is read or written, so that nothing of the failed write reaches
+    /// the disk.
+    #[error("state database: an earlier write failed; stopped using it (the state directory keeps its last commit)")]
+    FailedEarlier,
     /// The state directory was written by another version of the format.
     #[error("state directory {dir} {problem}: delete it (or use another --state directory) to start over — in Kafka mode the state is restored from the changelog topics; in file mode the input is processed again")]
     Format {
@@ -80,6 +86,7 @@ pub struct StoreTree {
     store: String,
     budget: Budget,
     read_only: bool,
+    failed: Arc<AtomicBool>,
 }
 
 impl StoreTree {
@@ -102,6 +109,7 @@ impl StoreTree {
 
     /// The stored value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        refuse_if_failed(&self.failed)?;
         Ok(self.data.get(self.full(key))?.map(|v| v.to_vec()))
     }
 
@@ -161,6 +169,8 @@ pub struct StateDb {
     read_only: bool,
     /// The generation of the last durable write; held while writing one.
     generation: Arc<Mutex<u64>>,
+    /// Set once a write failed (see `StateDb::write_failed`).
+    failed: Arc<AtomicBool>,
 }
 
 /// A registered keyspace: a store of a namespace (e.g. a task).
@@ -232,6 +242,7 @@ impl StateDb {
             dir: dir.to_path_buf(),
             read_only: false,
             generation: Arc::new(Mutex::new(generation)),
+            failed: Arc::new(AtomicBool::new(false)),
         };
         match s.get_meta(FORMAT_KEY)? {
             Some(v) if v == FORMAT.as_bytes() => {}
@@ -306,6 +317,7 @@ impl StateDb {
             dir: dir.to_path_buf(),
             read_only: true,
             generation: Arc::new(Mutex::new(generation)),
+            failed: Arc::new(AtomicBool::new(false)),
         };
         match s.get_meta(FORMAT_KEY)? {
             Some(v) if v == FORMAT.as_bytes() => Ok(s),
@@ -388,11 +400,13 @@ impl StateDb {
             store: store.to_string(),
             budget: self.budget.clone(),
             read_only: self.read_only,
+            failed: self.failed.clone(),
         })
     }
 
     /// Reads a metadata value (checkpoints, intents, fingerprints).
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        refuse_if_failed(&self.failed)?;
         Ok(self.data.get(meta_key(key))?.map(|v| v.to_vec()))
     }
 
@@ -421,11 +435,14 @@ impl StateDb {
     /// Applies `batch` with the next generation, flushes it, then records
     /// the generation in [`GENERATION_FILE`] (written aside and renamed).
     fn apply_durable(&self, mut batch: sled::Batch) -> Result<(), StateError> {
+        refuse_if_failed(&self.failed)?;
         let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
         let next = *generation + 1;
         batch.insert(meta_key(GENERATION_KEY), &next.to_be_bytes());
-        self.data.apply_batch(batch)?;
-        self.db.flush()?;
+        self.data
+            .apply_batch(batch)
+            .and_then(|()| self.db.flush().map(drop))
+            .map_err(|e| self.write_failed(e))?;
         *generation = next;
         let file = self.dir.join(GENERATION_FILE);
         let aside = self.dir.join(format!("{GENERATION_FILE}.new"));
@@ -471,6 +488,7 @@ impl StateDb {
         records: impl IntoIterator<Item = ChangeRecord>,
     ) -> Result<u64, StateError> {
         self.refuse_if_read_only(|| format!("restore {}", tree.store))?;
+        refuse_if_failed(&self.failed)?;
         let mut b = sled::Batch::default();
         let mut n = 0;
         for c in records {
@@ -481,8 +499,23 @@ impl StateDb {
             }
             n += 1;
         }
-        self.data.apply_batch(b)?;
+        self.data.apply_batch(b).map_err(|e| self.write_failed(e))?;
         Ok(n)
+    }
+
+    /// A write sled failed (e.g. on a full disk) leaves the failed batch in
+    /// sled's memory but not on disk. Anything sled writes afterwards (a
+    /// node rewritten after a read, the flush when the last handle is
+    /// dropped) could carry part of it to the disk, and that flush may also
+    /// wait forever (sled 0.34). So from then on nothing is read or written
+    /// ([`StateError::FailedEarlier`]), and one handle is leaked so that
+    /// nothing is flushed at the end: the state on disk stays what the last
+    /// successful commit left, and the process reports the error and exits.
+    fn write_failed(&self, e: sled::Error) -> StateError {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            std::mem::forget(self.db.clone());
+        }
+        StateError::Sled(e)
     }
 
     /// Approximate on-disk size in bytes.
@@ -599,6 +632,14 @@ fn open_sled(config: sled::Config) -> Result<sled::Result<sled::Db>, String> {
 /// The problem of a directory on which sled failed while recovering.
 fn damaged(failure: &str) -> String {
     format!("is not a readable state database (damaged: sled failed recovering it: {failure})")
+}
+
+/// [`StateError::FailedEarlier`] once a write failed.
+fn refuse_if_failed(failed: &AtomicBool) -> Result<(), StateError> {
+    if failed.load(Ordering::Acquire) {
+        return Err(StateError::FailedEarlier);
+    }
+    Ok(())
 }
 
 fn meta_key(key: &str) -> Vec<u8> {
