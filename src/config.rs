@@ -207,12 +207,17 @@ pub struct StateConfig {
     /// (sled's own page cache takes an eighth of it on top). Uncommitted
     /// changes may fill half of it before a commit is made early.
     pub cache_bytes: u64,
+    /// Free space the state directory's disk must keep beyond a commit
+    /// (3× the commit's bytes): a commit that would leave less is refused
+    /// before anything is written. 0 turns the check off.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             cache_bytes: 256 << 20,
+            min_free_bytes: 256 << 20,
         }
     }
 }

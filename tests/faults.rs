@@ -729,8 +729,11 @@ fn a_state_directory_that_fills_up_stops_the_run_clearly_and_a_fresh_state_compl
     // Large segments: the hang followed a large batch failing part way.
     let dir = tempfile::tempdir().unwrap();
     let input_of_60k = dir.path().join("gen.jsonl");
+    // Without the free-space check (the next test): sled meets the full disk.
     let run = |state: &Path, out: &str| {
-        run_cmd_every("20000", &input_of_60k, state, out, &["--partitions", "2"])
+        let mut c = run_cmd_every("20000", &input_of_60k, state, out, &["--partitions", "2"]);
+        c.env("NEONBLUE_STATE__MIN_FREE_BYTES", "0");
+        c
     };
     let st = Command::new(BIN)
         .args(["generate", "--records", "60000", "--seed", "13", "--output"])
@@ -783,6 +786,68 @@ fn a_state_directory_that_fills_up_stops_the_run_clearly_and_a_fresh_state_compl
             &common::root(&out),
         );
     }
+}
+
+#[test]
+fn a_commit_that_would_fill_the_state_disk_is_refused_before_writing_and_a_restart_completes_it() {
+    if !is_root() {
+        eprintln!("state_disk_free_space: skipped, mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input_of_60k = dir.path().join("gen.jsonl");
+    let st = Command::new(BIN)
+        .args(["generate", "--records", "60000", "--seed", "13", "--output"])
+        .arg(&input_of_60k)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let run = |state: &Path, out: &str| {
+        let mut c = run_cmd_every("20000", &input_of_60k, state, out, &["--partitions", "2"]);
+        c.env("NEONBLUE_STATE__MIN_FREE_BYTES", (1u64 << 20).to_string());
+        c
+    };
+    let steady = dir.path().join("steady");
+    run_ok(run(
+        &steady.join("state"),
+        &steady.join("out").display().to_string(),
+    ));
+    let total = du(&steady.join("state"));
+    let expected = common::root(&steady.join("out").display().to_string());
+
+    let mut refused = 0;
+    for (i, size) in [total / 2, total * 3 / 4, total, total * 3 / 2]
+        .into_iter()
+        .enumerate()
+    {
+        let state = dir.path().join(format!("full-{i}"));
+        std::fs::create_dir_all(&state).unwrap();
+        if !mount_tmpfs(&state, size, false) {
+            eprintln!("state_disk_free_space: skipped, cannot mount a tmpfs here");
+            return;
+        }
+        let _unmount = Unmount(state.clone());
+        let out = dir.path().join(format!("out-{i}")).display().to_string();
+        let child = run(&state, &out).spawn().unwrap();
+        let o = wait_child(
+            child,
+            &format!("a run with {size} bytes for {total} of state"),
+        );
+        if !o.status.success() {
+            let err = stderr_of(&o);
+            assert!(
+                err.contains("nothing of it was written: make room"),
+                "not the free-space refusal: {err}"
+            );
+            refused += 1;
+            // Room again: the restart on the same state completes exactly.
+            assert!(mount_tmpfs(&state, total * 4 + (8 << 20), true), "remount");
+            run_ok(run(&state, &out));
+        }
+        assert_same_objects(&expected, &common::root(&out));
+    }
+    assert!(refused > 0, "no size made a commit wait for room");
 }
 
 // ----------------------------------------------------------- state directory

@@ -104,13 +104,14 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         .with_context(|| format!("cannot open input {}", run.input.display()))?;
     let default_topic: Arc<str> = default_topic(&input).into();
 
-    let db =
-        StateDb::open(&cfg.processing.state_dir, cfg.state.cache_bytes).with_context(|| {
+    let db = StateDb::open(&cfg.processing.state_dir, cfg.state.cache_bytes)
+        .with_context(|| {
             format!(
                 "cannot open state directory {}",
                 cfg.processing.state_dir.display()
             )
-        })?;
+        })?
+        .keeping_free(cfg.state.min_free_bytes);
     let fingerprint = JobFingerprint {
         input: input.display().to_string(),
         input_bytes: std::fs::metadata(&input)?.len(),

@@ -57,6 +57,19 @@ pub enum StateError {
     /// the disk.
     #[error("state database: an earlier write failed; stopped using it (the state directory keeps its last commit)")]
     FailedEarlier,
+    /// The disk of the state directory has too little room for a commit;
+    /// nothing of it was written.
+    #[error("state directory {dir}: {available} bytes free on its disk, a commit of {bytes} bytes needs {needed} (3× its size + state.min_free_bytes); nothing of it was written: make room and run again")]
+    NoRoom {
+        /// The directory.
+        dir: PathBuf,
+        /// Free bytes on its disk.
+        available: u64,
+        /// Bytes of the commit's changes.
+        bytes: u64,
+        /// What the commit needs free.
+        needed: u64,
+    },
     /// The state directory was written by another version of the format.
     #[error("state directory {dir} {problem}: delete it (or use another --state directory) to start over — in Kafka mode the state is restored from the changelog topics; in file mode the input is processed again")]
     Format {
@@ -171,6 +184,8 @@ pub struct StateDb {
     generation: Arc<Mutex<u64>>,
     /// Set once a write failed (see `StateDb::write_failed`).
     failed: Arc<AtomicBool>,
+    /// Free bytes a commit must leave on the directory's disk (0: no check).
+    min_free: u64,
 }
 
 /// A registered keyspace: a store of a namespace (e.g. a task).
@@ -243,6 +258,7 @@ impl StateDb {
             read_only: false,
             generation: Arc::new(Mutex::new(generation)),
             failed: Arc::new(AtomicBool::new(false)),
+            min_free: 0,
         };
         match s.get_meta(FORMAT_KEY)? {
             Some(v) if v == FORMAT.as_bytes() => {}
@@ -318,6 +334,7 @@ impl StateDb {
             read_only: true,
             generation: Arc::new(Mutex::new(generation)),
             failed: Arc::new(AtomicBool::new(false)),
+            min_free: 0,
         };
         match s.get_meta(FORMAT_KEY)? {
             Some(v) if v == FORMAT.as_bytes() => Ok(s),
@@ -452,10 +469,39 @@ impl StateDb {
         Ok(())
     }
 
+    /// Refuses commits that would leave less than `bytes` free on the
+    /// directory's disk (after 3× their size; see [`StateError::NoRoom`]).
+    /// sled may keep part of a batch whose write failed, so a disk that
+    /// fills up is better met before writing. 0 turns the check off.
+    pub fn keeping_free(mut self, bytes: u64) -> Self {
+        self.min_free = bytes;
+        self
+    }
+
+    /// [`StateError::NoRoom`] when writing `bytes` would leave less than
+    /// the configured free space.
+    fn check_room(&self, bytes: u64) -> Result<(), StateError> {
+        if self.min_free == 0 {
+            return Ok(());
+        }
+        let needed = bytes.saturating_mul(3).saturating_add(self.min_free);
+        let available = fs2::available_space(&self.dir).map_err(sled::Error::Io)?;
+        if available < needed {
+            return Err(StateError::NoRoom {
+                dir: self.dir.clone(),
+                available,
+                bytes,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
     /// Atomically applies a commit batch (one sled batch) and flushes it.
     /// Its pages may then be evicted (see [`Budget`]).
     pub fn commit(&self, batch: CommitBatch) -> Result<(), StateError> {
         self.refuse_if_read_only(|| "commit".into())?;
+        self.check_room(batch.bytes())?;
         let number = batch.number;
         let mut b = sled::Batch::default();
         for (tree, changes) in batch.stores {
@@ -692,6 +738,20 @@ impl CommitBatch {
     /// True when the batch writes nothing.
     pub fn is_empty(&self) -> bool {
         self.meta.is_empty() && self.stores.iter().all(|s| s.1.is_empty())
+    }
+
+    /// Bytes of the batch's keys and values.
+    pub fn bytes(&self) -> u64 {
+        let store = self.stores.iter().flat_map(|s| &s.1);
+        let changes: usize = store
+            .map(|c| c.key.len() + c.value.as_ref().map_or(0, Vec::len))
+            .sum();
+        let meta: usize = self
+            .meta
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        (changes + meta) as u64
     }
 
     /// Number of store changes in the batch.

@@ -150,7 +150,8 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
             "cannot open state directory {} (is another instance using it? give each instance its own --state)",
             cfg.processing.state_dir.display()
         )
-    })?;
+    })?
+    .keeping_free(cfg.state.min_free_bytes);
     let job = KafkaJob {
         app_id: app_id.clone(),
     };
