@@ -715,6 +715,83 @@ fn an_output_root_that_fills_up_stops_the_run_clearly_and_a_restart_completes_it
     assert_same_objects(&steady_root, &common::root(&out.display().to_string()));
 }
 
+/// A state directory on a small disk: 60,000 records in segments of 20,000
+/// lines (large batches: the sled hang followed one failing part way) with
+/// `[state] min_free_bytes = min_free`, and the state and outputs of its
+/// uninterrupted run.
+struct SmallStateDisk {
+    dir: tempfile::TempDir,
+    input: PathBuf,
+    min_free: u64,
+    /// Bytes of the uninterrupted run's state.
+    total: u64,
+    expected: OutputRoot,
+}
+
+impl SmallStateDisk {
+    fn new(min_free: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("gen.jsonl");
+        let st = Command::new(BIN)
+            .args(["generate", "--records", "60000", "--seed", "13", "--output"])
+            .arg(&input)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut case = SmallStateDisk {
+            input,
+            min_free,
+            total: 0,
+            expected: common::root(&dir.path().join("steady/out").display().to_string()),
+            dir,
+        };
+        let steady = case.dir.path().join("steady");
+        run_ok(case.run(
+            &steady.join("state"),
+            &steady.join("out").display().to_string(),
+        ));
+        case.total = du(&steady.join("state"));
+        case
+    }
+
+    fn run(&self, state: &Path, out: &str) -> Command {
+        let mut c = run_cmd_every("20000", &self.input, state, out, &["--partitions", "2"]);
+        c.env("NEONBLUE_STATE__MIN_FREE_BYTES", self.min_free.to_string());
+        c
+    }
+
+    /// Run `i` with its state on a tmpfs of `size` bytes: its output, state
+    /// directory (mounted while the guard lives) and output root; `None`
+    /// when no tmpfs can be mounted here.
+    fn run_on_tmpfs(&self, i: usize, size: u64) -> Option<(Output, PathBuf, String, Unmount)> {
+        let state = self.dir.path().join(format!("full-{i}"));
+        std::fs::create_dir_all(&state).unwrap();
+        if !mount_tmpfs(&state, size, false) {
+            eprintln!("small state disk: skipped, cannot mount a tmpfs here");
+            return None;
+        }
+        let unmount = Unmount(state.clone());
+        let out = self
+            .dir
+            .path()
+            .join(format!("out-{i}"))
+            .display()
+            .to_string();
+        let child = self.run(&state, &out).spawn().unwrap();
+        let what = format!("a run with {size} bytes for {} of state", self.total);
+        Some((wait_child(child, &what), state, out, unmount))
+    }
+
+    /// Room again on the tmpfs of `state`.
+    fn make_room(&self, state: &Path) {
+        assert!(
+            mount_tmpfs(state, self.total * 4 + (8 << 20), true),
+            "remount"
+        );
+    }
+}
+
 #[test]
 fn a_state_directory_that_fills_up_stops_the_run_clearly_and_a_fresh_state_completes_it() {
     // sled 0.34, once a write failed for want of room, waited forever in
@@ -726,47 +803,17 @@ fn a_state_directory_that_fills_up_stops_the_run_clearly_and_a_fresh_state_compl
         eprintln!("state_directory_fills_up: skipped, mounting a tmpfs needs root");
         return;
     }
-    // Large segments: the hang followed a large batch failing part way.
-    let dir = tempfile::tempdir().unwrap();
-    let input_of_60k = dir.path().join("gen.jsonl");
     // Without the free-space check (the next test): sled meets the full disk.
-    let run = |state: &Path, out: &str| {
-        let mut c = run_cmd_every("20000", &input_of_60k, state, out, &["--partitions", "2"]);
-        c.env("NEONBLUE_STATE__MIN_FREE_BYTES", "0");
-        c
-    };
-    let st = Command::new(BIN)
-        .args(["generate", "--records", "60000", "--seed", "13", "--output"])
-        .arg(&input_of_60k)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let steady = dir.path().join("steady");
-    run_ok(run(
-        &steady.join("state"),
-        &steady.join("out").display().to_string(),
-    ));
-    let total = du(&steady.join("state"));
-
+    let case = SmallStateDisk::new(0);
+    let total = case.total;
     // Where the disk fills up decides whether sled hung: several sizes.
     for (i, size) in [total / 3, total / 2, total * 2 / 3]
         .into_iter()
         .enumerate()
     {
-        let state = dir.path().join(format!("full-{i}"));
-        std::fs::create_dir_all(&state).unwrap();
-        if !mount_tmpfs(&state, size, false) {
-            eprintln!("state_directory_fills_up: skipped, cannot mount a tmpfs here");
+        let Some((o, state, out, _unmount)) = case.run_on_tmpfs(i, size) else {
             return;
-        }
-        let _unmount = Unmount(state.clone());
-        let out = dir.path().join(format!("out-{i}")).display().to_string();
-        let child = run(&state, &out).spawn().unwrap();
-        let o = wait_child(
-            child,
-            &format!("a run with {size} bytes for {total} of state"),
-        );
+        };
         let err = stderr_of(&o);
         assert!(!o.status.success(), "the run did not notice: {err}");
         assert!(
@@ -775,16 +822,13 @@ fn a_state_directory_that_fills_up_stops_the_run_clearly_and_a_fresh_state_compl
         );
         // Room again and a fresh state directory: the run completes, with the
         // uninterrupted run's outputs.
-        assert!(mount_tmpfs(&state, total * 4 + (8 << 20), true), "remount");
+        case.make_room(&state);
         for e in std::fs::read_dir(&state).unwrap().flatten() {
             let p = e.path();
             let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
         }
-        run_ok(run(&state, &out));
-        assert_same_objects(
-            &common::root(&steady.join("out").display().to_string()),
-            &common::root(&out),
-        );
+        run_ok(case.run(&state, &out));
+        assert_same_objects(&case.expected, &common::root(&out));
     }
 }
 
@@ -794,46 +838,16 @@ fn a_commit_that_would_fill_the_state_disk_is_refused_before_writing_and_a_resta
         eprintln!("state_disk_free_space: skipped, mounting a tmpfs needs root");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let input_of_60k = dir.path().join("gen.jsonl");
-    let st = Command::new(BIN)
-        .args(["generate", "--records", "60000", "--seed", "13", "--output"])
-        .arg(&input_of_60k)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let run = |state: &Path, out: &str| {
-        let mut c = run_cmd_every("20000", &input_of_60k, state, out, &["--partitions", "2"]);
-        c.env("NEONBLUE_STATE__MIN_FREE_BYTES", (1u64 << 20).to_string());
-        c
-    };
-    let steady = dir.path().join("steady");
-    run_ok(run(
-        &steady.join("state"),
-        &steady.join("out").display().to_string(),
-    ));
-    let total = du(&steady.join("state"));
-    let expected = common::root(&steady.join("out").display().to_string());
-
+    let case = SmallStateDisk::new(1 << 20);
+    let total = case.total;
     let mut refused = 0;
     for (i, size) in [total / 2, total * 3 / 4, total, total * 3 / 2]
         .into_iter()
         .enumerate()
     {
-        let state = dir.path().join(format!("full-{i}"));
-        std::fs::create_dir_all(&state).unwrap();
-        if !mount_tmpfs(&state, size, false) {
-            eprintln!("state_disk_free_space: skipped, cannot mount a tmpfs here");
+        let Some((o, state, out, _unmount)) = case.run_on_tmpfs(i, size) else {
             return;
-        }
-        let _unmount = Unmount(state.clone());
-        let out = dir.path().join(format!("out-{i}")).display().to_string();
-        let child = run(&state, &out).spawn().unwrap();
-        let o = wait_child(
-            child,
-            &format!("a run with {size} bytes for {total} of state"),
-        );
+        };
         if !o.status.success() {
             let err = stderr_of(&o);
             assert!(
@@ -842,10 +856,10 @@ fn a_commit_that_would_fill_the_state_disk_is_refused_before_writing_and_a_resta
             );
             refused += 1;
             // Room again: the restart on the same state completes exactly.
-            assert!(mount_tmpfs(&state, total * 4 + (8 << 20), true), "remount");
-            run_ok(run(&state, &out));
+            case.make_room(&state);
+            run_ok(case.run(&state, &out));
         }
-        assert_same_objects(&expected, &common::root(&out));
+        assert_same_objects(&case.expected, &common::root(&out));
     }
     assert!(refused > 0, "no size made a commit wait for room");
 }

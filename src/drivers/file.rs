@@ -214,8 +214,8 @@ pub fn run_file(run: &FileRun) -> Result<Summary> {
         // The segment being committed in the background while the tasks go
         // on: one at a time, each landing before the next one's changes are
         // taken (its pages stay cached until then, see `Budget`).
-        let mut landing: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<OutputBatch>>>> = None;
-        let landed = |h: std::thread::ScopedJoinHandle<'_, Result<Vec<OutputBatch>>>| {
+        let mut landing: Option<Landing<'_>> = None;
+        let landed = |h: Landing<'_>| {
             h.join()
                 .map_err(|_| anyhow::anyhow!("the segment committer panicked"))?
         };
@@ -478,6 +478,9 @@ fn run_tasks(
         Ok(())
     })
 }
+
+/// The committer of a sealed segment; it returns the emptied output batches.
+type Landing<'scope> = std::thread::ScopedJoinHandle<'scope, Result<Vec<OutputBatch>>>;
 
 /// A segment whose state changes and checkpoints are taken, on its way to
 /// durability.

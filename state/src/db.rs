@@ -99,7 +99,7 @@ pub struct StoreTree {
     store: String,
     budget: Budget,
     read_only: bool,
-    failed: Arc<AtomicBool>,
+    failure: Arc<Failure>,
 }
 
 impl StoreTree {
@@ -122,7 +122,7 @@ impl StoreTree {
 
     /// The stored value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        refuse_if_failed(&self.failed)?;
+        self.failure.refuse()?;
         Ok(self.data.get(self.full(key))?.map(|v| v.to_vec()))
     }
 
@@ -166,7 +166,9 @@ impl StoreTree {
             if n == 0 {
                 return Ok(());
             }
-            self.data.apply_batch(batch)?;
+            self.data
+                .apply_batch(batch)
+                .map_err(|e| self.failure.write_failed(e))?;
         }
     }
 }
@@ -182,8 +184,8 @@ pub struct StateDb {
     read_only: bool,
     /// The generation of the last durable write; held while writing one.
     generation: Arc<Mutex<u64>>,
-    /// Set once a write failed (see `StateDb::write_failed`).
-    failed: Arc<AtomicBool>,
+    /// What a failed write stops (see [`Failure`]).
+    failure: Arc<Failure>,
     /// Free bytes a commit must leave on the directory's disk (0: no check).
     min_free: u64,
 }
@@ -251,13 +253,13 @@ impl StateDb {
         let data = db.open_tree(DATA_TREE)?;
         let generation = check_generation(dir, &data)?;
         let s = StateDb {
+            failure: Failure::new(&db),
             db,
             data,
             budget: Budget::new(cache_bytes as usize),
             dir: dir.to_path_buf(),
             read_only: false,
             generation: Arc::new(Mutex::new(generation)),
-            failed: Arc::new(AtomicBool::new(false)),
             min_free: 0,
         };
         match s.get_meta(FORMAT_KEY)? {
@@ -328,12 +330,12 @@ impl StateDb {
         let generation = check_generation(dir, &data)?;
         let s = StateDb {
             data,
+            failure: Failure::new(&db),
             db,
             budget: Budget::new(cache_bytes as usize),
             dir: dir.to_path_buf(),
             read_only: true,
             generation: Arc::new(Mutex::new(generation)),
-            failed: Arc::new(AtomicBool::new(false)),
             min_free: 0,
         };
         match s.get_meta(FORMAT_KEY)? {
@@ -417,13 +419,13 @@ impl StateDb {
             store: store.to_string(),
             budget: self.budget.clone(),
             read_only: self.read_only,
-            failed: self.failed.clone(),
+            failure: self.failure.clone(),
         })
     }
 
     /// Reads a metadata value (checkpoints, intents, fingerprints).
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        refuse_if_failed(&self.failed)?;
+        self.failure.refuse()?;
         Ok(self.data.get(meta_key(key))?.map(|v| v.to_vec()))
     }
 
@@ -452,14 +454,14 @@ impl StateDb {
     /// Applies `batch` with the next generation, flushes it, then records
     /// the generation in [`GENERATION_FILE`] (written aside and renamed).
     fn apply_durable(&self, mut batch: sled::Batch) -> Result<(), StateError> {
-        refuse_if_failed(&self.failed)?;
+        self.failure.refuse()?;
         let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
         let next = *generation + 1;
         batch.insert(meta_key(GENERATION_KEY), &next.to_be_bytes());
         self.data
             .apply_batch(batch)
             .and_then(|()| self.db.flush().map(drop))
-            .map_err(|e| self.write_failed(e))?;
+            .map_err(|e| self.failure.write_failed(e))?;
         *generation = next;
         let file = self.dir.join(GENERATION_FILE);
         let aside = self.dir.join(format!("{GENERATION_FILE}.new"));
@@ -501,11 +503,12 @@ impl StateDb {
     /// Its pages may then be evicted (see [`Budget`]).
     pub fn commit(&self, batch: CommitBatch) -> Result<(), StateError> {
         self.refuse_if_read_only(|| "commit".into())?;
-        self.check_room(batch.bytes())?;
         let number = batch.number;
         let mut b = sled::Batch::default();
+        let mut bytes = 0;
         for (tree, changes) in batch.stores {
             for c in changes {
+                bytes += c.key.len() + c.value.as_ref().map_or(0, Vec::len);
                 let key = tree.full(&c.key);
                 match c.value {
                     Some(v) => b.insert(key, v),
@@ -514,11 +517,13 @@ impl StateDb {
             }
         }
         for (k, v) in batch.meta {
+            bytes += k.len() + v.as_ref().map_or(0, Vec::len);
             match v {
                 Some(v) => b.insert(meta_key(&k), v),
                 None => b.remove(meta_key(&k)),
             }
         }
+        self.check_room(bytes as u64)?;
         self.apply_durable(b)?;
         if let Some(n) = number {
             self.budget.commit_landed(n);
@@ -534,7 +539,7 @@ impl StateDb {
         records: impl IntoIterator<Item = ChangeRecord>,
     ) -> Result<u64, StateError> {
         self.refuse_if_read_only(|| format!("restore {}", tree.store))?;
-        refuse_if_failed(&self.failed)?;
+        self.failure.refuse()?;
         let mut b = sled::Batch::default();
         let mut n = 0;
         for c in records {
@@ -545,23 +550,10 @@ impl StateDb {
             }
             n += 1;
         }
-        self.data.apply_batch(b).map_err(|e| self.write_failed(e))?;
+        self.data
+            .apply_batch(b)
+            .map_err(|e| self.failure.write_failed(e))?;
         Ok(n)
-    }
-
-    /// A write sled failed (e.g. on a full disk) leaves the failed batch in
-    /// sled's memory but not on disk. Anything sled writes afterwards (a
-    /// node rewritten after a read, the flush when the last handle is
-    /// dropped) could carry part of it to the disk, and that flush may also
-    /// wait forever (sled 0.34). So from then on nothing is read or written
-    /// ([`StateError::FailedEarlier`]), and one handle is leaked so that
-    /// nothing is flushed at the end: the state on disk stays what the last
-    /// successful commit left, and the process reports the error and exits.
-    fn write_failed(&self, e: sled::Error) -> StateError {
-        if !self.failed.swap(true, Ordering::AcqRel) {
-            std::mem::forget(self.db.clone());
-        }
-        StateError::Sled(e)
     }
 
     /// Approximate on-disk size in bytes.
@@ -680,12 +672,41 @@ fn damaged(failure: &str) -> String {
     format!("is not a readable state database (damaged: sled failed recovering it: {failure})")
 }
 
-/// [`StateError::FailedEarlier`] once a write failed.
-fn refuse_if_failed(failed: &AtomicBool) -> Result<(), StateError> {
-    if failed.load(Ordering::Acquire) {
-        return Err(StateError::FailedEarlier);
+/// A write sled failed (e.g. on a full disk) leaves the failed batch in
+/// sled's memory but not on disk. Anything sled writes afterwards (a node
+/// rewritten after a read, the flush when the last handle is dropped) could
+/// carry part of it to the disk, and that flush may also wait forever (sled
+/// 0.34). So from then on nothing is read or written
+/// ([`StateError::FailedEarlier`]), and one handle is leaked so that nothing
+/// is flushed at the end: the process reports the error and exits.
+struct Failure {
+    failed: AtomicBool,
+    db: sled::Db,
+}
+
+impl Failure {
+    fn new(db: &sled::Db) -> Arc<Failure> {
+        Arc::new(Failure {
+            failed: AtomicBool::new(false),
+            db: db.clone(),
+        })
     }
-    Ok(())
+
+    /// [`StateError::FailedEarlier`] once a write failed.
+    fn refuse(&self) -> Result<(), StateError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StateError::FailedEarlier);
+        }
+        Ok(())
+    }
+
+    /// Records that a write failed with `e`, which it returns.
+    fn write_failed(&self, e: sled::Error) -> StateError {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            std::mem::forget(self.db.clone());
+        }
+        StateError::Sled(e)
+    }
 }
 
 fn meta_key(key: &str) -> Vec<u8> {
@@ -738,20 +759,6 @@ impl CommitBatch {
     /// True when the batch writes nothing.
     pub fn is_empty(&self) -> bool {
         self.meta.is_empty() && self.stores.iter().all(|s| s.1.is_empty())
-    }
-
-    /// Bytes of the batch's keys and values.
-    pub fn bytes(&self) -> u64 {
-        let store = self.stores.iter().flat_map(|s| &s.1);
-        let changes: usize = store
-            .map(|c| c.key.len() + c.value.as_ref().map_or(0, Vec::len))
-            .sum();
-        let meta: usize = self
-            .meta
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-            .sum();
-        (changes + meta) as u64
     }
 
     /// Number of store changes in the batch.
