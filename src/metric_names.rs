@@ -37,6 +37,9 @@ pub const RESTORE_RECORDS_TOTAL: &str = "neonblue_restore_records_total";
 pub const RESTORING_TASKS: &str = "neonblue_restoring_tasks";
 /// Duration of a commit (outputs, changelogs, checkpoints, offsets).
 pub const COMMIT_SECONDS: &str = "neonblue_commit_seconds";
+/// 1 while a commit lands in the background (Kafka mode) and processing
+/// goes on.
+pub const COMMIT_IN_FLIGHT: &str = "neonblue_commit_in_flight";
 /// Commits completed.
 pub const COMMITS_TOTAL: &str = "neonblue_commits_total";
 /// Commits that failed, by `stage`: `commit` (outputs, changelogs or state:
@@ -98,7 +101,7 @@ const fn m(
 use Kind::{Counter, Gauge, Histogram};
 
 /// Every metric, in the README's order.
-pub const ALL: [Metric; 23] = [
+pub const ALL: [Metric; 24] = [
     m(RECORDS_TOTAL, Counter, "stage", "", "Input records by stage: read by routers (input), re-keyed to the repartition topic (routed), processed by join tasks (joined)."),
     m(SKIPPED_TOTAL, Counter, "reason", "", "Records skipped on purpose (tombstones, outbox updates, duplicates, ...), by reason."),
     m(DEAD_LETTERS_TOTAL, Counter, "reason", "", "Records sent to the dead-letter queue, by reason."),
@@ -115,6 +118,7 @@ pub const ALL: [Metric; 23] = [
     m(RESTORE_RECORDS_TOTAL, Counter, "", "", "Changelog records replayed to restore tasks."),
     m(RESTORING_TASKS, Gauge, "", "", "Tasks being restored from their changelogs right now."),
     m(COMMIT_SECONDS, Histogram, "", "seconds", "Duration of a commit: outputs, changelogs, checkpoints, local state."),
+    m(COMMIT_IN_FLIGHT, Gauge, "", "", "1 while a commit lands in the background and processing goes on."),
     m(COMMITS_TOTAL, Counter, "", "", "Commits completed."),
     m(COMMIT_FAILURES_TOTAL, Counter, "stage", "", "Failed commits by stage: commit (outputs, changelogs or state; the instance stops) or offsets (group offsets only; state is committed)."),
     m(STATE_SIZE_BYTES, Gauge, "", "bytes", "Size of the local state directory."),

@@ -19,6 +19,7 @@ use super::repartition::Repartitioned;
 use super::topics::AppTopics;
 use crate::config::Config;
 use crate::domain::{Change, Micros, Origin, OutputBatch, Parsed, Summary};
+use crate::metric_names as names;
 use crate::parse::{parse_record, DeadLetterRecord, Headers, ParseContext, RawRecord};
 use crate::processors::join::{JoinTask, TaskMeta};
 use crate::processors::router::{Router, RouterState};
@@ -194,10 +195,14 @@ pub struct Engine {
     db: StateDb,
     producer: ChangelogProducer,
     reader: PartitionReader,
-    outputs: Outputs,
+    outputs: Arc<Outputs>,
     routers: Tasks<u32, RouterSlot>,
     joins: Tasks<i32, JoinSlot>,
     inflight: Vec<DeliveryFuture>,
+    /// The commit landing on the committer thread (one at a time).
+    landing: Option<std::thread::JoinHandle<Result<Landed>>>,
+    /// Positions of landed commits, not yet given to the consumer group.
+    landed: Vec<Position>,
     output_start: OutputStart,
     /// Input records since the last commit.
     pub uncommitted: u64,
@@ -225,10 +230,12 @@ impl Engine {
             db,
             producer: ChangelogProducer::new(base)?,
             reader: PartitionReader::new(base)?,
-            outputs: Outputs::open(&cfg.output, &cfg.clickhouse)?,
+            outputs: Arc::new(Outputs::open(&cfg.output, &cfg.clickhouse)?),
             routers: Tasks::default(),
             joins: Tasks::default(),
             inflight: Vec::new(),
+            landing: None,
+            landed: Vec::new(),
             output_start,
             uncommitted: 0,
             last_commit: Instant::now(),
@@ -274,6 +281,10 @@ impl Engine {
     /// The router task of an input partition, restored if needed.
     fn router(&mut self, topic: &str, partition: i32) -> Result<&mut Hosted<RouterSlot>> {
         let index = self.topics.router_index(topic, partition)?;
+        if self.routers.get(index).is_none() {
+            // A restore writes to the state: not beside a commit in flight.
+            self.finish_landing()?;
+        }
         let Engine {
             topics,
             db,
@@ -324,6 +335,10 @@ impl Engine {
 
     /// The join task of a repartition partition, restored if needed.
     fn join(&mut self, partition: i32) -> Result<&mut Hosted<JoinSlot>> {
+        if self.joins.get(partition).is_none() {
+            // A restore writes to the state: not beside a commit in flight.
+            self.finish_landing()?;
+        }
         let Engine {
             topics,
             db,
@@ -602,45 +617,127 @@ impl Engine {
         Ok(())
     }
 
-    /// Commits every dirty task: repartition/DLQ deliveries, then the commit
-    /// protocol (intents, outputs, changelogs and checkpoints, local state).
-    /// Returns the positions to commit to the consumer group.
-    pub fn commit(&mut self) -> Result<Vec<(String, i32, i64)>> {
-        let started = Instant::now();
-        self.announce_watermarks()?;
-        ChangelogProducer::await_all(std::mem::take(&mut self.inflight))
-            .context("producing to the repartition/DLQ topics")?;
-        let parts: Vec<(i32, String)> = self
-            .joins
-            .iter()
-            .filter(|(_, t)| t.dirty)
-            .map(|(p, _)| (p, task_part(p as u32)))
-            .collect();
-        let segments: Vec<Segment<'_>> = parts
-            .iter()
-            .map(|(p, part)| {
-                let t = self.joins.get(*p).expect("dirty join");
-                Segment {
-                    part,
-                    seq: t.segment_start as u64,
-                    batch: &t.task.out,
+    /// True while a commit lands in the background.
+    pub fn commit_in_flight(&self) -> bool {
+        self.landing.is_some()
+    }
+
+    /// Commits every dirty task in line: waits for the commit in flight, then
+    /// seals and lands the rest. Returns the positions to commit to the
+    /// consumer group (rebalances, the end of input, shutdown).
+    pub fn commit(&mut self) -> Result<Vec<Position>> {
+        self.finish_landing()?;
+        if let Some(sealed) = self.seal()? {
+            let landed = land(sealed, &self.producer, &self.db, &self.outputs)?;
+            self.acknowledge(landed);
+        }
+        Ok(latest_positions(std::mem::take(&mut self.landed)))
+    }
+
+    /// Commits every dirty task in the background: waits for the commit in
+    /// flight (one lands at a time, so a page it took is never read back
+    /// before it is in sled), seals, and hands the segment to a committer
+    /// thread while processing goes on. Returns the positions of commits
+    /// that landed meanwhile.
+    pub fn commit_in_background(&mut self) -> Result<Vec<Position>> {
+        self.finish_landing()?;
+        if let Some(sealed) = self.seal()? {
+            let (producer, db, outputs) =
+                (self.producer.clone(), self.db.clone(), self.outputs.clone());
+            let handle = std::thread::Builder::new()
+                .name("commit".into())
+                .spawn(move || land(sealed, &producer, &db, &outputs))
+                .context("cannot start the committer thread")?;
+            self.landing = Some(handle);
+            metrics::gauge!(names::COMMIT_IN_FLIGHT).set(1.0);
+        }
+        Ok(std::mem::take(&mut self.landed))
+    }
+
+    /// The positions of commits that landed since the last call (without
+    /// waiting for the one in flight).
+    pub fn take_landed(&mut self) -> Result<Vec<Position>> {
+        if self.landing.as_ref().is_some_and(|h| h.is_finished()) {
+            self.finish_landing()?;
+        }
+        Ok(std::mem::take(&mut self.landed))
+    }
+
+    /// The error of a commit in flight that already failed: after an error
+    /// elsewhere, the cause to report first (a state that stopped after a
+    /// failed write, say).
+    pub fn failed_landing(&mut self) -> Option<anyhow::Error> {
+        if !self.landing.as_ref().is_some_and(|h| h.is_finished()) {
+            return None;
+        }
+        self.finish_landing().err()
+    }
+
+    /// Waits for the commit in flight and takes in its result.
+    fn finish_landing(&mut self) -> Result<()> {
+        let Some(handle) = self.landing.take() else {
+            return Ok(());
+        };
+        let landed = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the committer thread panicked"))?;
+        metrics::gauge!(names::COMMIT_IN_FLIGHT).set(0.0);
+        self.acknowledge(landed?);
+        Ok(())
+    }
+
+    /// Takes in a landed commit: each task's new checkpoint (the base of its
+    /// next intent and log ends), and its positions for the group.
+    fn acknowledge(&mut self, landed: Landed) {
+        for (id, logged) in landed.tasks.into_iter().zip(landed.logged) {
+            match id {
+                TaskId::Join(p) => {
+                    if let Some(t) = self.joins.get_mut(p) {
+                        t.task.logged = logged;
+                    }
                 }
-            })
-            .collect();
-        let encoded = self.outputs.encode(&segments)?;
-        drop(segments);
-        let inputs = self.topics.inputs.clone();
-        let mut commits = Vec::new();
-        let mut objects: Vec<EncodedObject> = Vec::new();
-        let mut order: Vec<(bool, i32)> = Vec::new(); // (is join, id)
-        for ((p, _), enc) in parts.iter().zip(encoded) {
-            let t = self.joins.get_mut(*p).expect("dirty join");
+                TaskId::Router(i) => {
+                    if let Some(r) = self.routers.get_mut(i) {
+                        r.task.logged = logged;
+                    }
+                }
+            }
+        }
+        self.landed.extend(landed.positions);
+    }
+
+    /// Ends every dirty task's segment: takes its store changes, checkpoint
+    /// and outputs as they are now, and the deliveries it produced. The tasks
+    /// may go on at once; [`land`] makes the segment durable. `None` when
+    /// nothing changed.
+    fn seal(&mut self) -> Result<Option<Sealed>> {
+        self.announce_watermarks()?;
+        let Engine {
+            topics,
+            routers,
+            joins,
+            inflight,
+            uncommitted,
+            last_commit,
+            ..
+        } = self;
+        let mut sealed = Sealed {
+            deliveries: std::mem::take(inflight),
+            outputs: Vec::new(),
+            commits: Vec::new(),
+            tasks: Vec::new(),
+            positions: Vec::new(),
+            input_records: std::mem::take(uncommitted),
+        };
+        *last_commit = Instant::now();
+        // Join tasks first: their commits pair with their outputs.
+        for (p, t) in joins.iter_mut().filter(|(_, t)| t.dirty) {
             let s = &mut t.task;
             let mut changes = CommitBatch::default();
             s.task.add_changes(&mut changes);
-            commits.push(TaskCommit {
+            sealed.commits.push(TaskCommit {
                 key: s.logged.clone(),
-                intent: enc.iter().map(|o| o.path.to_string()).collect(),
+                intent: Vec::new(),
                 checkpoint: encode(&JoinPayload {
                     next_offset: t.position,
                     meta: s.task.meta.clone(),
@@ -650,26 +747,22 @@ impl Engine {
                 }),
                 changes,
             });
-            objects.extend(enc);
-            order.push((true, *p));
-            let task = p.to_string();
-            metrics::gauge!("neonblue_pending_events", "partition" => task.clone())
-                .set(s.task.pending_count() as f64);
-            metrics::gauge!("neonblue_open_windows", "partition" => task.clone())
-                .set(s.task.open_windows() as f64);
-            if let Some(w) = s.watermarks.get() {
-                metrics::gauge!("neonblue_watermark_seconds", "task" => task.clone())
-                    .set(w as f64 / 1e6);
-            }
-            if let Some((topic, ip)) = s.watermarks.held_back_by(&inputs) {
-                metrics::gauge!("neonblue_watermark_held_back_by", "task" => task, "topic" => topic, "partition" => ip.to_string())
-                    .set(1.0);
-            }
+            sealed.outputs.push(SealedOutput {
+                part: task_part(p as u32),
+                seq: t.segment_start as u64,
+                batch: std::mem::take(&mut s.out),
+            });
+            sealed.tasks.push(TaskId::Join(p));
+            sealed
+                .positions
+                .push((topics.repartition.clone(), p, t.position));
+            report_join_gauges(p, s, &topics.inputs);
+            t.committed();
         }
-        for (id, r) in self.routers.iter_mut().filter(|(_, r)| r.dirty) {
+        for (id, r) in routers.iter_mut().filter(|(_, r)| r.dirty) {
             let mut changes = CommitBatch::default();
             r.task.router.add_changes(&mut changes);
-            commits.push(TaskCommit {
+            sealed.commits.push(TaskCommit {
                 key: r.task.logged.clone(),
                 intent: Vec::new(),
                 checkpoint: encode(&RouterPayload {
@@ -679,51 +772,16 @@ impl Engine {
                 }),
                 changes,
             });
-            order.push((false, id as i32));
+            sealed.tasks.push(TaskId::Router(id));
+            sealed
+                .positions
+                .push((r.task.topic.clone(), r.task.partition, r.position));
+            r.committed();
         }
-        if commits.is_empty() {
-            self.last_commit = Instant::now();
-            return Ok(Vec::new());
+        if sealed.commits.is_empty() && sealed.deliveries.is_empty() {
+            return Ok(None);
         }
-        let batches: Vec<&OutputBatch> = parts
-            .iter()
-            .map(|(p, _)| &self.joins.get(*p).expect("dirty join").task.out)
-            .collect();
-        let mut durability = ChangelogDurability::new(&self.producer, &self.db);
-        let outputs = &self.outputs;
-        let committed = commit::<_, anyhow::Error>(&mut durability, commits, || {
-            outputs.publish(&objects, &batches)
-        })?;
-        drop(batches);
-        let mut positions = Vec::with_capacity(order.len());
-        for ((is_join, id), logged) in order.into_iter().zip(committed) {
-            if is_join {
-                let t = self.joins.get_mut(id).expect("committed join");
-                t.task.logged = logged;
-                t.committed();
-                t.task.out.events.clear();
-                t.task.out.aggregates.clear();
-                t.task.out.user_daily.clear();
-                positions.push((self.topics.repartition.clone(), id, t.position));
-            } else {
-                let r = self.routers.get_mut(id as u32).expect("committed router");
-                r.task.logged = logged;
-                r.committed();
-                positions.push((r.task.topic.clone(), r.task.partition, r.position));
-            }
-        }
-        tracing::debug!(
-            ms = started.elapsed().as_millis() as u64,
-            input_records = self.uncommitted,
-            tasks = positions.len(),
-            "committed"
-        );
-        metrics::histogram!("neonblue_commit_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("neonblue_commits_total").increment(1);
-        metrics::gauge!("neonblue_state_size_bytes").set(self.db.size_on_disk() as f64);
-        self.uncommitted = 0;
-        self.last_commit = Instant::now();
-        Ok(positions)
+        Ok(Some(sealed))
     }
 
     /// Forgets the tasks of revoked partitions (after a commit).
@@ -791,5 +849,147 @@ impl Engine {
             self.routers.iter().map(|(_, r)| &r.task.router.counters),
             self.joins.iter().map(|(_, t)| &t.task.task.meta.counters),
         )
+    }
+}
+
+/// A consumer-group position: (topic, partition, next offset).
+pub type Position = (String, i32, i64);
+
+/// The last position of each partition, in first-seen order (a commit in
+/// line after one that landed in the background moves the same partitions
+/// further).
+fn latest_positions(positions: Vec<Position>) -> Vec<Position> {
+    let mut latest: Vec<Position> = Vec::with_capacity(positions.len());
+    for (topic, partition, offset) in positions {
+        match latest
+            .iter_mut()
+            .find(|(t, p, _)| *t == topic && *p == partition)
+        {
+            Some(known) => known.2 = offset,
+            None => latest.push((topic, partition, offset)),
+        }
+    }
+    latest
+}
+
+/// A task of this instance, as a commit names it.
+#[derive(Clone, Copy, Debug)]
+enum TaskId {
+    Join(i32),
+    Router(u32),
+}
+
+/// A join task's outputs in a sealed segment.
+struct SealedOutput {
+    /// Its part in object names.
+    part: String,
+    /// The repartition offset its segment started at (object names).
+    seq: u64,
+    batch: OutputBatch,
+}
+
+/// Segments whose state changes, checkpoints and outputs are taken, on
+/// their way to durability.
+struct Sealed {
+    /// Repartition and DLQ records produced in them (delivered before any
+    /// checkpoint that covers their input).
+    deliveries: Vec<DeliveryFuture>,
+    /// The join tasks' outputs, in the order of their commits.
+    outputs: Vec<SealedOutput>,
+    /// Join tasks' commits first (paired with `outputs`), then routers'.
+    commits: Vec<TaskCommit<LoggedTask>>,
+    /// Whose each commit is.
+    tasks: Vec<TaskId>,
+    /// The positions to commit to the group once they landed.
+    positions: Vec<Position>,
+    /// Input records read in them.
+    input_records: u64,
+}
+
+/// A sealed commit that is durable.
+struct Landed {
+    /// Whose each checkpoint is.
+    tasks: Vec<TaskId>,
+    /// Each task's new last checkpoint.
+    logged: Vec<LoggedTask>,
+    /// The positions to commit to the group.
+    positions: Vec<Position>,
+}
+
+/// Makes a sealed segment durable: its repartition/DLQ deliveries, then the
+/// commit protocol (intents, outputs, changelogs and checkpoints, local
+/// state). Runs on the committer thread, or in line.
+fn land(
+    sealed: Sealed,
+    producer: &ChangelogProducer,
+    db: &StateDb,
+    outputs: &Outputs,
+) -> Result<Landed> {
+    let started = Instant::now();
+    let Sealed {
+        deliveries,
+        outputs: sealed_outputs,
+        mut commits,
+        tasks,
+        positions,
+        input_records,
+    } = sealed;
+    ChangelogProducer::await_all(deliveries).context("producing to the repartition/DLQ topics")?;
+    let segments: Vec<Segment<'_>> = sealed_outputs
+        .iter()
+        .map(|o| Segment {
+            part: &o.part,
+            seq: o.seq,
+            batch: &o.batch,
+        })
+        .collect();
+    let encoded = outputs.encode(&segments)?;
+    drop(segments);
+    let mut objects: Vec<EncodedObject> = Vec::new();
+    for (c, enc) in commits.iter_mut().zip(encoded) {
+        c.intent = enc.iter().map(|o| o.path.to_string()).collect();
+        objects.extend(enc);
+    }
+    if commits.is_empty() {
+        return Ok(Landed {
+            tasks,
+            logged: Vec::new(),
+            positions,
+        });
+    }
+    let batches: Vec<&OutputBatch> = sealed_outputs.iter().map(|o| &o.batch).collect();
+    let logged =
+        commit::<_, anyhow::Error>(&mut ChangelogDurability::new(producer, db), commits, || {
+            outputs.publish(&objects, &batches)
+        })?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        input_records,
+        tasks = positions.len(),
+        "committed"
+    );
+    metrics::histogram!(names::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+    metrics::counter!(names::COMMITS_TOTAL).increment(1);
+    metrics::gauge!(names::STATE_SIZE_BYTES).set(db.size_on_disk() as f64);
+    Ok(Landed {
+        tasks,
+        logged,
+        positions,
+    })
+}
+
+/// A join task's gauges, as of a commit.
+fn report_join_gauges(partition: i32, s: &JoinSlot, inputs: &[(String, i32)]) {
+    let task = partition.to_string();
+    metrics::gauge!(names::PENDING_EVENTS, "partition" => task.clone())
+        .set(s.task.pending_count() as f64);
+    metrics::gauge!(names::OPEN_WINDOWS, "partition" => task.clone())
+        .set(s.task.open_windows() as f64);
+    if let Some(w) = s.watermarks.get() {
+        metrics::gauge!(names::WATERMARK_SECONDS, "task" => task.clone()).set(w as f64 / 1e6);
+    }
+    if let Some((topic, ip)) = s.watermarks.held_back_by(inputs) {
+        metrics::gauge!(names::WATERMARK_HELD_BACK_BY, "task" => task, "topic" => topic, "partition" => ip.to_string())
+            .set(1.0);
     }
 }

@@ -64,11 +64,15 @@ impl ConsumerContext for GroupContext {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
-        tracing::info!(partitions = ?revoked, "partitions revoked: committing before release");
         let mut engine = match self.engine.lock() {
             Ok(e) => e,
             Err(p) => p.into_inner(),
         };
+        tracing::info!(
+            partitions = ?revoked,
+            commit_in_flight = engine.commit_in_flight(),
+            "partitions revoked: committing before release"
+        );
         match engine.commit() {
             Ok(positions) => {
                 commit_positions(consumer, &positions, CommitMode::Sync);
@@ -234,6 +238,14 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         if run.shutdown.requested() {
             break Ok(());
         }
+        // A commit that landed in the background: its offsets, for the group.
+        match lock(&engine).take_landed() {
+            Ok(positions) => commit_positions(&consumer, &positions, CommitMode::Async),
+            Err(e) => {
+                metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit").increment(1);
+                break Err(e);
+            }
+        }
         if cfg.kafka.max_records_per_second > 0 {
             let allowed = started.elapsed().as_secs_f64() * cfg.kafka.max_records_per_second as f64;
             if processed as f64 > allowed {
@@ -273,7 +285,8 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
                     || idle)
         };
         if due {
-            let positions = match lock(&engine).commit() {
+            // Processing goes on while it lands; the next one waits for it.
+            let positions = match lock(&engine).commit_in_background() {
                 Ok(p) => p,
                 Err(e) => {
                     metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit")
@@ -307,6 +320,17 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
     };
     bar.finish_and_clear();
     if let Err(e) = result {
+        // A commit in flight that failed is the cause of what followed it.
+        let e = match lock(&engine).failed_landing() {
+            Some(cause) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "failed after the commit in flight had failed"
+                );
+                cause
+            }
+            None => e,
+        };
         tracing::error!(
             error = format!("{e:#}"),
             "stopping without a final commit; a restart resumes from the last one"
