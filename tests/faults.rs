@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::{aws_env, create_bucket, free_port};
+
 use neonblue::sink::OutputRoot;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -198,15 +200,6 @@ fn assert_same_objects(expected: &OutputRoot, got: &OutputRoot) {
     for (k, v) in &e {
         assert!(g[k] == *v, "{k} differs between {got} and {expected}");
     }
-}
-
-/// A TCP port free right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ---------------------------------------------------------------- ClickHouse
@@ -492,35 +485,6 @@ impl Switch {
     fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
-}
-
-fn aws_env(endpoint: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ACCESS_KEY_ID", "neonblue-test"),
-        ("AWS_SECRET_ACCESS_KEY", "neonblue-test-secret"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_ALLOW_HTTP", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let addr = endpoint.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(
-        resp.starts_with("HTTP/1.1 200"),
-        "creating {bucket}: {resp}"
-    );
 }
 
 /// Runs the input into S3 through an endpoint that goes away for 4 s once a

@@ -7,6 +7,8 @@
 mod common;
 mod kafka_support;
 
+use common::{free_port, http_get};
+
 use kafka_support::*;
 use neonblue_state::{CommitBatch, KeyValueStore, StateDb};
 use neonblue_topology::kafka::{
@@ -17,23 +19,6 @@ use neonblue_topology::{commit, TaskCommit};
 use rdkafka::mocking::MockCluster;
 use std::io::{Read, Write};
 use std::time::Duration;
-
-fn http_get(addr: &str, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn sigterm_then_until_end_equals_file_mode() {

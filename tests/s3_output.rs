@@ -12,6 +12,9 @@
 //! passes the very same `AWS_*` pairs to [`OutputRoot::open_with`], which
 //! treats them exactly like environment variables.
 
+mod common;
+
+use common::{aws_env, create_bucket, fresh_bucket, s3_endpoint as endpoint};
 use neonblue::domain::outputs::{EventRow, InvalidReason, OutputBatch, WindowKind};
 use neonblue::domain::records::{Event, Origin};
 use neonblue::sink::{
@@ -19,7 +22,6 @@ use neonblue::sink::{
     ParquetSinkOptions, Segment,
 };
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -27,74 +29,9 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_neonblue");
 
-/// The S3 endpoint, or `None` (test skipped) when not configured.
-fn endpoint(test: &str) -> Option<String> {
-    match std::env::var("NEONBLUE_TEST_S3_ENDPOINT") {
-        Ok(e) if !e.trim().is_empty() => Some(e.trim().trim_end_matches('/').to_string()),
-        _ => {
-            if std::env::var("NEONBLUE_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{test}: NEONBLUE_REQUIRE_SERVICES=1 but NEONBLUE_TEST_S3_ENDPOINT is unset (scripts/services/s3.sh start)");
-            }
-            eprintln!(
-                "{test}: skipped, set NEONBLUE_TEST_S3_ENDPOINT (scripts/services/s3.sh start)"
-            );
-            None
-        }
-    }
-}
-
-/// The standard AWS variables pointing at the test endpoint.
-fn aws_env(endpoint: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ACCESS_KEY_ID", "neonblue-test"),
-        ("AWS_SECRET_ACCESS_KEY", "neonblue-test-secret"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_ALLOW_HTTP", "true"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
 /// Opens an S3 root the way `neonblue` does with [`aws_env`] in its environment.
 fn s3_root(endpoint: &str, url: &str) -> OutputRoot {
     OutputRoot::open_with(url, aws_env(endpoint)).unwrap()
-}
-
-/// A fresh bucket name (3–63 characters of `[a-z0-9-]`).
-fn fresh_bucket(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "nb-{tag}-{}-{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
-}
-
-/// Creates a bucket with a plain unsigned `PUT /<bucket>` (enough for moto).
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let url = url::Url::parse(endpoint).unwrap();
-    let host = url.host_str().unwrap();
-    let port = url.port_or_known_default().unwrap();
-    let mut s = std::net::TcpStream::connect((host, port))
-        .unwrap_or_else(|e| panic!("cannot connect to the S3 endpoint {endpoint}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp.lines().next().unwrap_or_default();
-    assert!(
-        status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200"),
-        "creating bucket {bucket}: {resp}"
-    );
 }
 
 fn generate(path: &Path, records: u64, seed: u64) {

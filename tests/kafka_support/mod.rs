@@ -183,20 +183,35 @@ pub fn start_instance_into(
     out: &Path,
     extra: &[&str],
 ) -> Child {
+    instance(brokers, app_id, topics, dir, name, out)
+        .args(extra)
+        .spawn()
+        .unwrap()
+}
+
+/// The command of a Kafka-mode instance (`run`, committing every 300 ms)
+/// with its state in `dir/state-<name>`, writing to `out` (a directory or
+/// URL) and its log to `dir/<name>.log`; `topics` is comma-separated.
+pub fn instance(
+    brokers: &str,
+    app_id: &str,
+    topics: &str,
+    dir: &Path,
+    name: &str,
+    out: &Path,
+) -> Command {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    bin()
-        .args(["run", "--no-progress", "--now", NOW, "--grace", GRACE])
+    let mut c = bin();
+    c.args(["run", "--no-progress", "--now", NOW, "--grace", GRACE])
         .args(["--brokers", brokers, "--app-id", app_id, "--topics", topics])
         .args(["--commit-interval", "300ms"])
         .arg("--state")
         .arg(dir.join(format!("state-{name}")))
         .arg("--output")
         .arg(out)
-        .args(extra)
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        .stderr(log);
+    c
 }
 
 /// Waits for `child` to exit successfully within `limit`.
@@ -267,9 +282,13 @@ pub struct Outputs {
 
 /// Reads the outputs under `root`.
 pub fn outputs(root: &Path) -> Outputs {
-    let r = crate::common::root(&root.display().to_string());
+    outputs_of(&crate::common::root(&root.display().to_string()))
+}
+
+/// [`outputs`] of any output root (S3 too).
+pub fn outputs_of(r: &neonblue::sink::OutputRoot) -> Outputs {
     crate::common::block(async {
-        let mut events: Vec<String> = read_events(&r)
+        let mut events: Vec<String> = read_events(r)
             .await
             .unwrap()
             .iter()
@@ -299,9 +318,9 @@ pub fn outputs(root: &Path) -> Outputs {
                 .map(|(k, s)| format!("{k} {} {} {} {:.6} {:.4}", s.0, s.1, s.2, s.3, s.4))
                 .collect::<Vec<_>>()
         };
-        let hourly = aggs(read_aggregates(&r, WindowKind::Hourly).await.unwrap());
-        let daily = aggs(read_aggregates(&r, WindowKind::Daily).await.unwrap());
-        let mut user_daily: Vec<String> = read_user_daily(&r)
+        let hourly = aggs(read_aggregates(r, WindowKind::Hourly).await.unwrap());
+        let daily = aggs(read_aggregates(r, WindowKind::Daily).await.unwrap());
+        let mut user_daily: Vec<String> = read_user_daily(r)
             .await
             .unwrap()
             .into_iter()
