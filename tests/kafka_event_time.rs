@@ -19,17 +19,6 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
-fn produce(brokers: &str, input: &Path, topic: &str, partitions: i32) {
-    let base = neonblue::drivers::kafka::client_config(
-        &neonblue::config::KafkaConfig {
-            brokers: brokers.to_string(),
-            ..Default::default()
-        },
-        "test",
-    );
-    neonblue::drivers::kafka::produce::produce_file(&base, input, topic, partitions).unwrap();
-}
-
 /// Runs `neonblue run --until-end` (or `replay`) instances to completion.
 fn run_to_end(dir: &Path, name: &str, mut child: std::process::Child) {
     let log = dir.join(format!("{name}.log"));

@@ -74,14 +74,7 @@ fn group_with_join_and_sigkill_equals_file_mode_and_replay() {
     let app = unique("nb-app");
     let input = prepare_input(d, &topic, 4, 6000, 11);
     let expected = outputs(&file_run(&input, d, 4));
-    let base = neonblue::drivers::kafka::client_config(
-        &neonblue::config::KafkaConfig {
-            brokers: brokers.clone(),
-            ..Default::default()
-        },
-        "test",
-    );
-    neonblue::drivers::kafka::produce::produce_file(&base, &input, &topic, 4).unwrap();
+    produce(&brokers, &input, &topic, 4);
 
     // Slow enough that the group changes while records flow.
     // A tiny state cache (SPEC 9.1): eviction, re-reads and early commits all the time.
@@ -305,17 +298,10 @@ fn a_rebalance_and_sigkills_during_commits_in_flight_equal_file_mode() {
     let app = unique("nb-inflight-app");
     let input = prepare_input(d, &topic, 4, 8000, 29);
     let expected = outputs(&file_run(&input, d, 4));
-    let base = neonblue::drivers::kafka::client_config(
-        &neonblue::config::KafkaConfig {
-            brokers: brokers.clone(),
-            ..Default::default()
-        },
-        "test",
-    );
     // Everything is in the topic before the start: no partition goes idle
     // before its end (live input with pauses and kills is another matter,
     // see the README's known limits).
-    neonblue::drivers::kafka::produce::produce_file(&base, &input, &topic, 4).unwrap();
+    produce(&brokers, &input, &topic, 4);
 
     let link_a = common::SlowLink::new(&s3, Duration::from_millis(3000));
     let link_b = common::SlowLink::new(&s3, Duration::from_millis(500));

@@ -38,14 +38,7 @@ fn sigterm_then_until_end_equals_file_mode() {
     }
     let input = prepare_input(d, topic, 4, 3000, 5);
     let expected = outputs(&file_run(&input, d, 4));
-    let base = neonblue::drivers::kafka::client_config(
-        &neonblue::config::KafkaConfig {
-            brokers: brokers.clone(),
-            ..Default::default()
-        },
-        "test",
-    );
-    neonblue::drivers::kafka::produce::produce_file(&base, &input, topic, 4).unwrap();
+    produce(&brokers, &input, topic, 4);
 
     let addr = format!("127.0.0.1:{}", free_port());
     let mut a = start_instance(
@@ -215,14 +208,7 @@ fn sigterm_with_the_broker_gone_exits_non_zero_within_the_shutdown_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let input = prepare_input(d, "gone-input", 4, 2000, 9);
-    let base = neonblue::drivers::kafka::client_config(
-        &neonblue::config::KafkaConfig {
-            brokers: brokers.clone(),
-            ..Default::default()
-        },
-        "test",
-    );
-    neonblue::drivers::kafka::produce::produce_file(&base, &input, "gone-input", 4).unwrap();
+    produce(&brokers, &input, "gone-input", 4);
     let mut a = start_instance(
         &brokers,
         "gone-app",

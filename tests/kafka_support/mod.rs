@@ -132,6 +132,19 @@ pub fn prepare_input_with(
     path
 }
 
+/// Produces the envelopes of `input` to `topic` (created with `partitions`
+/// partitions if missing), each to the partition its line names.
+pub fn produce(brokers: &str, input: &Path, topic: &str, partitions: i32) {
+    let base = neonblue::drivers::kafka::client_config(
+        &neonblue::config::KafkaConfig {
+            brokers: brokers.to_string(),
+            ..Default::default()
+        },
+        "test",
+    );
+    neonblue::drivers::kafka::produce::produce_file(&base, input, topic, partitions).unwrap();
+}
+
 /// Runs file mode over `input` with `partitions` tasks into `dir/file-out`.
 pub fn file_run(input: &Path, dir: &Path, partitions: u32) -> PathBuf {
     file_run_with(
