@@ -128,14 +128,13 @@ def user_of(value) -> bytes:
         return b""
 
 
-def kafka_mode(bins, gen_input: Path, brokers: str, work: Path) -> None:
-    """Produces the stream keyed by user into 4 partitions, then runs each
-    binary to the end on it with a fresh application id."""
+def produce_keyed(gen_input: Path, brokers: str, topic: str, partitions: int = 4) -> None:
+    """Produces a generated stream's envelopes to a new `topic`, each to the
+    partition of its user (as an outbox keyed by user)."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
-    topic = f"compare-{int(time.time())}"
     admin = AdminClient({"bootstrap.servers": brokers})
-    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result()
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()
     producer = Producer({"bootstrap.servers": brokers, "linger.ms": 20})
     for line in open(gen_input):
         try:
@@ -145,11 +144,18 @@ def kafka_mode(bins, gen_input: Path, brokers: str, work: Path) -> None:
         if not isinstance(v, dict) or "value" not in v:
             continue
         value, key = v["value"], v.get("key")
-        producer.produce(topic, partition=murmur2_partition(user_of(value), 4),
+        producer.produce(topic, partition=murmur2_partition(user_of(value), partitions),
                          key=None if key is None else json.dumps(key),
                          value=None if value is None else json.dumps(value))
         producer.poll(0)
     producer.flush()
+
+
+def kafka_mode(bins, gen_input: Path, brokers: str, work: Path) -> None:
+    """Produces the stream keyed by user into 4 partitions, then runs each
+    binary to the end on it with a fresh application id."""
+    topic = f"compare-{int(time.time())}"
+    produce_keyed(gen_input, brokers, topic)
     results = []
     for tag, b in bins:
         d = work / f"kafka-{tag}"

@@ -160,6 +160,14 @@ pub struct OutputBatch {
 }
 
 impl OutputBatch {
+    /// Empties it, keeping its capacity for the next segment.
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.aggregates.clear();
+        self.user_daily.clear();
+        self.dead_letters.clear();
+    }
+
     /// True when nothing was emitted.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()

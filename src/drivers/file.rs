@@ -573,10 +573,7 @@ fn land_segment(
     })?;
     // Keep the vectors' capacity for a later segment (no re-growth).
     for out in batches.iter_mut() {
-        out.events.clear();
-        out.aggregates.clear();
-        out.user_daily.clear();
-        out.dead_letters.clear();
+        out.clear();
     }
     Ok(batches)
 }
