@@ -43,7 +43,8 @@ impl<T> Hosted<T> {
         true
     }
 
-    /// After a commit: clean, and the next segment starts at the position.
+    /// Once a commit took its changes (sealed; it may still be landing):
+    /// clean, and the next segment starts at the position.
     pub fn committed(&mut self) {
         self.dirty = false;
         self.segment_start = self.position;
