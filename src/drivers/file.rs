@@ -22,7 +22,7 @@ use crate::sink::{task_part, Outputs, Segment, ROUTER_PART};
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, CommitBatch, StateDb};
 use neonblue_topology::lines::LineSource;
-use neonblue_topology::{commit, LocalDurability, Processor, TaskCommit};
+use neonblue_topology::{LocalDurability, Processor, TaskCommit};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -547,7 +547,7 @@ fn land_segment(
         seq,
         mut batches,
         dead,
-        mut commits,
+        commits,
     } = sealed;
     let dlq = OutputBatch {
         dead_letters: dead,
@@ -561,16 +561,8 @@ fn land_segment(
         .zip(batches.iter().chain([&dlq]))
         .map(|(part, batch)| Segment { part, seq, batch })
         .collect();
-    let encoded = outputs.encode(&segments)?;
+    outputs.commit_segments(&mut LocalDurability::new(db.clone()), commits, &segments)?;
     drop(segments);
-    for (c, objs) in commits.iter_mut().zip(&encoded) {
-        c.intent = objs.iter().map(|o| o.path.to_string()).collect();
-    }
-    let objects: Vec<_> = encoded.into_iter().flatten().collect();
-    let rows: Vec<&OutputBatch> = batches.iter().collect();
-    commit(&mut LocalDurability::new(db.clone()), commits, || {
-        outputs.publish(&objects, &rows)
-    })?;
     // Keep the vectors' capacity for a later segment (no re-growth).
     for out in batches.iter_mut() {
         out.clear();

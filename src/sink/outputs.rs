@@ -13,6 +13,7 @@ use super::parquet::{EncodedObject, ParquetSink, ParquetSinkOptions, Segment};
 use crate::config::{ClickHouseConfig, OutputConfig};
 use crate::domain::OutputBatch;
 use anyhow::{Context, Result};
+use neonblue_topology::{commit, Durability, TaskCommit};
 
 /// Segment name of a join task's outputs in object names: `p0003`.
 pub fn task_part(partition: u32) -> String {
@@ -94,6 +95,29 @@ impl Outputs {
             }
         }
         Ok(())
+    }
+
+    /// Runs the commit protocol for `commits` with the outputs of `segments`
+    /// (the i-th segment is the i-th commit's; later commits have none):
+    /// encodes them, records each commit's object names as its intent,
+    /// publishes, then records the state. Returns the updated keys.
+    pub fn commit_segments<D>(
+        &self,
+        durability: &mut D,
+        mut commits: Vec<TaskCommit<D::Key>>,
+        segments: &[Segment<'_>],
+    ) -> Result<Vec<D::Key>>
+    where
+        D: Durability,
+        anyhow::Error: From<D::Error>,
+    {
+        let encoded = self.encode(segments)?;
+        for (c, objects) in commits.iter_mut().zip(&encoded) {
+            c.intent = objects.iter().map(|o| o.path.to_string()).collect();
+        }
+        let objects: Vec<EncodedObject> = encoded.into_iter().flatten().collect();
+        let batches: Vec<&OutputBatch> = segments.iter().map(|s| s.batch).collect();
+        commit::<_, anyhow::Error>(durability, commits, || self.publish(&objects, &batches))
     }
 
     /// Deletes the objects of an unfinished intent (missing ones are fine).

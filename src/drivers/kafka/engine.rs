@@ -24,7 +24,7 @@ use crate::parse::{parse_record, DeadLetterRecord, Headers, ParseContext, RawRec
 use crate::processors::join::{JoinTask, TaskMeta};
 use crate::processors::router::{Router, RouterState};
 use crate::processors::summary;
-use crate::sink::{task_part, EncodedObject, Outputs, Segment};
+use crate::sink::{task_part, Outputs, Segment};
 use anyhow::{Context, Result};
 use neonblue_state::{decode, encode, CommitBatch, StateDb};
 use neonblue_topology::kafka::checkpoint::RestoreStats;
@@ -32,7 +32,7 @@ use neonblue_topology::kafka::{
     ChangelogDurability, ChangelogProducer, Checkpoint, LoggedTask, PartitionReader, TaskLog,
 };
 use neonblue_topology::{
-    commit, AppliedOffsets, Hosted, Processor, SourceTime, TaskCommit, Tasks, Watermarks,
+    AppliedOffsets, Hosted, Processor, SourceTime, TaskCommit, Tasks, Watermarks,
 };
 use rdkafka::message::{BorrowedMessage, Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
@@ -657,7 +657,7 @@ impl Engine {
     /// The positions of commits that landed since the last call (without
     /// waiting for the one in flight).
     pub fn take_landed(&mut self) -> Result<Vec<Position>> {
-        if self.landing.as_ref().is_some_and(|h| h.is_finished()) {
+        if self.landing_finished() {
             self.finish_landing()?;
         }
         Ok(std::mem::take(&mut self.landed))
@@ -667,10 +667,15 @@ impl Engine {
     /// elsewhere, the cause to report first (a state that stopped after a
     /// failed write, say).
     pub fn failed_landing(&mut self) -> Option<anyhow::Error> {
-        if !self.landing.as_ref().is_some_and(|h| h.is_finished()) {
+        if !self.landing_finished() {
             return None;
         }
         self.finish_landing().err()
+    }
+
+    /// True when the commit in flight has finished, landed or failed.
+    fn landing_finished(&self) -> bool {
+        self.landing.as_ref().is_some_and(|h| h.is_finished())
     }
 
     /// Waits for the commit in flight and takes in its result.
@@ -929,12 +934,19 @@ fn land(
     let Sealed {
         deliveries,
         outputs: sealed_outputs,
-        mut commits,
+        commits,
         tasks,
         positions,
         input_records,
     } = sealed;
     ChangelogProducer::await_all(deliveries).context("producing to the repartition/DLQ topics")?;
+    if commits.is_empty() {
+        return Ok(Landed {
+            tasks,
+            logged: Vec::new(),
+            positions,
+        });
+    }
     let segments: Vec<Segment<'_>> = sealed_outputs
         .iter()
         .map(|o| Segment {
@@ -943,25 +955,11 @@ fn land(
             batch: &o.batch,
         })
         .collect();
-    let encoded = outputs.encode(&segments)?;
-    drop(segments);
-    let mut objects: Vec<EncodedObject> = Vec::new();
-    for (c, enc) in commits.iter_mut().zip(encoded) {
-        c.intent = enc.iter().map(|o| o.path.to_string()).collect();
-        objects.extend(enc);
-    }
-    if commits.is_empty() {
-        return Ok(Landed {
-            tasks,
-            logged: Vec::new(),
-            positions,
-        });
-    }
-    let batches: Vec<&OutputBatch> = sealed_outputs.iter().map(|o| &o.batch).collect();
-    let logged =
-        commit::<_, anyhow::Error>(&mut ChangelogDurability::new(producer, db), commits, || {
-            outputs.publish(&objects, &batches)
-        })?;
+    let logged = outputs.commit_segments(
+        &mut ChangelogDurability::new(producer, db),
+        commits,
+        &segments,
+    )?;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         input_records,
