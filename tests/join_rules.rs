@@ -251,6 +251,65 @@ fn late_events_are_written_but_not_counted() {
 }
 
 #[test]
+fn a_user_counts_once_in_the_users_of_each_window_and_group() {
+    let mut h = Harness::new();
+    h.assign("u1", 2, DAY0);
+    h.assign("u2", 2, DAY0);
+    h.assign("u3", 2, DAY0);
+    let at = |hour: i64, min: i64| DAY0 + hour * HOUR + min * MIN;
+    let typed = |id: &str, user: &str, event_type: &str, ts: i64| {
+        Change::Event(event(id, user, event_type, ts))
+    };
+    for (id, user, event_type, ts) in [
+        ("a", "u1", "click", at(10, 1)),
+        ("b", "u1", "click", at(10, 30)),
+        ("c", "u1", "exposure", at(10, 40)),
+        ("d", "u2", "click", at(10, 2)),
+        ("e", "u1", "click", at(11, 5)),
+        ("f", "u3", "click", at(11, 6)),
+        ("g", "u3", "click", at(13, 0)), // in variant 3 by then: another group
+        ("h", "u1", "click", at(23, 59)),
+    ] {
+        if id == "g" {
+            h.assign("u3", 3, at(12, 0));
+        }
+        h.feed(typed(id, user, event_type, ts), false);
+    }
+    h.finish();
+    let mut got: Vec<(WindowKind, i64, u32, &str, u64, u64)> = h
+        .out
+        .aggregates
+        .iter()
+        .map(|a| {
+            let hour = (a.window_start - DAY0) / HOUR;
+            (
+                a.kind,
+                hour,
+                a.variant_id,
+                a.event_type.as_str(),
+                a.events,
+                a.users,
+            )
+        })
+        .collect();
+    got.sort_by_key(|g| (g.0 == WindowKind::Daily, g.1, g.2, g.3.to_string()));
+    use WindowKind::{Daily, Hourly};
+    assert_eq!(
+        got,
+        vec![
+            (Hourly, 10, 2, "click", 3, 2),
+            (Hourly, 10, 2, "exposure", 1, 1),
+            (Hourly, 11, 2, "click", 2, 2),
+            (Hourly, 13, 3, "click", 1, 1),
+            (Hourly, 23, 2, "click", 1, 1),
+            (Daily, 0, 2, "click", 6, 3),
+            (Daily, 0, 2, "exposure", 1, 1),
+            (Daily, 0, 3, "click", 1, 1),
+        ]
+    );
+}
+
+#[test]
 fn window_closes_exactly_at_end_plus_grace() {
     let mut h = Harness::new();
     let t = DAY0 + 10 * HOUR;

@@ -109,7 +109,7 @@ fn a_finished_file_run_shows_its_summary_position_and_tasks() {
             "summary"
         ]
     );
-    assert_eq!(l["format"], "neonblue-state/4");
+    assert_eq!(l["format"], "neonblue-state/5");
     assert_eq!(l["mode"], "file");
     assert!(l["size_on_disk"].as_u64().unwrap() > 0);
     assert_eq!(

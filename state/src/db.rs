@@ -216,8 +216,9 @@ const GENERATION_KEY: &str = "generation";
 /// Keyspace of the metadata.
 const META: [u8; 4] = [0xff; 4];
 /// Version of the layout described above (and of the changelog checkpoints,
-/// which record it since `neonblue-state/3`; `/4`: page deltas).
-const FORMAT: &str = "neonblue-state/4";
+/// which record it since `neonblue-state/3`; `/4`: page deltas; `/5`: the
+/// join task's distinct-user sets live in its users' daily rollups).
+const FORMAT: &str = "neonblue-state/5";
 const FORMAT_KEY: &str = "format";
 const DATA_TREE: &str = "data";
 

@@ -625,7 +625,7 @@ fn a_commit_writes_a_few_changed_entries_as_a_delta_and_a_page_whole_once_they_g
 
 #[test]
 fn a_page_is_stored_as_its_entries_in_key_order() {
-    // The stored format (`neonblue-state/4`): a page record is the bincode
+    // The stored format (since `neonblue-state/4`): a page record is the bincode
     // of `Vec<(K, V)>` in key order, whatever the in-memory structure.
     let dir = tempfile::tempdir().unwrap();
     let db = StateDb::open(dir.path(), 8 << 20).unwrap();

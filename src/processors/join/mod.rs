@@ -8,7 +8,7 @@ pub mod windows;
 
 /// The join task's stores: its own three, then the window stores (their
 /// changelogs are `<app_id>-<store>-changelog`).
-pub const STORES: [&str; 9] = [
+pub const STORES: [&str; 7] = [
     "assignments",
     "pending",
     "pending-deadlines",
@@ -16,8 +16,6 @@ pub const STORES: [&str; 9] = [
     windows::STORES[0],
     windows::STORES[1],
     windows::STORES[2],
-    windows::STORES[3],
-    windows::STORES[4],
 ];
 
 /// Namespace (sled trees, checkpoint key) of the join task of `partition`.

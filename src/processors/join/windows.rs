@@ -124,27 +124,50 @@ pub struct Rollup {
     pub exposed: bool,
     /// Any conversion.
     pub converted: bool,
+    /// Every (variant key, event type) group the counted events fell in,
+    /// with a bit per hour of the day they fell in it (bit `h`: hour `h`):
+    /// whether the user is new to a group's daily or hourly window. (The
+    /// user's day outlives the hourly and daily windows of its events, and
+    /// an event is counted only while its windows are open.)
+    pub groups: Vec<(Option<Sym>, Sym, u32)>,
+}
+
+impl Rollup {
+    /// Records an event of group (`variant_key`, `event_type`) in hour
+    /// `hour` of the day; returns whether the user is new to the group's
+    /// day and to its hour.
+    fn see(&mut self, variant_key: &Option<Sym>, event_type: &Sym, hour: u32) -> (bool, bool) {
+        let bit = 1u32 << hour;
+        match self
+            .groups
+            .iter_mut()
+            .find(|g| g.1 == *event_type && g.0 == *variant_key)
+        {
+            Some(g) => {
+                let new_in_hour = g.2 & bit == 0;
+                g.2 |= bit;
+                (false, new_in_hour)
+            }
+            None => {
+                self.groups
+                    .push((variant_key.clone(), event_type.clone(), bit));
+                (true, true)
+            }
+        }
+    }
 }
 
 /// The window stores of one task.
 pub struct WindowStores {
     hourly: WindowStore<GroupKey, AggState>,
     daily: WindowStore<GroupKey, AggState>,
-    hourly_users: WindowStore<(GroupKey, Id), ()>,
-    daily_users: WindowStore<(GroupKey, Id), ()>,
     user_daily: WindowStore<UserDayKey, Rollup>,
     trees: Vec<StoreTree>,
     strings: Interner,
 }
 
 /// The window stores.
-pub const STORES: [&str; 5] = [
-    "agg-hourly",
-    "agg-daily",
-    "users-hourly",
-    "users-daily",
-    "user-daily",
-];
+pub const STORES: [&str; 3] = ["agg-hourly", "agg-daily", "user-daily"];
 
 impl WindowStores {
     /// Loads (or creates) the window stores of namespace `ns`.
@@ -156,9 +179,7 @@ impl WindowStores {
         Ok(WindowStores {
             hourly: WindowStore::load(STORES[0], &trees[0])?,
             daily: WindowStore::load(STORES[1], &trees[1])?,
-            hourly_users: WindowStore::load(STORES[2], &trees[2])?,
-            daily_users: WindowStore::load(STORES[3], &trees[3])?,
-            user_daily: WindowStore::load(STORES[4], &trees[4])?,
+            user_daily: WindowStore::load(STORES[2], &trees[2])?,
             trees,
             strings: Interner::default(),
         })
@@ -170,9 +191,7 @@ impl WindowStores {
         vec![
             (&t[0], &mut self.hourly as &mut dyn Store),
             (&t[1], &mut self.daily),
-            (&t[2], &mut self.hourly_users),
-            (&t[3], &mut self.daily_users),
-            (&t[4], &mut self.user_daily),
+            (&t[2], &mut self.user_daily),
         ]
     }
 
@@ -184,45 +203,28 @@ impl WindowStores {
         };
         let event_type = self.strings.get(&ev.event_type);
         let variant_key = row.variant_key.as_deref().map(|k| self.strings.get(k));
-        let group: GroupKey = (ev.experiment_id, variant_id, variant_key, event_type);
-        for kind in [WindowKind::Hourly, WindowKind::Daily] {
-            let start = kind.start_of(ev.timestamp);
-            let (aggs, users) = match kind {
-                WindowKind::Hourly => (&mut self.hourly, &mut self.hourly_users),
-                WindowKind::Daily => (&mut self.daily, &mut self.daily_users),
-            };
-            let new_user = users.insert_if_absent(
-                start,
-                (group.clone(), Id::from(ev.user_id.as_str())),
-                (),
-            )?;
-            let agg = aggs.upsert_with(start, group.clone(), AggState::default)?;
-            agg.events += 1;
-            if new_user {
-                agg.users += 1;
-            }
-            if let Some(v) = ev.value {
-                agg.value_count += 1;
-                agg.value_sum += v;
-                agg.value_sum_sq += v * v;
-            }
-        }
         let day = WindowKind::Daily.start_of(ev.timestamp);
-        let (_, _, variant_key, event_type) = group;
+        let hour =
+            (WindowKind::Hourly.start_of(ev.timestamp) - day) / WindowKind::Hourly.len_micros();
         let r = self.user_daily.upsert_with(
             day,
             (ev.experiment_id, variant_id, Id::from(ev.user_id.as_str())),
             Rollup::default,
         )?;
+        let (new_in_day, new_in_hour) = r.see(&variant_key, &event_type, hour as u32);
         r.events += 1;
         r.journey
-            .push((ev.timestamp, ev.event_id.clone(), event_type.0));
+            .push((ev.timestamp, ev.event_id.clone(), event_type.0.clone()));
         let earlier = match &r.first {
             None => true,
             Some((ts, id, _)) => (ev.timestamp, ev.event_id.as_str()) < (*ts, id.as_str()),
         };
         if earlier {
-            r.first = Some((ev.timestamp, ev.event_id.clone(), variant_key.map(|k| k.0)));
+            r.first = Some((
+                ev.timestamp,
+                ev.event_id.clone(),
+                variant_key.as_ref().map(|k| k.0.clone()),
+            ));
         }
         if let Some(v) = ev.value {
             r.value_sum += v;
@@ -234,6 +236,30 @@ impl WindowStores {
         }
         r.exposed |= ev.event_type == "exposure";
         r.converted |= ev.event_type == "conversion";
+        let group: GroupKey = (ev.experiment_id, variant_id, variant_key, event_type);
+        for (kind, new_user) in [
+            (WindowKind::Hourly, new_in_hour),
+            (WindowKind::Daily, new_in_day),
+        ] {
+            let aggs = match kind {
+                WindowKind::Hourly => &mut self.hourly,
+                WindowKind::Daily => &mut self.daily,
+            };
+            let agg = aggs.upsert_with(
+                kind.start_of(ev.timestamp),
+                group.clone(),
+                AggState::default,
+            )?;
+            agg.events += 1;
+            if new_user {
+                agg.users += 1;
+            }
+            if let Some(v) = ev.value {
+                agg.value_count += 1;
+                agg.value_sum += v;
+                agg.value_sum_sq += v * v;
+            }
+        }
         Ok(())
     }
 
@@ -251,9 +277,9 @@ impl WindowStores {
             let before = now.map_or(i64::MAX, |t| {
                 t.saturating_sub(kind.len_micros() + grace) + 1
             });
-            let (store, users) = match kind {
-                WindowKind::Hourly => (&mut self.hourly, &mut self.hourly_users),
-                WindowKind::Daily => (&mut self.daily, &mut self.daily_users),
+            let store = match kind {
+                WindowKind::Hourly => &mut self.hourly,
+                WindowKind::Daily => &mut self.daily,
             };
             while let Some((start, groups)) = store.pop_before(before)? {
                 for ((experiment_id, variant_id, variant_key, event_type), a) in groups {
@@ -274,7 +300,6 @@ impl WindowStores {
                     });
                 }
             }
-            while users.drop_before(before).is_some() {}
         }
         let before = now.map_or(i64::MAX, |t| {
             t.saturating_sub(WindowKind::Daily.len_micros() + grace) + 1
