@@ -181,6 +181,6 @@ mod tests {
         assert!(t.router_index("b", 3).is_err());
         assert!(t.router_index("c", 0).is_err());
         assert_eq!(t.changelog("pending"), "app-pending-changelog");
-        assert_eq!(t.internal_specs().len(), 2 + 2 + 10);
+        assert_eq!(t.internal_specs().len(), 2 + 2 + 8);
     }
 }
