@@ -420,10 +420,7 @@ fn parse_lines(
     let mut topic_cache: Arc<str> = default_topic.clone();
     for (i, bytes) in lines.iter().enumerate() {
         let index = first_line + i as u64;
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => std::borrow::Cow::Borrowed(t),
-            Err(_) => String::from_utf8_lossy(bytes),
-        };
+        let text = crate::parse::text_of(bytes);
         let Some(line) = parse_line(ctx, &text, index, default_topic) else {
             continue; // blank line: not a record
         };

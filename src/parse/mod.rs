@@ -31,4 +31,4 @@ pub use dead_letter::DeadLetterRecord;
 pub use dispatch::parse_record;
 pub use file_line::{decode_line, invalid_line_dead_letter, LineDecode};
 pub use line_parse::{parse_line, ParsedLine};
-pub use raw::{Headers, RawRecord};
+pub use raw::{text_of, Headers, RawRecord};

@@ -11,6 +11,17 @@ pub enum Headers<'a> {
     Pairs(&'a [(String, String)]),
 }
 
+/// Received bytes as text: borrowed when they are valid UTF-8 (checked by
+/// the standard library's fast validator, several times quicker on long
+/// ASCII text than the lossy decoder's), else with invalid sequences replaced
+/// by U+FFFD.
+pub fn text_of(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// One input record: key and value are JSON text exactly as received.
 #[derive(Clone, Copy, Debug)]
 pub struct RawRecord<'a> {
@@ -26,4 +37,21 @@ pub struct RawRecord<'a> {
     pub value: Option<&'a str>,
     /// Headers.
     pub headers: Headers<'a>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_of;
+    use std::borrow::Cow;
+
+    #[test]
+    fn text_is_borrowed_when_valid_and_replaced_when_not() {
+        assert!(matches!(
+            text_of("{\"é\":1}".as_bytes()),
+            Cow::Borrowed("{\"é\":1}")
+        ));
+        let damaged = text_of(b"{\"a\":\"\xff\"}");
+        assert!(matches!(damaged, Cow::Owned(_)));
+        assert_eq!(damaged, "{\"a\":\"\u{fffd}\"}");
+    }
 }

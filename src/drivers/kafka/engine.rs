@@ -20,7 +20,7 @@ use super::topics::AppTopics;
 use crate::config::Config;
 use crate::domain::{Change, Micros, Origin, OutputBatch, Parsed, Summary};
 use crate::metric_names as names;
-use crate::parse::{parse_record, DeadLetterRecord, Headers, ParseContext, RawRecord};
+use crate::parse::{parse_record, text_of, DeadLetterRecord, Headers, ParseContext, RawRecord};
 use crate::processors::join::{JoinTask, TaskMeta};
 use crate::processors::router::{Router, RouterState};
 use crate::processors::summary;
@@ -397,8 +397,8 @@ impl Engine {
             return Ok(());
         }
         r.task.idle = false;
-        let key = m.key().map(String::from_utf8_lossy);
-        let value = m.payload().map(String::from_utf8_lossy);
+        let key = m.key().map(text_of);
+        let value = m.payload().map(text_of);
         let pairs: Vec<(String, String)> = m
             .headers()
             .map(|h| {
@@ -406,9 +406,7 @@ impl Engine {
                     .map(|h| {
                         (
                             h.key.to_string(),
-                            h.value
-                                .map(|v| String::from_utf8_lossy(v).into_owned())
-                                .unwrap_or_default(),
+                            h.value.map(|v| text_of(v).into_owned()).unwrap_or_default(),
                         )
                     })
                     .collect()
