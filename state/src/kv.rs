@@ -31,6 +31,17 @@ where
         self.inner.get_mut(key)
     }
 
+    /// Mutable access to the value of `key` (marks it changed), inserting
+    /// `default()` first if absent: one lookup where `get_mut` then
+    /// `insert` take two.
+    pub fn upsert_with(
+        &mut self,
+        key: &K,
+        default: impl FnOnce() -> V,
+    ) -> Result<&mut V, StateError> {
+        Ok(self.inner.upsert_with(key, default)?.0)
+    }
+
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, key: K, value: V) -> Result<Option<V>, StateError> {
         self.inner.insert(key, value)

@@ -312,12 +312,7 @@ impl JoinTask {
                 origin,
                 captured,
             };
-            match self.pending.get_mut(&key)? {
-                Some(list) => list.push(p),
-                None => {
-                    self.pending.insert(key, vec![p])?;
-                }
-            }
+            self.pending.upsert_with(&key, Vec::new)?.push(p);
             self.meta.pending_events += 1;
         }
         self.advance(ts, snapshot, out)
@@ -564,22 +559,24 @@ impl JoinTask {
         now: Option<Micros>,
         out: &mut OutputBatch,
     ) -> Result<(), StateError> {
-        let Some(list) = self.pending.get(key)? else {
+        // Taken out first (one lookup), and put back in its place in the
+        // rare case that it must wait longer.
+        let Some(list) = self.pending.get_mut(key)? else {
             return Ok(());
         };
         let Some(i) = list.iter().position(|p| p.event.event_id == event_id) else {
             return Ok(());
         };
-        let (ts, captured) = (list[i].event.timestamp, list[i].captured);
-        let joined = self.join(key, ts, captured)?;
-        let expired = now.is_none_or(|n| n >= ts.saturating_add(self.grace));
+        let p = list.remove(i);
+        let emptied = list.is_empty();
+        let joined = self.join(key, p.event.timestamp, p.captured)?;
+        let expired = now.is_none_or(|n| n >= p.event.timestamp.saturating_add(self.grace));
         if joined.is_none() && !expired {
-            self.schedule(ts.saturating_add(self.grace), key, event_id)?;
+            self.schedule(p.event.timestamp.saturating_add(self.grace), key, event_id)?;
+            self.pending.upsert_with(key, Vec::new)?.insert(i, p);
             return Ok(());
         }
-        let list = self.pending.get_mut(key)?.expect("found above");
-        let p = list.remove(i);
-        if list.is_empty() {
+        if emptied {
             self.pending.remove(key)?;
         }
         self.meta.pending_events -= 1;
