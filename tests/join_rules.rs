@@ -98,7 +98,7 @@ fn event(id: &str, user: &str, event_type: &str, ts: i64) -> Event {
         user_id: user.into(),
         event_type: event_type.into(),
         timestamp: ts,
-        session_id: Some(format!("s-{user}")),
+        session_id: Some(format!("s-{user}").into()),
         claimed_variant_id: Some(7),
         page: None,
         device: None,

@@ -227,7 +227,7 @@ fn event(i: u64, properties: String) -> EventRow {
         event: Event {
             event_id: format!("mp-{i}"),
             experiment_id: 7,
-            user_id: format!("u{}", i % 97),
+            user_id: format!("u{}", i % 97).into(),
             event_type: "click".into(),
             // 2024-05-01, one second apart: a single `event_date` partition.
             timestamp: 1_714_521_600_000_000 + i as i64 * 1_000_000,

@@ -45,6 +45,11 @@ pub struct AssignmentDelete {
     pub user_id: String,
 }
 
+/// A short text field of an event (user id, event type, session, page,
+/// device, browser): kept inline up to 24 bytes, with no allocation;
+/// serialised exactly like a `String`.
+pub type Text = compact_str::CompactString;
+
 /// A user event, normalised (SPEC 2.3).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -53,21 +58,21 @@ pub struct Event {
     /// Experiment.
     pub experiment_id: u32,
     /// User.
-    pub user_id: String,
+    pub user_id: Text,
     /// `exposure`, `page_view`, `click`, `conversion` or any other string.
-    pub event_type: String,
+    pub event_type: Text,
     /// Event time, UTC microseconds.
     pub timestamp: Micros,
     /// Optional session id (integers kept as text).
-    pub session_id: Option<String>,
+    pub session_id: Option<Text>,
     /// The variant the client claimed, if any (never decides validity).
     pub claimed_variant_id: Option<u32>,
     /// `properties.page` when it is a string.
-    pub page: Option<String>,
+    pub page: Option<Text>,
     /// `properties.device` when it is a string.
-    pub device: Option<String>,
+    pub device: Option<Text>,
     /// `properties.browser` when it is a string.
-    pub browser: Option<String>,
+    pub browser: Option<Text>,
     /// `properties.value`: a JSON number or a string in JSON number syntax.
     pub value: Option<f64>,
     /// `properties.score`: a JSON integer or an integral float.

@@ -10,6 +10,7 @@
 use super::common::{stage, Action};
 use super::fields::{self, FieldError};
 use super::json::{Row, Val};
+use crate::domain::Text;
 use crate::domain::{
     Assignment, AssignmentDelete, Change, DeadLetter, DeleteById, Event, Micros, Parsed,
 };
@@ -37,12 +38,12 @@ fn not_future(ts: Micros, now: Micros, field: &str) -> Result<Micros, DeadLetter
 /// is absent or null (outbox `aggregate_id`, router record key).
 pub fn event_from_row(
     row: &Row,
-    fallback_id: impl FnOnce() -> Result<String, FieldError>,
+    fallback_id: impl FnOnce() -> Result<Text, FieldError>,
     now: Micros,
 ) -> Result<Event, DeadLetter> {
-    let event_id = match &row.id {
-        Val::Absent | Val::Null => required(fallback_id(), "id")?,
-        v => required(fields::text_id(v), "id")?,
+    let event_id: String = match &row.id {
+        Val::Absent | Val::Null => required(fallback_id(), "id")?.into(),
+        v => required(fields::text_id(v), "id")?.into(),
     };
     let experiment_id = required(fields::u32_id(&row.experiment_id), "experiment_id")?;
     let user_id = required(fields::text_id(&row.user_id), "user_id")?;
@@ -76,11 +77,11 @@ pub fn assignment_from_row(row: &Row, now: Micros) -> Result<Assignment, DeadLet
     let assigned_at = required(fields::timestamp(&row.assigned_at), "assigned_at")?;
     let assigned_at = not_future(assigned_at, now, "assigned_at")?;
     Ok(Assignment {
-        id,
+        id: id.into(),
         experiment_id,
-        user_id,
+        user_id: user_id.into(),
         variant_id,
-        variant_key: fields::opt_string(&row.variant_key),
+        variant_key: fields::opt_string(&row.variant_key).map(String::from),
         assigned_at,
     })
 }
@@ -98,15 +99,18 @@ pub fn delete_from_row(row: &Row, snapshot: bool, captured: Option<Micros>) -> P
     match (exp, user) {
         (Ok(experiment_id), Ok(user_id)) => Parsed::Change {
             change: Change::Unassign(AssignmentDelete {
-                id,
+                id: id.map(String::from),
                 experiment_id,
-                user_id,
+                user_id: user_id.into(),
             }),
             snapshot,
             captured,
         },
         (exp, user) => match id {
-            Some(id) => Parsed::DeleteById(DeleteById { id, captured }),
+            Some(id) => Parsed::DeleteById(DeleteById {
+                id: id.into(),
+                captured,
+            }),
             None => match (exp, user) {
                 (Err(e), _) => Parsed::Dead(field_dead(e, "experiment_id")),
                 (_, Err(e)) => Parsed::Dead(field_dead(e, "user_id")),
@@ -132,7 +136,7 @@ pub fn captured_at(ts_ms: &Val) -> Option<Micros> {
 pub fn build(
     action: Action,
     row: &Row,
-    fallback_id: impl FnOnce() -> Result<String, FieldError>,
+    fallback_id: impl FnOnce() -> Result<Text, FieldError>,
     snapshot: bool,
     captured: Option<Micros>,
     now: Micros,

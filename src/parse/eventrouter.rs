@@ -20,6 +20,7 @@ use super::fields::{self, FieldError};
 use super::headers;
 use super::json::{Row, Val, Wrapper};
 use super::raw::RawRecord;
+use crate::domain::Text;
 use crate::domain::{Parsed, SkipReason};
 
 impl<'a> Wrapped<'a> for Row<'a> {
@@ -39,7 +40,7 @@ pub fn aggregate_from_topic<'t>(topic: &'t str, prefix: &str) -> &'t str {
 
 /// The event id carried by a record key: a JSON string (non-empty) or
 /// integer, possibly schema-wrapped.
-pub fn key_id(key: Option<&str>) -> Result<String, FieldError> {
+pub fn key_id(key: Option<&str>) -> Result<Text, FieldError> {
     let Some(k) = key else {
         return Err(FieldError::Missing);
     };

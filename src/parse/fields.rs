@@ -6,7 +6,9 @@ use super::json::{self, PropFields, Props, Shape, Val};
 use super::timestamp::{
     parse_timestamp_f64, parse_timestamp_i64, parse_timestamp_str, parse_timestamp_u64,
 };
+use crate::domain::records::Text;
 use crate::domain::Micros;
+use compact_str::ToCompactString;
 use serde_json::value::RawValue;
 
 /// Why a required field was rejected (becomes `missing_<field>` / `invalid_<field>`).
@@ -56,32 +58,32 @@ pub fn parse_digits_u32(s: &str) -> Option<u32> {
 
 /// `user_id` and ids: a JSON integer (as its decimal text) or a non-empty
 /// string (kept verbatim), so `123` and `"123"` are the same id.
-pub fn text_id(v: &Val) -> Result<String, FieldError> {
+pub fn text_id(v: &Val) -> Result<Text, FieldError> {
     match v {
         Val::Absent | Val::Null => Err(FieldError::Missing),
-        Val::U64(n) => Ok(n.to_string()),
-        Val::I64(n) => Ok(n.to_string()),
-        Val::Str(s) if !s.is_empty() => Ok(s.to_string()),
+        Val::U64(n) => Ok(n.to_compact_string()),
+        Val::I64(n) => Ok(n.to_compact_string()),
+        Val::Str(s) if !s.is_empty() => Ok(Text::from(&**s)),
         _ => Err(FieldError::Invalid),
     }
 }
 
 /// A required non-empty string (event `event_type`).
-pub fn non_empty_string(v: &Val) -> Result<String, FieldError> {
+pub fn non_empty_string(v: &Val) -> Result<Text, FieldError> {
     match v {
         Val::Absent | Val::Null => Err(FieldError::Missing),
-        Val::Str(s) if !s.is_empty() => Ok(s.to_string()),
+        Val::Str(s) if !s.is_empty() => Ok(Text::from(&**s)),
         _ => Err(FieldError::Invalid),
     }
 }
 
 /// `session_id`: a string (kept as is), or an integer as its decimal text;
 /// anything else is treated as absent.
-pub fn session_id(v: &Val) -> Option<String> {
+pub fn session_id(v: &Val) -> Option<Text> {
     match v {
-        Val::Str(s) => Some(s.to_string()),
-        Val::U64(n) => Some(n.to_string()),
-        Val::I64(n) => Some(n.to_string()),
+        Val::Str(s) => Some(Text::from(&**s)),
+        Val::U64(n) => Some(n.to_compact_string()),
+        Val::I64(n) => Some(n.to_compact_string()),
         _ => None,
     }
 }
@@ -92,8 +94,8 @@ pub fn opt_u32_id(v: &Val) -> Option<u32> {
 }
 
 /// An optional string (`page`, `device`, `browser`, `variant_key`): strings only.
-pub fn opt_string(v: &Val) -> Option<String> {
-    v.as_str().map(str::to_owned)
+pub fn opt_string(v: &Val) -> Option<Text> {
+    v.as_str().map(Text::from)
 }
 
 /// A timestamp field: an ISO-8601 string or an epoch number read by magnitude.
@@ -262,11 +264,11 @@ pub struct ExtractedProps {
     /// The properties object as compact JSON (`{}` when absent or not an object).
     pub properties: String,
     /// `page` when a string.
-    pub page: Option<String>,
+    pub page: Option<Text>,
     /// `device` when a string.
-    pub device: Option<String>,
+    pub device: Option<Text>,
     /// `browser` when a string.
-    pub browser: Option<String>,
+    pub browser: Option<Text>,
     /// `value` (number or numeric string).
     pub value: Option<f64>,
     /// `score` (integral number).

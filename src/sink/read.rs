@@ -214,6 +214,10 @@ fn opt_s(a: &StringArray, i: usize) -> Option<String> {
     opt(a, i, |i| a.value(i).to_string())
 }
 
+fn opt_text(a: &StringArray, i: usize) -> Option<crate::domain::Text> {
+    opt(a, i, |i| a.value(i).into())
+}
+
 /// Reads every `events` row, ordered by object path then row.
 pub async fn read_events(root: &OutputRoot) -> Result<Vec<EventRow>> {
     let mut out = Vec::new();
@@ -270,14 +274,14 @@ pub async fn read_events(root: &OutputRoot) -> Result<Vec<EventRow>> {
                     event: Event {
                         event_id: event_id.value(i).to_string(),
                         experiment_id: experiment_id.value(i),
-                        user_id: user_id.value(i).to_string(),
-                        event_type: event_type.value(i).to_string(),
+                        user_id: user_id.value(i).into(),
+                        event_type: event_type.value(i).into(),
                         timestamp: timestamp.value(i),
-                        session_id: opt_s(session_id, i),
+                        session_id: opt_text(session_id, i),
                         claimed_variant_id: opt(claimed, i, |i| claimed.value(i)),
-                        page: opt_s(page, i),
-                        device: opt_s(device, i),
-                        browser: opt_s(browser, i),
+                        page: opt_text(page, i),
+                        device: opt_text(device, i),
+                        browser: opt_text(browser, i),
                         value: opt(value, i, |i| value.value(i)),
                         score: opt(score, i, |i| score.value(i)),
                         properties: properties.value(i).to_string(),

@@ -6,7 +6,7 @@
 
 use super::Id;
 use crate::domain::outputs::{AggRow, EventRow, UserDailyRow, WindowKind};
-use crate::domain::records::Micros;
+use crate::domain::records::{Micros, Text};
 use neonblue_state::{StateDb, StateError, Store, StoreTree, WindowStore};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -119,7 +119,7 @@ pub struct Rollup {
     /// Σ value.
     pub value_sum: f64,
     /// Distinct non-null session ids.
-    pub sessions: BTreeSet<String>,
+    pub sessions: BTreeSet<Text>,
     /// Any exposure.
     pub exposed: bool,
     /// Any conversion.

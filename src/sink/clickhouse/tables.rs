@@ -107,8 +107,8 @@ pub(crate) fn sample_batch() -> OutputBatch {
         event: Event {
             event_id: String::new(),
             experiment_id: 0,
-            user_id: String::new(),
-            event_type: String::new(),
+            user_id: Default::default(),
+            event_type: Default::default(),
             timestamp: 0,
             session_id: None,
             claimed_variant_id: None,
