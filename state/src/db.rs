@@ -598,17 +598,29 @@ fn check_generation(dir: &Path, data: &sled::Tree) -> Result<u64, StateError> {
 
 /// The exclusive lock sled takes on the directory's `db` file, taken here
 /// to make sure no running instance holds the directory; `None` when one
-/// does, or when there is no database yet.
+/// does, or when there is no database yet. A handle dropped a moment ago in
+/// this process holds the lock until sled's threads have wound down, so a
+/// held lock is retried for up to [`LOCK_WAIT`] before it counts as held.
 fn lock_unused(dir: &Path) -> Result<Option<std::fs::File>, StateError> {
     let file = match std::fs::File::open(dir.join("db")) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StateError::Sled(sled::Error::Io(e))),
     };
-    Ok(fs2::FileExt::try_lock_exclusive(&file)
-        .is_ok()
-        .then_some(file))
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        if fs2::FileExt::try_lock_exclusive(&file).is_ok() {
+            return Ok(Some(file));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
+
+/// How long a held directory lock is retried (see [`lock_unused`]).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Deletes the snapshot files sled left unfinished (`snap.<lsn>.generating`)
 /// when the process was killed while writing one. The caller holds the
@@ -655,10 +667,25 @@ fn has_legacy_trees(db: &sled::Db) -> bool {
 /// Opens sled, turning a panic inside it into an error: sled 0.34 panics on
 /// some damaged logs (e.g. one cut short) instead of returning an error.
 fn open_sled(config: sled::Config) -> Result<sled::Result<sled::Db>, String> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    thread_local! {
+        /// Set while this thread opens sled: its panic is caught, not reported.
+        static OPENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    // One hook for the process, installed once, that stays quiet only for
+    // the opening thread (swapping the global hook per call raced between
+    // threads and could leave every later panic unreported).
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !OPENING.with(|o| o.get()) {
+                previous(info)
+            }
+        }));
+    });
+    OPENING.with(|o| o.set(true));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
-    std::panic::set_hook(hook);
+    OPENING.with(|o| o.set(false));
     result.map_err(|panic| {
         panic
             .downcast_ref::<&str>()
