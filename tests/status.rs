@@ -163,7 +163,7 @@ fn a_finished_file_run_shows_its_summary_position_and_tasks() {
 fn a_killed_run_shows_a_consistent_checkpoint_and_any_unfinished_intent() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    generate(&d.join("in.jsonl"), 20000);
+    generate(&d.join("in.jsonl"), 60000);
     let mut child = file_run(d).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !has_file(&d.join("out")) && Instant::now() < deadline {
@@ -188,7 +188,7 @@ fn a_killed_run_shows_a_consistent_checkpoint_and_any_unfinished_intent() {
     let f = &l["file"];
     assert_eq!(f["done"], false, "killed mid-way");
     let lines = f["committed_lines"].as_u64().unwrap();
-    assert!(lines < 20000, "{f}");
+    assert!(lines < 60000, "{f}");
     assert_eq!(f["checkpointed"], lines > 0);
     assert_eq!(
         l["summary"]["records_in"].as_u64(),

@@ -620,7 +620,7 @@ fn lock_unused(dir: &Path) -> Result<Option<std::fs::File>, StateError> {
 }
 
 /// How long a held directory lock is retried (see [`lock_unused`]).
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Deletes the snapshot files sled left unfinished (`snap.<lsn>.generating`)
 /// when the process was killed while writing one. The caller holds the
