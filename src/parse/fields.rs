@@ -6,8 +6,8 @@ use super::json::{self, PropFields, Props, Shape, Val};
 use super::timestamp::{
     parse_timestamp_f64, parse_timestamp_i64, parse_timestamp_str, parse_timestamp_u64,
 };
-use crate::domain::records::Text;
 use crate::domain::Micros;
+use crate::domain::Text;
 use compact_str::ToCompactString;
 use serde_json::value::RawValue;
 

@@ -210,12 +210,8 @@ fn opt<A: Array, T>(a: &A, i: usize, v: impl FnOnce(usize) -> T) -> Option<T> {
     a.is_valid(i).then(|| v(i))
 }
 
-fn opt_s(a: &StringArray, i: usize) -> Option<String> {
-    opt(a, i, |i| a.value(i).to_string())
-}
-
-fn opt_text(a: &StringArray, i: usize) -> Option<crate::domain::Text> {
-    opt(a, i, |i| a.value(i).into())
+fn opt_s<T: for<'a> From<&'a str>>(a: &StringArray, i: usize) -> Option<T> {
+    opt(a, i, |i| T::from(a.value(i)))
 }
 
 /// Reads every `events` row, ordered by object path then row.
@@ -277,11 +273,11 @@ pub async fn read_events(root: &OutputRoot) -> Result<Vec<EventRow>> {
                         user_id: user_id.value(i).into(),
                         event_type: event_type.value(i).into(),
                         timestamp: timestamp.value(i),
-                        session_id: opt_text(session_id, i),
+                        session_id: opt_s(session_id, i),
                         claimed_variant_id: opt(claimed, i, |i| claimed.value(i)),
-                        page: opt_text(page, i),
-                        device: opt_text(device, i),
-                        browser: opt_text(browser, i),
+                        page: opt_s(page, i),
+                        device: opt_s(device, i),
+                        browser: opt_s(browser, i),
                         value: opt(value, i, |i| value.value(i)),
                         score: opt(score, i, |i| score.value(i)),
                         properties: properties.value(i).to_string(),

@@ -42,7 +42,7 @@ pub type AssignmentKey = (u32, Id);
 /// A user or event id in a state key: stored inline up to 24 bytes (no
 /// allocation to build one, no pointer to follow when pages are searched),
 /// ordered and serialised exactly like a `String`.
-pub type Id = compact_str::CompactString;
+pub type Id = crate::domain::Text;
 
 /// One assignment version's payload (its timestamp is `assigned_at`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -300,7 +300,7 @@ impl JoinTask {
             Id::from(event.event_id.as_str()),
             (),
         )?;
-        let key: AssignmentKey = (event.experiment_id, Id::from(event.user_id.as_str()));
+        let key: AssignmentKey = (event.experiment_id, event.user_id.clone());
         if let Some(joined) = self.joinable(&key, ts, captured)? {
             self.emit(joined, event, is_late, origin, out)?;
         } else {

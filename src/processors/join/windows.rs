@@ -208,7 +208,7 @@ impl WindowStores {
             (WindowKind::Hourly.start_of(ev.timestamp) - day) / WindowKind::Hourly.len_micros();
         let r = self.user_daily.upsert_with(
             day,
-            (ev.experiment_id, variant_id, Id::from(ev.user_id.as_str())),
+            (ev.experiment_id, variant_id, ev.user_id.clone()),
             Rollup::default,
         )?;
         let (new_in_day, new_in_hour) = r.see(&variant_key, &event_type, hour as u32);
