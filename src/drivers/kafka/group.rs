@@ -9,9 +9,9 @@ use crate::metric_names as names;
 use crate::ops::{Health, Shutdown};
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, StateDb};
-use neonblue_topology::kafka::{ensure_topics, fetched_log_end};
+use neonblue_topology::kafka::{consumer_config, ensure_topics, fetched_log_end, query_log_bounds};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -188,7 +188,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         engine: engine.clone(),
         fatal: Mutex::new(None),
     };
-    let mut consumer_config = ClientConfig::clone(&base);
+    let mut consumer_config = consumer_config(&base);
     if consumer_config.get("fetch.wait.max.ms").is_none() {
         // Brokers that hold a fetch for the whole wait (Tansu) would stall
         // the repartition round trip; short waits cost only idle requests.
@@ -300,7 +300,11 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
             last_lag = Instant::now();
             report_lag(&consumer);
         }
-        if (idle || run.progress) && last_check.elapsed() >= Duration::from_secs(1) {
+        // Two round trips to the brokers: only for the bar, or for `--until-end`
+        // once the input seems to have run dry.
+        if (run.progress || (run.until_end && idle))
+            && last_check.elapsed() >= Duration::from_secs(1)
+        {
             last_check = Instant::now();
             match group_progress(&consumer, &topics) {
                 Ok((done, total)) => {
@@ -392,16 +396,22 @@ fn group_progress<C: ConsumerContext>(
     topics: &AppTopics,
 ) -> Result<(u64, u64)> {
     let timeout = Duration::from_secs(10);
+    let partitions: Vec<(String, i32)> = topics
+        .inputs
+        .iter()
+        .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
+        .collect();
     let mut tpl = TopicPartitionList::new();
-    for (t, n) in &topics.inputs {
-        for p in 0..*n {
-            tpl.add_partition(t, p);
-        }
+    for (t, p) in &partitions {
+        tpl.add_partition(t, *p);
     }
     let committed = consumer.committed_offsets(tpl, timeout)?;
+    let bounds = query_log_bounds(consumer, &partitions, timeout)?;
     let (mut done, mut total) = (0u64, 0u64);
     for e in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+        let Some(&(low, high)) = bounds.get(&(e.topic().to_string(), e.partition())) else {
+            bail!("no log bounds for {}[{}]", e.topic(), e.partition());
+        };
         let pos = e
             .offset()
             .to_raw()
@@ -423,19 +433,24 @@ fn finish_if_caught_up(
     engine: &Shared,
     topics: &AppTopics,
 ) -> Result<bool> {
-    let assignment = consumer.assignment()?;
+    let repartition: Vec<(String, i32)> = consumer
+        .assignment()?
+        .elements()
+        .iter()
+        .filter(|e| e.topic() == topics.repartition)
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect();
+    let bounds = query_log_bounds(consumer, &repartition, Duration::from_secs(10))?;
     let mut joins = Vec::new();
-    for e in assignment.elements() {
-        if e.topic() != topics.repartition {
-            continue;
-        }
-        let (_, high) =
-            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))?;
-        let position = lock(engine).join_position(e.partition())?;
+    for key in &repartition {
+        let Some(&(_, high)) = bounds.get(key) else {
+            return Ok(false);
+        };
+        let position = lock(engine).join_position(key.1)?;
         if position < high {
             return Ok(false);
         }
-        joins.push(e.partition());
+        joins.push(key.1);
     }
     let mut e = lock(engine);
     e.drain(&joins)?;
@@ -449,14 +464,14 @@ fn finish_if_caught_up(
     Ok(done)
 }
 
+/// Sets the lag gauges from the log ends of the latest fetch responses (no
+/// round trip to the brokers).
 fn report_lag<C: ConsumerContext>(consumer: &BaseConsumer<C>) {
     let (Ok(assignment), Ok(position)) = (consumer.assignment(), consumer.position()) else {
         return;
     };
     for e in assignment.elements() {
-        let Ok((_, high)) =
-            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(2))
-        else {
+        let Some(high) = fetched_log_end(consumer.client(), e.topic(), e.partition()) else {
             continue;
         };
         let pos = position

@@ -120,8 +120,7 @@ pub struct PartitionReader {
 impl PartitionReader {
     /// A reader on `base` (no group, no commits).
     pub fn new(base: &ClientConfig) -> Result<Self, KafkaError> {
-        let consumer: BaseConsumer = base
-            .clone()
+        let consumer: BaseConsumer = super::consumer_config(base)
             .set("group.id", "neonblue-restore")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")

@@ -1,9 +1,14 @@
 //! Where a consumer stands in a partition, from what it has already fetched
 //! (no broker round trip).
 
+use super::KafkaError;
 use rdkafka::bindings as rd;
 use rdkafka::client::{Client, ClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
 use std::ffi::CString;
+use std::time::Duration;
 
 /// The end of a partition's log (its high watermark) as reported by the
 /// latest fetch response of this client, or `None` before the first fetch.
@@ -30,4 +35,46 @@ pub fn fetched_log_end<C: ClientContext>(
         )
     };
     (err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
+/// (start, end) of each (topic, partition)'s log.
+pub type LogBounds = HashMap<(String, i32), (i64, i64)>;
+
+/// The (start, end) of each partition's log, as the brokers answer
+/// ListOffsets: two requests per leader for all of `partitions`, where
+/// `fetch_watermarks` takes two per partition. A partition the brokers
+/// left out is missing from the map.
+pub fn query_log_bounds<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &[(String, i32)],
+    timeout: Duration,
+) -> Result<LogBounds, KafkaError> {
+    let ask = |bound: Offset| -> Result<HashMap<(String, i32), i64>, KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            tpl.add_partition_offset(topic, *partition, bound)?;
+        }
+        // A ListOffsets "timestamp" of -2 / -1 asks for the log's start / end.
+        let found = consumer.offsets_for_times(tpl, timeout)?;
+        Ok(found
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let offset = e.offset().to_raw().filter(|o| *o >= 0)?;
+                Some(((e.topic().to_string(), e.partition()), offset))
+            })
+            .collect())
+    };
+    if partitions.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let starts = ask(Offset::Beginning)?;
+    let ends = ask(Offset::End)?;
+    Ok(starts
+        .into_iter()
+        .filter_map(|(k, start)| {
+            let end = *ends.get(&k)?;
+            Some((k, (start, end)))
+        })
+        .collect())
 }
