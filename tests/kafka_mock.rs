@@ -2,7 +2,8 @@
 //! one instance with `/metrics` and `/healthz`, stopped by SIGTERM mid-stream
 //! (graceful: commit and leave the group), restarted with `--until-end`; the
 //! outputs equal a file-mode run. Also: restore with compensation of an
-//! unfinished commit, directly on the topology's changelog API.
+//! unfinished commit, directly on the topology's changelog API; the log bounds
+//! of many partitions in one ListOffsets round.
 
 mod common;
 mod kafka_support;
@@ -410,4 +411,39 @@ fn restore_overwrites_an_unfinished_commit_and_discards_nothing_committed() {
         err.contains("state format") && err.contains("replay --reset"),
         "{err}"
     );
+}
+
+#[test]
+fn log_bounds_of_many_partitions_in_one_round_equal_the_watermarks() {
+    use neonblue_topology::kafka::{query_log_bounds, query_log_ends};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("bounds", 3, 1).unwrap();
+    let mut base = rdkafka::ClientConfig::new();
+    base.set("bootstrap.servers", cluster.bootstrap_servers());
+    let producer = ChangelogProducer::new(&base).unwrap();
+    let sends = [(0, 5), (2, 2)]
+        .into_iter()
+        .flat_map(|(partition, n)| (0..n).map(move |i| (partition, i)))
+        .map(|(partition, i)| producer.send("bounds", partition, b"k", Some(&[i])))
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    ChangelogProducer::await_all(sends).unwrap();
+
+    let consumer: BaseConsumer = base.clone().set("group.id", "bounds").create().unwrap();
+    let partitions: Vec<(String, i32)> = (0..3).map(|p| ("bounds".to_string(), p)).collect();
+    let timeout = Duration::from_secs(10);
+    let bounds = query_log_bounds(&consumer, &partitions, timeout).unwrap();
+    let ends = query_log_ends(&consumer, &partitions, timeout).unwrap();
+    for key in &partitions {
+        let watermarks = consumer.fetch_watermarks(&key.0, key.1, timeout).unwrap();
+        assert_eq!(bounds[key], watermarks, "{key:?}");
+        assert_eq!(ends[key], watermarks.1, "{key:?}");
+    }
+    assert_eq!(bounds[&partitions[0]], (0, 5));
+    assert_eq!(bounds[&partitions[1]], (0, 0));
+    assert_eq!(bounds[&partitions[2]], (0, 2));
+    assert!(query_log_bounds(&consumer, &[], timeout)
+        .unwrap()
+        .is_empty());
 }

@@ -9,7 +9,9 @@ use crate::metric_names as names;
 use crate::ops::{Health, Shutdown};
 use anyhow::{bail, Context, Result};
 use neonblue_state::{decode, encode, StateDb};
-use neonblue_topology::kafka::{consumer_config, ensure_topics, fetched_log_end, query_log_bounds};
+use neonblue_topology::kafka::{
+    consumer_config, ensure_topics, fetched_log_end, query_log_bounds, query_log_ends,
+};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
@@ -302,9 +304,12 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         }
         // Two round trips to the brokers: only for the bar, or for `--until-end`
         // once the input seems to have run dry.
-        if (run.progress || (run.until_end && idle))
-            && last_check.elapsed() >= Duration::from_secs(1)
-        {
+        let every = if run.until_end && idle {
+            UNTIL_END_CHECK
+        } else {
+            PROGRESS_CHECK
+        };
+        if (run.progress || (run.until_end && idle)) && last_check.elapsed() >= every {
             last_check = Instant::now();
             match group_progress(&consumer, &topics) {
                 Ok((done, total)) => {
@@ -358,6 +363,12 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
     tracing::info!("left the group");
     Ok(summary)
 }
+
+/// How often the progress bar asks the brokers where the group stands.
+const PROGRESS_CHECK: Duration = Duration::from_secs(1);
+/// How often `--until-end` asks whether the group is done, while no records
+/// arrive: a run ends at most this long after its last commit lands.
+const UNTIL_END_CHECK: Duration = Duration::from_millis(200);
 
 /// librdkafka reports the end of a partition by number only: every assigned
 /// input partition with that number whose fetched log end this instance has
@@ -440,10 +451,10 @@ fn finish_if_caught_up(
         .filter(|e| e.topic() == topics.repartition)
         .map(|e| (e.topic().to_string(), e.partition()))
         .collect();
-    let bounds = query_log_bounds(consumer, &repartition, Duration::from_secs(10))?;
+    let ends = query_log_ends(consumer, &repartition, Duration::from_secs(10))?;
     let mut joins = Vec::new();
     for key in &repartition {
-        let Some(&(_, high)) = bounds.get(key) else {
+        let Some(&high) = ends.get(key) else {
             return Ok(false);
         };
         let position = lock(engine).join_position(key.1)?;

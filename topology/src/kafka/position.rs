@@ -49,32 +49,46 @@ pub fn query_log_bounds<C: ConsumerContext>(
     partitions: &[(String, i32)],
     timeout: Duration,
 ) -> Result<LogBounds, KafkaError> {
-    let ask = |bound: Offset| -> Result<HashMap<(String, i32), i64>, KafkaError> {
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in partitions {
-            tpl.add_partition_offset(topic, *partition, bound)?;
-        }
-        // A ListOffsets "timestamp" of -2 / -1 asks for the log's start / end.
-        let found = consumer.offsets_for_times(tpl, timeout)?;
-        Ok(found
-            .elements()
-            .iter()
-            .filter_map(|e| {
-                let offset = e.offset().to_raw().filter(|o| *o >= 0)?;
-                Some(((e.topic().to_string(), e.partition()), offset))
-            })
-            .collect())
-    };
+    let starts = list_offsets(consumer, partitions, Offset::Beginning, timeout)?;
+    let ends = list_offsets(consumer, partitions, Offset::End, timeout)?;
+    Ok(starts
+        .into_iter()
+        .filter_map(|(k, start)| Some((k.clone(), (start, *ends.get(&k)?))))
+        .collect())
+}
+
+/// The end of each partition's log, as the brokers answer ListOffsets: one
+/// request per leader (see [`query_log_bounds`]).
+pub fn query_log_ends<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &[(String, i32)],
+    timeout: Duration,
+) -> Result<HashMap<(String, i32), i64>, KafkaError> {
+    list_offsets(consumer, partitions, Offset::End, timeout)
+}
+
+/// One ListOffsets round for `bound` (`Beginning` or `End`) of every partition.
+fn list_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &[(String, i32)],
+    bound: Offset,
+    timeout: Duration,
+) -> Result<HashMap<(String, i32), i64>, KafkaError> {
     if partitions.is_empty() {
         return Ok(HashMap::new());
     }
-    let starts = ask(Offset::Beginning)?;
-    let ends = ask(Offset::End)?;
-    Ok(starts
-        .into_iter()
-        .filter_map(|(k, start)| {
-            let end = *ends.get(&k)?;
-            Some((k, (start, end)))
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        tpl.add_partition_offset(topic, *partition, bound)?;
+    }
+    // A ListOffsets "timestamp" of -2 / -1 asks for the log's start / end.
+    let found = consumer.offsets_for_times(tpl, timeout)?;
+    Ok(found
+        .elements()
+        .iter()
+        .filter_map(|e| {
+            let offset = e.offset().to_raw().filter(|o| *o >= 0)?;
+            Some(((e.topic().to_string(), e.partition()), offset))
         })
         .collect())
 }
