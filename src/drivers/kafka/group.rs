@@ -302,8 +302,9 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
             last_lag = Instant::now();
             report_lag(&consumer);
         }
-        // Two round trips to the brokers: only for the bar, or for `--until-end`
-        // once the input seems to have run dry.
+        // Three round trips to the brokers (committed offsets, log starts and
+        // ends): only for the bar, or for `--until-end` once the input seems
+        // to have run dry.
         let every = if run.until_end && idle {
             UNTIL_END_CHECK
         } else {

@@ -1,5 +1,5 @@
-//! Where a consumer stands in a partition, from what it has already fetched
-//! (no broker round trip).
+//! Where a partition's log ends: from what a consumer has already fetched
+//! (no broker round trip), or asked of the brokers for many partitions at once.
 
 use super::KafkaError;
 use rdkafka::bindings as rd;
@@ -53,7 +53,10 @@ pub fn query_log_bounds<C: ConsumerContext>(
     let ends = list_offsets(consumer, partitions, Offset::End, timeout)?;
     Ok(starts
         .into_iter()
-        .filter_map(|(k, start)| Some((k.clone(), (start, *ends.get(&k)?))))
+        .filter_map(|(k, start)| {
+            let end = *ends.get(&k)?;
+            Some((k, (start, end)))
+        })
         .collect())
 }
 
