@@ -553,7 +553,7 @@ struct Rec {
 }
 
 fn scenario() -> impl Strategy<Value = (Vec<Rec>, Vec<i64>)> {
-    let rec = (0usize..4, 0i64..(3 * HOUR), 0u8..10, 0u32..3, 0u32..100);
+    let rec = (0usize..USERS, 0i64..(3 * HOUR), 0u8..10, 0u32..3, 0u32..100);
     (
         prop::collection::vec(rec, 1..60),
         prop::collection::vec(0i64..(GRACE / 2), 60),
@@ -562,7 +562,7 @@ fn scenario() -> impl Strategy<Value = (Vec<Rec>, Vec<i64>)> {
             // One assignment per user: an event joins on arrival when a
             // version exists, so moving it across a re-assignment of its
             // user would change the version it joins (docs/semantics.md).
-            let mut assigned = [false; 4];
+            let mut assigned = [false; USERS];
             let mut recs: Vec<Rec> = raw
                 .into_iter()
                 .enumerate()
@@ -588,8 +588,24 @@ fn scenario() -> impl Strategy<Value = (Vec<Rec>, Vec<i64>)> {
         })
 }
 
-/// A user outside the reordered ones (0..4) whose events keep stream time moving.
-const BYSTANDER: usize = 4;
+/// Users whose records a scenario reorders.
+const USERS: usize = 4;
+/// A user outside the reordered ones whose events keep stream time moving.
+const BYSTANDER: usize = USERS;
+
+/// Each user's first assignment with each event of that user dated before it
+/// (pending until the assignment arrives, or its deadline passes first).
+fn pending_before_assignment(recs: &[Rec]) -> impl Iterator<Item = (&Rec, &Rec)> {
+    recs.iter()
+        .filter(|a| matches!(a.change, Change::Assign(_)))
+        .flat_map(move |a| {
+            recs.iter()
+                .filter(move |e| {
+                    e.user == a.user && matches!(e.change, Change::Event(_)) && e.ts < a.ts
+                })
+                .map(move |e| (a, e))
+        })
+}
 
 /// Gives every pending event whose user's assignment comes long after its
 /// deadline a bystander's event at that deadline, so that the deadline is
@@ -597,18 +613,9 @@ const BYSTANDER: usize = 4;
 /// `a_deadline_meets_its_assignment`); sparse scenarios would otherwise hit
 /// the order-dependent case often.
 fn pass_deadlines_before_assignments(recs: &mut Vec<Rec>) {
-    let deadlines: Vec<i64> = recs
-        .iter()
-        .filter(|a| matches!(a.change, Change::Assign(_)))
-        .flat_map(|a| {
-            recs.iter()
-                .filter(|e| {
-                    e.user == a.user
-                        && matches!(e.change, Change::Event(_))
-                        && a.ts >= e.ts + GRACE + GRACE / 2
-                })
-                .map(|e| e.ts + GRACE)
-        })
+    let deadlines: Vec<i64> = pending_before_assignment(recs)
+        .filter(|(a, e)| a.ts >= e.ts + GRACE + GRACE / 2)
+        .map(|(_, e)| e.ts + GRACE)
         .collect();
     for (n, deadline) in deadlines.into_iter().enumerate() {
         let change = Change::Event(event(&format!("b{n}"), "bystander", "page_view", deadline));
@@ -630,19 +637,12 @@ fn pass_deadlines_before_assignments(recs: &mut Vec<Rec>) {
 /// user's record, whose place does not move, passes the deadline at least
 /// grace / 2 before the assignment.
 fn a_deadline_meets_its_assignment(recs: &[Rec]) -> bool {
-    recs.iter().any(|a| {
-        let Change::Assign(_) = a.change else {
-            return false;
-        };
-        recs.iter().any(|e| {
-            let deadline = e.ts + GRACE;
-            let pending = matches!(e.change, Change::Event(_)) && e.user == a.user && e.ts < a.ts;
-            let passed_by_another_user = || {
-                recs.iter()
-                    .any(|r| r.user != a.user && r.ts >= deadline && r.ts <= a.ts - GRACE / 2)
-            };
-            pending && a.ts > e.ts + GRACE / 2 && !passed_by_another_user()
-        })
+    pending_before_assignment(recs).any(|(a, e)| {
+        let deadline = e.ts + GRACE;
+        let passed_by_another_user = recs
+            .iter()
+            .any(|r| r.user != a.user && r.ts >= deadline && r.ts <= a.ts - GRACE / 2);
+        a.ts > e.ts + GRACE / 2 && !passed_by_another_user
     })
 }
 
@@ -678,7 +678,7 @@ proptest! {
         prop_assume!(!a_deadline_meets_its_assignment(&recs));
         // Within each user's positions, order that user's records by ts + jitter (< grace / 2).
         let mut shuffled = recs.clone();
-        for user in 0..4 {
+        for user in 0..USERS {
             let positions: Vec<usize> = (0..recs.len()).filter(|&i| recs[i].user == user).collect();
             let mut mine: Vec<(i64, usize)> = positions.iter().map(|&i| (recs[i].ts + jitter[i % jitter.len()], i)).collect();
             mine.sort();

@@ -305,18 +305,19 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         // Three round trips to the brokers (committed offsets, log starts and
         // ends): only for the bar, or for `--until-end` once the input seems
         // to have run dry.
-        let every = if run.until_end && idle {
+        let awaiting_end = run.until_end && idle;
+        let every = if awaiting_end {
             UNTIL_END_CHECK
         } else {
             PROGRESS_CHECK
         };
-        if (run.progress || (run.until_end && idle)) && last_check.elapsed() >= every {
+        if (run.progress || awaiting_end) && last_check.elapsed() >= every {
             last_check = Instant::now();
             match group_progress(&consumer, &topics) {
                 Ok((done, total)) => {
                     bar.set_length(total);
                     bar.set_position(done);
-                    if run.until_end && idle && done >= total {
+                    if awaiting_end && done >= total {
                         match finish_if_caught_up(&consumer, &engine, &topics) {
                             Ok(true) => break Ok(()),
                             Ok(false) => {}
