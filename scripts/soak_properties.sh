@@ -13,11 +13,12 @@ TEST=(cargo test --release --locked --quiet)
 # Every property test (its cases per run are set in its proptest_config).
 run_properties() {
     "${TEST[@]}" --lib -- parse::json::tests::unescaping_matches_serde_json_on_any_token \
-        parse::line_parse::tests::the_scanner_agrees_with_serde_on_damaged_lines
+        parse::line_parse::tests::the_scanner_agrees_with_serde_on_damaged_lines \
+        parse::line_parse::tests::the_scanner_agrees_with_serde_on_damaged_record_values
     "${TEST[@]}" --test join_rules -- reordering_a_users_records_within_grace_gives_identical_outputs
     "${TEST[@]}" --test accounting -- every_record_is_accounted_for
 }
-PROPERTIES=4
+PROPERTIES=5
 
 "${TEST[@]}" --no-run --lib --test join_rules --test accounting
 log="$(mktemp)"

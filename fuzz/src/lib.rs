@@ -1,6 +1,6 @@
 //! What each fuzz target does with its input (the targets in `fuzz_targets/`
 //! are one line each). Besides "never panics", each checks a property the
-//! code promises: the one-pass line parser agrees with the two-step one, a
+//! code promises: the parsers with the scanner agree with serde_json alone, a
 //! resumed file reads the same lines, a parsed timestamp or duration prints
 //! back to itself, a loaded configuration validates.
 
@@ -8,7 +8,7 @@ use neonblue::config::sources::{self, FlagValue, Sources};
 use neonblue::config::{duration, Layout, SourceConfig};
 use neonblue::domain::Parsed;
 use neonblue::parse::{
-    decode_line, headers, parse_line, parse_record, timestamp, DeadLetterRecord, Headers,
+    decode_line, headers, parse_line, parse_record, parse_record_serde, timestamp, DeadLetterRecord, Headers,
     LineDecode, ParseContext, ParsedLine, RawRecord,
 };
 use neonblue_topology::lines::LineSource;
@@ -91,10 +91,15 @@ pub fn record(layout: Layout, data: &[u8]) {
     let ctx = context(layout);
     let parsed = parse_record(&ctx, &rec);
     assert_eq!(parsed, parse_record(&ctx, &rec), "not deterministic");
+    assert_eq!(
+        parsed,
+        parse_record_serde(&ctx, &rec),
+        "the scanner and serde_json differ"
+    );
     check_dead_letter(&rec, &parsed);
 }
 
-/// [`decode_line`] then [`parse_record`]: what [`parse_line`] promises to equal.
+/// [`decode_line`] then [`parse_record_serde`]: what [`parse_line`] promises to equal.
 fn two_step<'a>(
     ctx: &ParseContext,
     line: &'a str,
@@ -104,7 +109,7 @@ fn two_step<'a>(
     let (rec, parsed) = match decode_line(line, index, topic) {
         LineDecode::Blank => return None,
         LineDecode::Record(rec) => {
-            let parsed = parse_record(ctx, &rec);
+            let parsed = parse_record_serde(ctx, &rec);
             (rec, parsed)
         }
         LineDecode::Invalid { record, dead } => (record, Parsed::Dead(dead)),

@@ -14,3 +14,13 @@ pub fn parse_record(ctx: &ParseContext, rec: &RawRecord) -> Parsed {
         Layout::Tables => super::tables::parse(ctx, rec),
     }
 }
+
+/// [`parse_record`] with serde_json alone, without the outbox layout's
+/// validating scanner: the reference the scanner is checked against (tests,
+/// fuzzing, the parse benchmark). Same outcome, slower.
+pub fn parse_record_serde(ctx: &ParseContext, rec: &RawRecord) -> Parsed {
+    match ctx.source.layout {
+        Layout::Outbox => super::outbox::parse_serde(ctx, rec),
+        Layout::Eventrouter | Layout::Tables => parse_record(ctx, rec),
+    }
+}

@@ -15,7 +15,7 @@
 
 use super::common::{unwrap_top, ParseContext, Top, Wrapped};
 use super::dead_letter::DeadLetterRecord;
-use super::dispatch::parse_record;
+use super::dispatch::{parse_record, parse_record_serde};
 use super::eventrouter;
 use super::file_line::{clean_line, decode_line, LineDecode, LineFields};
 use super::json::{self, FromMap, Row, Shape, Val};
@@ -88,7 +88,8 @@ fn parse_line_with<'a>(
     };
     match fast {
         Some(p) => Some(p),
-        None => two_step(ctx, line, line_index, default_topic),
+        None if scanner => two_step(ctx, line, line_index, default_topic, parse_record),
+        None => two_step(ctx, line, line_index, default_topic, parse_record_serde),
     }
 }
 
@@ -154,17 +155,19 @@ fn interpret_line<'a, T: FromMap<'a> + Wrapped<'a>>(
     })
 }
 
-/// [`decode_line`] + [`parse_record`] + [`DeadLetterRecord::json_line`].
+/// [`decode_line`] + `parse` (a [`parse_record`]) +
+/// [`DeadLetterRecord::json_line`].
 fn two_step<'a>(
     ctx: &ParseContext,
     line: &'a str,
     line_index: u64,
     default_topic: &'a str,
+    parse: fn(&ParseContext, &RawRecord) -> Parsed,
 ) -> Option<ParsedLine<'a>> {
     let (rec, parsed) = match decode_line(line, line_index, default_topic) {
         LineDecode::Blank => return None,
         LineDecode::Record(rec) => {
-            let parsed = parse_record(ctx, &rec);
+            let parsed = parse(ctx, &rec);
             (rec, parsed)
         }
         LineDecode::Invalid { record, dead } => (record, Parsed::Dead(dead)),
@@ -199,7 +202,7 @@ mod tests {
         i: u64,
         topic: &'a str,
     ) -> Option<ParsedLine<'a>> {
-        two_step(ctx, line, i, topic)
+        two_step(ctx, line, i, topic, parse_record_serde)
     }
 
     fn check_all(lines: &[String]) {
@@ -295,12 +298,37 @@ mod tests {
     /// Characters that matter to JSON, for the mutations below.
     const JSON_BYTES: &[u8] = b"\"\\{}[],:0123456789-+.eEntrfalsu \t\x01/";
 
+    /// Applies the property tests' edits to `line`: a byte replaced by a
+    /// JSON-significant one, one inserted before a quote, colon, comma,
+    /// bracket or digit, a byte removed, a span repeated.
+    fn damage(line: &mut Vec<u8>, edits: &[(usize, usize, u8, usize)]) {
+        for &(at, c, kind, len) in edits {
+            let at = at % (line.len() + 1);
+            match kind {
+                0 if at < line.len() => line[at] = JSON_BYTES[c],
+                1 if at < line.len() => {
+                    line.remove(at);
+                }
+                2 => {
+                    let marks: Vec<usize> = (0..line.len())
+                        .filter(|&i| b"\":,{}[]0123456789".contains(&line[i]))
+                        .collect();
+                    if !marks.is_empty() {
+                        line.insert(marks[at % marks.len()], JSON_BYTES[c]);
+                    }
+                }
+                _ => {
+                    let span: Vec<u8> = line[at..(at + len).min(line.len())].to_vec();
+                    line.splice(at..at, span);
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
 
-        /// Real outbox lines with up to three edits (a byte replaced by a
-        /// JSON-significant one, one inserted before a quote, colon, comma,
-        /// bracket or digit, a byte removed, a span repeated): the line
+        /// Real outbox lines with up to three edits ([`damage`]): the line
         /// parser with the scanner gives what the two-step serde path gives,
         /// and the scanner's own outcome, when it has one, is the same.
         #[test]
@@ -311,27 +339,7 @@ mod tests {
             let ctx = outbox_ctx();
             let lines = outbox_fixture();
             let mut line = lines[which % lines.len()].clone().into_bytes();
-            for (at, c, kind, len) in edits {
-                let at = at % (line.len() + 1);
-                match kind {
-                    0 if at < line.len() => line[at] = JSON_BYTES[c],
-                    1 if at < line.len() => {
-                        line.remove(at);
-                    }
-                    2 => {
-                        let marks: Vec<usize> = (0..line.len())
-                            .filter(|&i| b"\":,{}[]0123456789".contains(&line[i]))
-                            .collect();
-                        if !marks.is_empty() {
-                            line.insert(marks[at % marks.len()], JSON_BYTES[c]);
-                        }
-                    }
-                    _ => {
-                        let span: Vec<u8> = line[at..(at + len).min(line.len())].to_vec();
-                        line.splice(at..at, span);
-                    }
-                }
-            }
+            damage(&mut line, &edits);
             let Ok(line) = String::from_utf8(line) else {
                 return Ok(());
             };
@@ -340,6 +348,29 @@ mod tests {
             if let Some(fast) = scanned(&ctx, &line, 7, "f.jsonl") {
                 proptest::prop_assert_eq!(Some(fast), expected, "{}", line);
             }
+        }
+
+        /// A Kafka record's value (an envelope of a real outbox line) with
+        /// up to three edits: the outbox layout's parser with the scanner
+        /// gives what serde_json alone gives.
+        #[test]
+        fn the_scanner_agrees_with_serde_on_damaged_record_values(
+            which in 0usize..74,
+            edits in proptest::collection::vec((0usize..4000, 0usize..JSON_BYTES.len(), 0u8..4, 1usize..40), 0..4),
+        ) {
+            let ctx = outbox_ctx();
+            let lines = outbox_fixture();
+            let line = &lines[which % lines.len()];
+            let LineDecode::Record(rec) = decode_line(line, 7, "f.jsonl") else {
+                return Ok(());
+            };
+            let mut value = rec.value.unwrap_or("null").as_bytes().to_vec();
+            damage(&mut value, &edits);
+            let Ok(value) = String::from_utf8(value) else {
+                return Ok(());
+            };
+            let rec = RawRecord { value: Some(&value), ..rec };
+            proptest::prop_assert_eq!(parse_record(&ctx, &rec), parse_record_serde(&ctx, &rec), "{}", value);
         }
     }
 }

@@ -28,7 +28,7 @@ mod perf_tests;
 
 pub use common::ParseContext;
 pub use dead_letter::DeadLetterRecord;
-pub use dispatch::parse_record;
+pub use dispatch::{parse_record, parse_record_serde};
 pub use file_line::{decode_line, invalid_line_dead_letter, LineDecode};
 pub use line_parse::{parse_line, ParsedLine};
 pub use raw::{text_of, Headers, RawRecord};

@@ -138,9 +138,32 @@ impl<'a> Wrapped<'a> for OutboxEnvelope<'a> {
     }
 }
 
-/// Parses a record of the `outbox` layout.
+/// Parses a record of the `outbox` layout: the value is read by the
+/// validating scanner, and by serde_json when the scanner leaves it (the
+/// outcome is the same either way).
 pub(crate) fn parse(ctx: &ParseContext, rec: &RawRecord) -> Parsed {
+    match rec.value.and_then(scan_value) {
+        Some(env) => finish(interpret(ctx, rec, Top::Value(Shape::Object(env)))),
+        None => parse_serde(ctx, rec),
+    }
+}
+
+/// [`parse`] with serde_json alone: the reference the scanner is checked
+/// against.
+pub(crate) fn parse_serde(ctx: &ParseContext, rec: &RawRecord) -> Parsed {
     finish(interpret(ctx, rec, read_top(rec.value)))
+}
+
+/// A whole value that is an envelope object, as [`read_top`] would capture
+/// it; `None` for everything else (left to serde_json).
+fn scan_value(text: &str) -> Option<OutboxEnvelope<'_>> {
+    let mut s = Scan::new(text);
+    if s.peek()? != b'{' {
+        return None;
+    }
+    let env = OutboxEnvelope::scan(&mut s)?;
+    s.end()?;
+    Some(env)
 }
 
 /// Interprets an already read value (`rec.value` is not looked at again).
