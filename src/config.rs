@@ -24,6 +24,14 @@ pub enum Layout {
     Tables,
 }
 
+impl Layout {
+    /// The layout's parser reads record headers (the others never look at
+    /// them, so they need not be decoded).
+    pub fn reads_headers(self) -> bool {
+        matches!(self, Layout::Eventrouter)
+    }
+}
+
 /// Options of the `eventrouter` layout.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

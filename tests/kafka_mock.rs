@@ -3,7 +3,8 @@
 //! (graceful: commit and leave the group), restarted with `--until-end`; the
 //! outputs equal a file-mode run. Also: restore with compensation of an
 //! unfinished commit, directly on the topology's changelog API; the log bounds
-//! of many partitions in one ListOffsets round.
+//! of many partitions in one ListOffsets round; the `eventrouter` layout's
+//! headers.
 
 mod common;
 mod kafka_support;
@@ -125,14 +126,73 @@ fn sigterm_then_until_end_equals_file_mode() {
     assert_same(&expected, &outputs(&d.join("out")), "SIGTERM + restart");
 }
 
-/// A mock cluster with `topic` (4 partitions) and the internal topics of `app`.
+/// The `eventrouter` layout takes a record's type from its headers: Kafka
+/// mode decodes them for it (the other layouts skip them) and gives the rows
+/// file mode gives. The fixture's routed records go to one topic whose name
+/// says nothing, so only the `aggregateType` header tells assignments from
+/// events.
+#[test]
+fn eventrouter_headers_type_records_in_kafka_mode_as_in_file_mode() {
+    // One partition, as in file mode: an empty partition would hold the
+    // watermark back until it is found idle, and change which events
+    // expire before their assignment.
+    let topic = "er-input";
+    let cluster = mock_app("er-app", topic, 1);
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/outbox_eventrouter.jsonl"),
+    )
+    .unwrap();
+    let lines: Vec<String> = fixture
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let routed = v["topic"].as_str().unwrap().to_string();
+            let aggregate = routed.strip_prefix("outbox.event.").unwrap();
+            v["topic"] = topic.into();
+            v["headers"]["aggregateType"] = aggregate.into();
+            v.to_string()
+        })
+        .collect();
+    let input = d.join("routed.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let layout = ["--layout", "eventrouter"];
+    let expected = outputs(&file_run_with(&input, d, "file", &layout));
+    assert!(!expected.events.is_empty(), "the fixture gives no events");
+    produce(&brokers, &input, topic, 1);
+    let mut a = start_instance(
+        &brokers,
+        "er-app",
+        topic,
+        d,
+        "a",
+        &["--until-end", layout[0], layout[1]],
+    );
+    wait_ok(
+        &mut a,
+        Duration::from_secs(120),
+        "eventrouter run",
+        &d.join("a.log"),
+    );
+    assert_same(
+        &expected,
+        &outputs(&d.join("out")),
+        "eventrouter by headers",
+    );
+}
+
+/// A mock cluster with `topic` (of `partitions`) and the internal topics of `app`.
 fn mock_app(
     app: &str,
     topic: &str,
+    partitions: i32,
 ) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(topic, 4, 1).unwrap();
-    let topics = neonblue::drivers::kafka::AppTopics::new(app, vec![(topic.into(), 4)], 0);
+    cluster.create_topic(topic, partitions, 1).unwrap();
+    let topics = neonblue::drivers::kafka::AppTopics::new(app, vec![(topic.into(), partitions)], 0);
     for spec in topics.internal_specs() {
         cluster
             .create_topic(&spec.name, spec.partitions, 1)
@@ -143,7 +203,7 @@ fn mock_app(
 
 #[test]
 fn reset_prints_its_plan_and_deletes_nothing_without_confirmation() {
-    let cluster = mock_app("reset-app", "reset-input");
+    let cluster = mock_app("reset-app", "reset-input", 4);
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -204,7 +264,7 @@ fn reset_prints_its_plan_and_deletes_nothing_without_confirmation() {
 
 #[test]
 fn sigterm_with_the_broker_gone_exits_non_zero_within_the_shutdown_timeout() {
-    let cluster = mock_app("gone-app", "gone-input");
+    let cluster = mock_app("gone-app", "gone-input", 4);
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -13,6 +13,16 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     bincode::serialize(value).expect("bincode serialisation of plain data")
 }
 
+/// Encodes a value after `prefix` (a format byte, say), in one allocation.
+pub fn encode_after<T: Serialize + ?Sized>(prefix: &[u8], value: &T) -> Vec<u8> {
+    // Serialising plain data into a Vec cannot fail.
+    let size = bincode::serialized_size(value).expect("bincode size of plain data");
+    let mut out = Vec::with_capacity(prefix.len() + size as usize);
+    out.extend_from_slice(prefix);
+    bincode::serialize_into(&mut out, value).expect("bincode serialisation of plain data");
+    out
+}
+
 /// Decodes a value.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(bincode::deserialize(bytes)?)

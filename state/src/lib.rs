@@ -18,7 +18,7 @@ pub mod versioned;
 pub mod window;
 
 pub use budget::Budget;
-pub use codec::{decode, encode, CodecError};
+pub use codec::{decode, encode, encode_after, CodecError};
 pub use db::{ChangeRecord, CommitBatch, Keyspace, StateDb, StateError, StoreTree, Usage};
 pub use kv::KeyValueStore;
 pub use paged::PagedStore;

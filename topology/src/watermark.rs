@@ -41,8 +41,42 @@ pub type Source = (String, i32);
 /// The watermark of a task reading the records of `sources` input partitions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermarks {
-    known: BTreeMap<Source, SourceTime>,
+    /// By topic, then partition: looked up twice a record without building
+    /// a key. Serialised as one map by (topic, partition), as it always was.
+    #[serde(with = "by_source")]
+    known: BTreeMap<String, BTreeMap<i32, SourceTime>>,
     current: Option<i64>,
+}
+
+/// Serialises the nested map exactly as a `BTreeMap<Source, SourceTime>`
+/// (same entries, same order), so checkpoints are unchanged.
+mod by_source {
+    use super::{Source, SourceTime};
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    type Nested = BTreeMap<String, BTreeMap<i32, SourceTime>>;
+
+    pub fn serialize<S: Serializer>(known: &Nested, s: S) -> Result<S::Ok, S::Error> {
+        // bincode needs the length up front.
+        let mut map = s.serialize_map(Some(known.values().map(BTreeMap::len).sum()))?;
+        for (t, ps) in known {
+            for (p, st) in ps {
+                map.serialize_entry(&(t, p), st)?;
+            }
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Nested, D::Error> {
+        let flat = BTreeMap::<Source, SourceTime>::deserialize(d)?;
+        let mut known = Nested::new();
+        for ((t, p), st) in flat {
+            known.entry(t).or_default().insert(p, st);
+        }
+        Ok(known)
+    }
 }
 
 impl Watermarks {
@@ -53,7 +87,7 @@ impl Watermarks {
 
     /// What is known of `source`.
     pub fn source(&self, topic: &str, partition: i32) -> Option<&SourceTime> {
-        self.known.get(&(topic.to_string(), partition))
+        self.known.get(topic)?.get(&partition)
     }
 
     /// Applies a report of `source`'s time and recomputes the watermark over
@@ -66,7 +100,11 @@ impl Watermarks {
         partition: i32,
         report: SourceTime,
     ) -> Option<i64> {
-        match self.known.get_mut(&(topic.to_string(), partition)) {
+        match self
+            .known
+            .get_mut(topic)
+            .and_then(|ps| ps.get_mut(&partition))
+        {
             Some(known) if known.position > report.position => return None,
             Some(known) => {
                 if *known == report {
@@ -75,7 +113,10 @@ impl Watermarks {
                 *known = report;
             }
             None => {
-                self.known.insert((topic.to_string(), partition), report);
+                self.known
+                    .entry(topic.to_string())
+                    .or_default()
+                    .insert(partition, report);
             }
         }
         let candidate = self.compute(inputs)?;
@@ -94,7 +135,7 @@ impl Watermarks {
         let mut idle_max: Option<i64> = None;
         for (topic, count) in inputs {
             for partition in 0..*count {
-                let st = self.known.get(&(topic.clone(), partition))?;
+                let st = self.source(topic, partition)?;
                 if st.idle {
                     idle_max = idle_max.max(st.time);
                 } else {
@@ -117,15 +158,14 @@ impl Watermarks {
         let mut best: Option<(Option<i64>, Source)> = None;
         for (topic, count) in inputs {
             for partition in 0..*count {
-                let key = (topic.clone(), partition);
-                let time = match self.known.get(&key) {
+                let time = match self.source(topic, partition) {
                     None => None,
                     Some(st) if st.idle => continue,
                     Some(st) => st.time,
                 };
                 // Unknown (None) sorts first: it holds back hardest.
                 if best.as_ref().is_none_or(|(t, _)| time < *t) {
-                    best = Some((time, key));
+                    best = Some((time, (topic.clone(), partition)));
                 }
             }
         }
@@ -155,6 +195,33 @@ mod tests {
             time,
             idle: true,
         }
+    }
+
+    /// Checkpoints hold `Watermarks`: the nested map must encode exactly
+    /// as the one map by (topic, partition) that earlier versions wrote.
+    #[test]
+    fn encodes_as_the_map_by_source_that_checkpoints_hold() {
+        #[derive(Serialize)]
+        struct Flat {
+            known: BTreeMap<Source, SourceTime>,
+            current: Option<i64>,
+        }
+        let (i, mut w) = (inputs(), Watermarks::default());
+        w.observe(&i, "b", 0, at(3, 40));
+        w.observe(&i, "a", 1, idle(0, None));
+        w.observe(&i, "a", 0, at(5, 100));
+        let flat = Flat {
+            known: [
+                (("a".to_string(), 0), at(5, 100)),
+                (("a".to_string(), 1), idle(0, None)),
+                (("b".to_string(), 0), at(3, 40)),
+            ]
+            .into(),
+            current: w.get(),
+        };
+        let bytes = neonblue_state::encode(&w);
+        assert_eq!(bytes, neonblue_state::encode(&flat));
+        assert_eq!(neonblue_state::decode::<Watermarks>(&bytes).unwrap(), w);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::processors::router::{Router, RouterState};
 use crate::processors::summary;
 use crate::sink::{task_part, Outputs, Segment};
 use anyhow::{Context, Result};
+use metrics::Counter;
 use neonblue_state::{decode, encode, CommitBatch, StateDb};
 use neonblue_topology::kafka::checkpoint::RestoreStats;
 use neonblue_topology::kafka::{
@@ -70,7 +71,8 @@ pub struct JoinPayload {
 
 /// A router task: sub-topology 1 over one input partition.
 struct RouterSlot {
-    topic: String,
+    /// Shared by the origin of every record it routes.
+    topic: Arc<str>,
     partition: i32,
     logged: LoggedTask,
     router: Router,
@@ -187,6 +189,26 @@ fn restore(
     Ok((ckpt, stats))
 }
 
+/// The counters every record moves, looked up once (a registry lookup
+/// hashes the name and labels).
+struct RecordCounters {
+    input: Counter,
+    routed: Counter,
+    joined: Counter,
+    late: Counter,
+}
+
+impl RecordCounters {
+    fn new() -> Self {
+        RecordCounters {
+            input: metrics::counter!(names::RECORDS_TOTAL, "stage" => "input"),
+            routed: metrics::counter!(names::RECORDS_TOTAL, "stage" => "routed"),
+            joined: metrics::counter!(names::RECORDS_TOTAL, "stage" => "joined"),
+            late: metrics::counter!(names::LATE_EVENTS_TOTAL),
+        }
+    }
+}
+
 /// Everything an instance owns: its tasks, clients and outputs.
 pub struct Engine {
     ctx: ParseContext,
@@ -199,6 +221,7 @@ pub struct Engine {
     routers: Tasks<u32, RouterSlot>,
     joins: Tasks<i32, JoinSlot>,
     inflight: Vec<DeliveryFuture>,
+    counters: RecordCounters,
     /// The commit landing on the committer thread (one at a time).
     landing: Option<std::thread::JoinHandle<Result<Landed>>>,
     /// Positions of landed commits, not yet given to the consumer group.
@@ -234,6 +257,7 @@ impl Engine {
             routers: Tasks::default(),
             joins: Tasks::default(),
             inflight: Vec::new(),
+            counters: RecordCounters::new(),
             landing: None,
             landed: Vec::new(),
             output_start,
@@ -321,7 +345,7 @@ impl Engine {
                 "router task ready"
             );
             let slot = RouterSlot {
-                topic: topic.to_string(),
+                topic: Arc::from(topic),
                 partition,
                 logged: LoggedTask { log, checkpoint },
                 router,
@@ -388,6 +412,7 @@ impl Engine {
             producer,
             routers,
             inflight,
+            counters,
             ..
         } = self;
         let r = routers.get_mut(index).expect("router restored");
@@ -401,6 +426,7 @@ impl Engine {
         let value = m.payload().map(text_of);
         let pairs: Vec<(String, String)> = m
             .headers()
+            .filter(|_| ctx.source.layout.reads_headers())
             .map(|h| {
                 h.iter()
                     .map(|h| {
@@ -431,7 +457,7 @@ impl Engine {
                 .to_millis()
                 .and_then(|ms| ms.checked_mul(1000)),
         );
-        metrics::counter!("neonblue_records_total", "stage" => "input").increment(1);
+        counters.input.increment(1);
         let hidden = r.task.output_from.is_some_and(|from| offset < from)
             && matches!(
                 &parsed,
@@ -483,7 +509,7 @@ impl Engine {
             _ => {}
         }
         let origin = Origin {
-            topic: Arc::from(topic),
+            topic: r.task.topic.clone(),
             partition,
             offset,
         };
@@ -501,18 +527,24 @@ impl Engine {
                 &key,
                 Some(&bytes),
             )?);
-            metrics::counter!("neonblue_records_total", "stage" => "routed").increment(1);
+            counters.routed.increment(1);
         }
         Ok(())
     }
 
     fn on_routed(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
         let (partition, offset) = (m.partition(), m.offset());
-        let repartition = self.topics.repartition.clone();
-        let inputs = self.topics.inputs.clone();
-        let t = self.join(partition)?;
+        self.join(partition)?;
+        let Engine {
+            topics,
+            joins,
+            counters,
+            ..
+        } = self;
+        let (repartition, inputs) = (&topics.repartition, &topics.inputs);
+        let t = joins.get_mut(partition).expect("join restored");
         if offset < t.position {
-            check_redelivery(t, &repartition, partition, log_end(&repartition, partition))?;
+            check_redelivery(t, repartition, partition, log_end(repartition, partition))?;
             metrics::counter!("neonblue_redelivered_total", "stage" => "repartition").increment(1);
             return Ok(());
         }
@@ -526,7 +558,7 @@ impl Engine {
                 partition,
                 time,
             } => {
-                s.observe(&inputs, &topic, partition, time)?;
+                s.observe(inputs, &topic, partition, time)?;
                 return Ok(());
             }
             Repartitioned::Record {
@@ -551,13 +583,13 @@ impl Engine {
             time,
             idle: false,
         };
-        s.observe(&inputs, &topic, p, report(o, before_time))?;
+        s.observe(inputs, &topic, p, report(o, before_time))?;
         s.task.process_from(routed, before_time, &mut s.out)?;
         s.applied.mark(&topic, p, o);
-        s.observe(&inputs, &topic, p, report(o + 1, after_time))?;
+        s.observe(inputs, &topic, p, report(o + 1, after_time))?;
         let after = &s.task.meta.counters;
-        metrics::counter!("neonblue_records_total", "stage" => "joined").increment(1);
-        metrics::counter!("neonblue_late_events_total").increment(after.late - before.late);
+        counters.joined.increment(1);
+        counters.late.increment(after.late - before.late);
         if after.duplicates > before.duplicates {
             metrics::counter!("neonblue_skipped_total", "reason" => "duplicate")
                 .increment(after.duplicates - before.duplicates);
@@ -588,7 +620,7 @@ impl Engine {
         for (_, r) in self.routers.iter_mut().filter(|(_, r)| unannounced(r)) {
             let time = report(r);
             let bytes = Repartitioned::Watermark {
-                topic: r.task.topic.clone(),
+                topic: r.task.topic.to_string(),
                 partition: r.task.partition,
                 time,
             }
@@ -604,7 +636,7 @@ impl Engine {
             r.task.announced = Some(time);
             r.dirty = true;
             let labels = [
-                ("topic", r.task.topic.clone()),
+                ("topic", r.task.topic.to_string()),
                 ("partition", r.task.partition.to_string()),
             ];
             metrics::gauge!("neonblue_input_idle", &labels).set(if time.idle { 1.0 } else { 0.0 });
@@ -778,7 +810,7 @@ impl Engine {
             sealed.tasks.push(TaskId::Router(id));
             sealed
                 .positions
-                .push((r.task.topic.clone(), r.task.partition, r.position));
+                .push((r.task.topic.to_string(), r.task.partition, r.position));
             r.committed();
         }
         if sealed.commits.is_empty() && sealed.deliveries.is_empty() {
@@ -794,7 +826,7 @@ impl Engine {
                 self.joins.release(|p, _| p == *partition);
             } else {
                 self.routers
-                    .release(|_, r| r.topic == *topic && r.partition == *partition);
+                    .release(|_, r| *r.topic == **topic && r.partition == *partition);
             }
         }
         metrics::gauge!("neonblue_tasks", "kind" => "join").set(self.joins.len() as f64);

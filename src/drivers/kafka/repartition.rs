@@ -44,9 +44,7 @@ pub struct FormatError(String);
 impl Repartitioned {
     /// The record's bytes: the format byte, then bincode.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT];
-        out.extend(neonblue_state::encode(self));
-        out
+        neonblue_state::encode_after(&[FORMAT], self)
     }
 
     /// Reads a record written by [`Repartitioned::encode`].
