@@ -34,8 +34,9 @@ fi
 echo "== toolchain"
 cargo --version
 
-echo "== cargo fmt --check"
+echo "== cargo fmt --check (the workspace and the fuzz crate outside it)"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 
 echo "== supply chain: clippy -D warnings, rust-version, cargo-deny, no build artefacts in git"
 cargo clippy --workspace --all-targets --locked -- -D warnings

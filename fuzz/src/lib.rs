@@ -8,8 +8,8 @@ use neonblue::config::sources::{self, FlagValue, Sources};
 use neonblue::config::{duration, Layout, SourceConfig};
 use neonblue::domain::Parsed;
 use neonblue::parse::{
-    decode_line, headers, parse_line, parse_record, parse_record_serde, timestamp, DeadLetterRecord, Headers,
-    LineDecode, ParseContext, ParsedLine, RawRecord,
+    decode_line, headers, parse_line, parse_record, parse_record_serde, timestamp,
+    DeadLetterRecord, Headers, LineDecode, ParseContext, ParsedLine, RawRecord,
 };
 use neonblue_topology::lines::LineSource;
 use std::path::PathBuf;

@@ -165,12 +165,12 @@ fn restore(
     outputs: &Outputs,
 ) -> Result<(Checkpoint, RestoreStats)> {
     let started = Instant::now();
-    metrics::gauge!("neonblue_restoring_tasks").increment(1.0);
+    metrics::gauge!(names::RESTORING_TASKS).increment(1.0);
     let result = log.restore(db, reader, producer);
-    metrics::gauge!("neonblue_restoring_tasks").decrement(1.0);
+    metrics::gauge!(names::RESTORING_TASKS).decrement(1.0);
     let (mut ckpt, stats) =
         result.with_context(|| format!("restoring {} from its changelogs", log.ns))?;
-    metrics::counter!("neonblue_restore_records_total").increment(stats.records);
+    metrics::counter!(names::RESTORE_RECORDS_TOTAL).increment(stats.records);
     if !ckpt.intent.is_empty() {
         outputs.discard(&ckpt.intent)?;
         tracing::info!(task = %log.ns, objects = ckpt.intent.len(), "discarded the objects of an unfinished commit");
@@ -418,7 +418,7 @@ impl Engine {
         let r = routers.get_mut(index).expect("router restored");
         if !r.admit(offset) {
             check_redelivery(r, topic, partition, log_end(topic, partition))?;
-            metrics::counter!("neonblue_redelivered_total", "stage" => "input").increment(1);
+            metrics::counter!(names::REDELIVERED_TOTAL, "stage" => "input").increment(1);
             return Ok(());
         }
         r.task.idle = false;
@@ -470,12 +470,12 @@ impl Engine {
             // A replay rebuilds assignments from the start but outputs events
             // only from its start offsets.
             r.task.router.pass_hidden(&parsed);
-            metrics::counter!("neonblue_replay_hidden_total").increment(1);
+            metrics::counter!(names::REPLAY_HIDDEN_TOTAL).increment(1);
             return Ok(());
         }
         match &parsed {
             Parsed::Dead(dead) => {
-                metrics::counter!("neonblue_dead_letters_total", "reason" => dead.reason.clone())
+                metrics::counter!(names::DEAD_LETTERS_TOTAL, "reason" => dead.reason.clone())
                     .increment(1);
                 let mut headers = OwnedHeaders::new();
                 if let Some(h) = m.headers() {
@@ -503,8 +503,7 @@ impl Engine {
                 inflight.push(producer.send_record(rec)?);
             }
             Parsed::Skip(reason) => {
-                metrics::counter!("neonblue_skipped_total", "reason" => reason.as_str())
-                    .increment(1);
+                metrics::counter!(names::SKIPPED_TOTAL, "reason" => reason.as_str()).increment(1);
             }
             _ => {}
         }
@@ -545,7 +544,7 @@ impl Engine {
         let t = joins.get_mut(partition).expect("join restored");
         if offset < t.position {
             check_redelivery(t, repartition, partition, log_end(repartition, partition))?;
-            metrics::counter!("neonblue_redelivered_total", "stage" => "repartition").increment(1);
+            metrics::counter!(names::REDELIVERED_TOTAL, "stage" => "repartition").increment(1);
             return Ok(());
         }
         let record = Repartitioned::decode(m.payload())
@@ -574,7 +573,7 @@ impl Engine {
         );
         if s.applied.is_applied(&topic, p, o) {
             // Re-produced by a router that restarted from its checkpoint.
-            metrics::counter!("neonblue_redelivered_total", "stage" => "routed").increment(1);
+            metrics::counter!(names::REDELIVERED_TOTAL, "stage" => "routed").increment(1);
             return Ok(());
         }
         let before = s.task.meta.counters.clone();
@@ -591,7 +590,7 @@ impl Engine {
         counters.joined.increment(1);
         counters.late.increment(after.late - before.late);
         if after.duplicates > before.duplicates {
-            metrics::counter!("neonblue_skipped_total", "reason" => "duplicate")
+            metrics::counter!(names::SKIPPED_TOTAL, "reason" => "duplicate")
                 .increment(after.duplicates - before.duplicates);
         }
         Ok(())
@@ -639,9 +638,9 @@ impl Engine {
                 ("topic", r.task.topic.to_string()),
                 ("partition", r.task.partition.to_string()),
             ];
-            metrics::gauge!("neonblue_input_idle", &labels).set(if time.idle { 1.0 } else { 0.0 });
+            metrics::gauge!(names::INPUT_IDLE, &labels).set(if time.idle { 1.0 } else { 0.0 });
             if let Some(t) = time.time {
-                metrics::gauge!("neonblue_input_stream_time_seconds", &labels).set(t as f64 / 1e6);
+                metrics::gauge!(names::INPUT_STREAM_TIME_SECONDS, &labels).set(t as f64 / 1e6);
             }
         }
         Ok(())
@@ -829,8 +828,8 @@ impl Engine {
                     .release(|_, r| *r.topic == **topic && r.partition == *partition);
             }
         }
-        metrics::gauge!("neonblue_tasks", "kind" => "join").set(self.joins.len() as f64);
-        metrics::gauge!("neonblue_tasks", "kind" => "router").set(self.routers.len() as f64);
+        metrics::gauge!(names::TASKS, "kind" => "join").set(self.joins.len() as f64);
+        metrics::gauge!(names::TASKS, "kind" => "router").set(self.routers.len() as f64);
     }
 
     /// Position of a repartition partition's task, restoring it if needed.
