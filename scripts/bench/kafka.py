@@ -20,7 +20,7 @@ Reports, for the same generated envelopes:
 Usage: scripts/bench/kafka.py --bin target/release/neonblue --brokers HOST:PORT
        [--records N] [--steady-rate 20000] [--steady-seconds 30]
 """
-import argparse, json, os, re, subprocess, sys, tempfile, threading, time, uuid
+import argparse, json, os, re, shutil, subprocess, sys, tempfile, threading, time, uuid
 
 
 def sh(*args, **kw):
@@ -262,7 +262,16 @@ def main():
     ap.add_argument("--steady-users", type=int, default=100_000,
                     help="users of the steady phase, each assigned first, events spread over them")
     a = ap.parse_args()
+    # State and outputs of every run: close to a GB, removed whatever happens.
     work = tempfile.mkdtemp(prefix="nb-kbench-")
+    try:
+        bench(a, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench(a, work):
+    """Every measurement, printed as it completes; `work` holds their files."""
     topic = "bench-in-" + uuid.uuid4().hex[:8]
     t0 = time.time()
     r = subprocess.run([a.bin, "generate", "--records", str(a.records), "--seed", str(a.seed),

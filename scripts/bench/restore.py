@@ -16,6 +16,7 @@ restores write to sled in batches, so memory does not grow with the state.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,9 +46,21 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=1_000_000)
     ap.add_argument("--partitions", type=int, default=2)
     ap.add_argument("--cache-bytes", default=None, help="state.cache_bytes (default: neonblue's)")
-    ap.add_argument("--work", default=None)
+    ap.add_argument("--work", default=None, help="keep state and outputs here (default: a temporary directory, removed)")
     a = ap.parse_args()
-    work = Path(a.work or tempfile.mkdtemp(prefix="neonblue-restore-"))
+    if a.work:
+        bench(a, Path(a.work))
+        return
+    # A directory of our own holds two state directories: removed at the end.
+    work = Path(tempfile.mkdtemp(prefix="neonblue-restore-"))
+    try:
+        bench(a, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench(a, work: Path) -> None:
+    """Loads the topic, runs the first instance, then the restoring one."""
     work.mkdir(parents=True, exist_ok=True)
     tag = f"restore{int(time.time())}"
     topic, app = f"{tag}-input", f"{tag}-app"
