@@ -9,7 +9,7 @@
 mod common;
 mod kafka_support;
 
-use common::{free_port, http_get};
+use common::{fixture, free_port, http_get};
 
 use kafka_support::*;
 use neonblue_state::{CommitBatch, KeyValueStore, StateDb};
@@ -141,12 +141,8 @@ fn eventrouter_headers_type_records_in_kafka_mode_as_in_file_mode() {
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let fixture = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/outbox_eventrouter.jsonl"),
-    )
-    .unwrap();
-    let lines: Vec<String> = fixture
+    let text = std::fs::read_to_string(fixture("outbox_eventrouter.jsonl")).unwrap();
+    let lines: Vec<String> = text
         .lines()
         .map(|l| {
             let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
