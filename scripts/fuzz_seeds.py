@@ -24,6 +24,21 @@ def write(out, target, seeds):
     return len(dict.fromkeys(seeds))
 
 
+def payload_of(line):
+    """The domain payload text of a fixture line (an outbox row's payload
+    string, or the row itself), or None."""
+    try:
+        value = json.loads(line).get("value")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict):
+        return None
+    payload = (value.get("after") or {}).get("payload")
+    return payload if isinstance(payload, str) else json.dumps(value.get("after") or value)
+
+
 def main(out):
     raw = [json.loads(l) for f in sorted(FIXTURES.glob("*.raw.jsonl")) for l in f.read_text().splitlines() if l]
     lines = [l for f in sorted(FIXTURES.glob("*.jsonl")) if not f.name.endswith(".raw.jsonl")
@@ -44,6 +59,9 @@ def main(out):
     for layout in ("outbox", "eventrouter", "tables"):
         counts[f"record_{layout}"] = write(out, f"record_{layout}", records)
     counts["file_line"] = write(out, "file_line", lines + ["", "not json", "{}", "null", '"x"'])
+    payloads = [p for l in lines for p in [payload_of(l)] if p]
+    counts["payload"] = write(out, "payload", payloads + [
+        '{"value": -1.5e3, "score": 42.0, "page": "p\\u00e9"}', '{"schema": {}, "payload": {}}', "{}"])
     files = sorted(f for f in FIXTURES.glob("*.jsonl"))
     counts["file_source"] = write(out, "file_source", [bytes([n, n * 7]) + f.read_bytes()[: 4000 * (n + 1)]
                                                         for n, f in enumerate(files)] + [b"\x02\x01a\n\nb", b"\x00\x00\n"])

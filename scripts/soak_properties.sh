@@ -14,11 +14,13 @@ TEST=(cargo test --release --locked --quiet)
 run_properties() {
     "${TEST[@]}" --lib -- parse::json::tests::unescaping_matches_serde_json_on_any_token \
         parse::line_parse::tests::the_scanner_agrees_with_serde_on_damaged_lines \
-        parse::line_parse::tests::the_scanner_agrees_with_serde_on_damaged_record_values
+        parse::line_parse::tests::the_scanner_agrees_with_serde_on_damaged_record_values \
+        parse::line_parse::tests::the_scanner_agrees_with_serde_on_damaged_payloads \
+        parse::line_parse::tests::the_scanner_agrees_with_serde_on_damaged_properties
     "${TEST[@]}" --test join_rules -- reordering_a_users_records_within_grace_gives_identical_outputs
     "${TEST[@]}" --test accounting -- every_record_is_accounted_for
 }
-PROPERTIES=5
+PROPERTIES=7
 
 "${TEST[@]}" --no-run --lib --test join_rules --test accounting
 log="$(mktemp)"

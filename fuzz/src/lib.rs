@@ -7,6 +7,7 @@
 use neonblue::config::sources::{self, FlagValue, Sources};
 use neonblue::config::{duration, Layout, SourceConfig};
 use neonblue::domain::Parsed;
+use neonblue::parse::json::{PropFields, Props, Row, Shape};
 use neonblue::parse::{
     decode_line, headers, parse_line, parse_record, parse_record_serde, timestamp,
     DeadLetterRecord, Headers, LineDecode, ParseContext, ParsedLine, RawRecord,
@@ -141,6 +142,36 @@ pub fn file_line(data: &[u8]) {
                 "{layout:?}: one pass and two steps differ on {line:?}"
             );
         }
+    }
+}
+
+/// A domain payload's text: the row and the properties fields the scanner
+/// reads (or leaves to serde_json) are serde_json's, field by field.
+pub fn payload(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let serde = Row::parse_text_serde(text);
+    assert_eq!(
+        format!("{:?}", Row::parse_text(text)),
+        format!("{serde:?}"),
+        "the row differs on {text:?}"
+    );
+    assert_eq!(
+        format!("{:?}", PropFields::parse_text(text)),
+        format!("{:?}", PropFields::parse_text_serde(text)),
+        "the properties fields differ on {text:?}"
+    );
+    if let Shape::Object(Row {
+        properties: Props::Object(props),
+        ..
+    }) = serde
+    {
+        assert_eq!(
+            format!("{:?}", PropFields::parse_text(props)),
+            format!("{:?}", PropFields::parse_text_serde(props)),
+            "the properties fields differ on {props:?}"
+        );
     }
 }
 

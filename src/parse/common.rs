@@ -234,9 +234,7 @@ pub(crate) fn payload_row<'a, T: std::borrow::Borrow<super::json::Row<'a>>>(
     use super::json::Shape;
     match payload {
         Shape::Object(row) => Ok(row.borrow()),
-        Shape::Str(text) => match parsed
-            .insert(super::json::from_str::<Shape<super::json::Row>>(text).unwrap_or(Shape::Other))
-        {
+        Shape::Str(text) => match parsed.insert(super::json::Row::parse_text(text)) {
             Shape::Object(row) => Ok(row),
             _ => Err(dead(stage::PAYLOAD, reason::INVALID_PAYLOAD)),
         },

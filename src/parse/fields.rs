@@ -2,7 +2,7 @@
 //! `serde_json::Value` inputs can be used through [`Val::from_json`] and
 //! [`properties_from_value`].
 
-use super::json::{self, PropFields, Props, Shape, Val};
+use super::json::{self, PropFields, Props, Val};
 use super::timestamp::{
     parse_timestamp_f64, parse_timestamp_i64, parse_timestamp_str, parse_timestamp_u64,
 };
@@ -287,8 +287,8 @@ impl ExtractedProps {
 
 /// Reads the columns of a raw JSON object (text must be a valid object).
 fn extract_object(raw: &str) -> ExtractedProps {
-    match json::from_str::<Shape<PropFields>>(raw) {
-        Ok(Shape::Object(p)) => ExtractedProps {
+    match PropFields::parse_text(raw) {
+        Some(p) => ExtractedProps {
             properties: compact_json(raw),
             page: opt_string(&p.page),
             device: opt_string(&p.device),
@@ -305,7 +305,7 @@ fn extract_object(raw: &str) -> ExtractedProps {
 /// not JSON, e.g. jsonb `"null"`) becomes `{}`.
 pub fn properties(p: &Props) -> ExtractedProps {
     match p {
-        Props::Object(raw) => extract_object(raw.get()),
+        Props::Object(raw) => extract_object(raw),
         Props::Str(s) => match json::from_str::<&RawValue>(s) {
             Ok(raw) if raw.get().starts_with('{') => extract_object(raw.get()),
             _ => ExtractedProps::empty(),

@@ -195,6 +195,7 @@ fn two_step<'a>(
 mod tests {
     use super::*;
     use crate::config::SourceConfig;
+    use crate::parse::json::{PropFields, Props, Row};
 
     fn reference<'a>(
         ctx: &ParseContext,
@@ -274,6 +275,57 @@ mod tests {
         );
         let text = std::fs::read_to_string(path).unwrap();
         text.lines().map(str::to_owned).collect()
+    }
+
+    /// The payload texts (each an escaped JSON string in its line) of the
+    /// real outbox lines.
+    fn payload_texts() -> &'static [String] {
+        static TEXTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+            outbox_fixture()
+                .iter()
+                .filter_map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                    Some(v["value"]["after"]["payload"].as_str()?.to_owned())
+                })
+                .collect()
+        });
+        &TEXTS
+    }
+
+    /// The properties objects of [`payload_texts`], as written there.
+    fn properties_texts() -> &'static [String] {
+        static TEXTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+            payload_texts()
+                .iter()
+                .filter_map(|t| match Row::parse_text_serde(t) {
+                    Shape::Object(Row {
+                        properties: Props::Object(p),
+                        ..
+                    }) => Some(p.to_owned()),
+                    _ => None,
+                })
+                .collect()
+        });
+        &TEXTS
+    }
+
+    #[test]
+    fn the_scanner_reads_real_payloads_and_properties_itself() {
+        let payloads = payload_texts();
+        assert!(payloads.len() > 50, "{}", payloads.len());
+        for t in payloads {
+            let fast = Row::scan_text(t).unwrap_or_else(|| panic!("left to serde: {t}"));
+            let serde = Row::parse_text_serde(t);
+            assert_eq!(format!("{:?}", Shape::Object(fast)), format!("{serde:?}"));
+        }
+        let props = properties_texts();
+        assert!(props.iter().any(|p| p.contains("29.99")), "{props:?}");
+        for p in props {
+            let fast = Scan::whole_object(p, PropFields::scan)
+                .unwrap_or_else(|| panic!("left to serde: {p}"));
+            let serde = PropFields::parse_text_serde(p);
+            assert_eq!(format!("{:?}", Some(fast)), format!("{serde:?}"));
+        }
     }
 
     fn outbox_ctx() -> ParseContext {
@@ -371,6 +423,51 @@ mod tests {
             };
             let rec = RawRecord { value: Some(&value), ..rec };
             proptest::prop_assert_eq!(parse_record(&ctx, &rec), parse_record_serde(&ctx, &rec), "{}", value);
+        }
+
+        /// A real payload text with up to three edits: the row the scanner
+        /// captures (or leaves to serde_json) is serde_json's, field by
+        /// field, and so are the properties fields read from it.
+        #[test]
+        fn the_scanner_agrees_with_serde_on_damaged_payloads(
+            which in 0usize..74,
+            edits in proptest::collection::vec((0usize..400, 0usize..JSON_BYTES.len(), 0u8..4, 1usize..40), 0..4),
+        ) {
+            let texts = payload_texts();
+            let mut text = texts[which % texts.len()].clone().into_bytes();
+            damage(&mut text, &edits);
+            let Ok(text) = String::from_utf8(text) else {
+                return Ok(());
+            };
+            let serde = Row::parse_text_serde(&text);
+            proptest::prop_assert_eq!(format!("{:?}", Row::parse_text(&text)), format!("{serde:?}"), "{}", text);
+            if let Shape::Object(Row { properties: Props::Object(p), .. }) = serde {
+                proptest::prop_assert_eq!(
+                    format!("{:?}", PropFields::parse_text(p)),
+                    format!("{:?}", PropFields::parse_text_serde(p)),
+                    "{}", p
+                );
+            }
+        }
+
+        /// A real properties object with up to three edits: the fields the
+        /// scanner reads are serde_json's.
+        #[test]
+        fn the_scanner_agrees_with_serde_on_damaged_properties(
+            which in 0usize..74,
+            edits in proptest::collection::vec((0usize..200, 0usize..JSON_BYTES.len(), 0u8..4, 1usize..20), 0..4),
+        ) {
+            let texts = properties_texts();
+            let mut text = texts[which % texts.len()].clone().into_bytes();
+            damage(&mut text, &edits);
+            let Ok(text) = String::from_utf8(text) else {
+                return Ok(());
+            };
+            proptest::prop_assert_eq!(
+                format!("{:?}", PropFields::parse_text(&text)),
+                format!("{:?}", PropFields::parse_text_serde(&text)),
+                "{}", text
+            );
         }
     }
 }

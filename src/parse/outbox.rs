@@ -157,13 +157,7 @@ pub(crate) fn parse_serde(ctx: &ParseContext, rec: &RawRecord) -> Parsed {
 /// A whole value that is an envelope object, as [`read_top`] would capture
 /// it; `None` for everything else (left to serde_json).
 fn scan_value(text: &str) -> Option<OutboxEnvelope<'_>> {
-    let mut s = Scan::new(text);
-    if s.peek()? != b'{' {
-        return None;
-    }
-    let env = OutboxEnvelope::scan(&mut s)?;
-    s.end()?;
-    Some(env)
+    Scan::whole_object(text, OutboxEnvelope::scan)
 }
 
 /// Interprets an already read value (`rec.value` is not looked at again).

@@ -9,11 +9,12 @@
 //!
 //! It never decides anything on its own: every method returns `None` for
 //! input it does not handle — invalid JSON, but also valid forms it leaves
-//! to serde_json (escaped keys, fractional or negative numbers, deep
-//! nesting, surrogate escapes) — and the caller then falls back to the
-//! serde path, which gives the verdict. So it accepts only text serde_json
-//! accepts, and what it captures is what the serde path captures
-//! (`line_parse`'s tests and the `file_line` fuzz target compare them).
+//! to serde_json (escaped keys, deep nesting, surrogate escapes) — and the
+//! caller then falls back to the serde path, which gives the verdict. A
+//! number other than a plain non-negative integer is read by serde_json
+//! from its token. So it accepts only text serde_json accepts, and what it
+//! captures is what the serde path captures (`line_parse`'s tests and the
+//! `file_line` fuzz target compare them).
 
 use super::json::{plain_run, unescape, Val};
 use std::borrow::Cow;
@@ -57,6 +58,21 @@ impl<'a> Scan<'a> {
     /// Only blanks are left.
     pub(crate) fn end(&mut self) -> Option<()> {
         self.peek().is_none().then_some(())
+    }
+
+    /// Reads `text` as one whole object with `read` (blanks around it
+    /// allowed); `None` when it is not an object or `read` leaves it.
+    pub(crate) fn whole_object<T>(
+        text: &'a str,
+        read: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<T> {
+        let mut s = Scan::new(text);
+        if s.peek()? != b'{' {
+            return None;
+        }
+        let value = read(&mut s)?;
+        s.end()?;
+        Some(value)
     }
 
     /// Reads an object, calling `member` with each key; `member` must read
@@ -129,12 +145,15 @@ impl<'a> Scan<'a> {
             b'n' => Some(Val::Null),
             b't' => Some(Val::Bool(true)),
             b'f' => Some(Val::Bool(false)),
-            // A plain non-negative integer that fits: everything else
-            // (sign, fraction, exponent, overflow) is serde_json's.
-            _ if tok.bytes().all(|c| c.is_ascii_digit()) && tok.len() <= 20 => {
-                tok.parse().ok().map(Val::U64)
-            }
-            _ => None,
+            // A number (valid JSON: no `+`, no leading zero): a plain
+            // non-negative integer that fits is read here, any other
+            // (sign, fraction, exponent, overflow) by serde_json from the
+            // token, as it would read it in the document.
+            _ => tok
+                .parse()
+                .map(Val::U64)
+                .ok()
+                .or_else(|| super::json::from_str::<Val>(tok).ok()),
         }
     }
 
@@ -324,9 +343,12 @@ mod tests {
             let serde: Val = serde_json::from_str(text).unwrap();
             assert_eq!(fast, serde, "{text}");
         }
-        // left to serde_json
-        for text in ["-1", "1.5", "1e3", "18446744073709551616", "-0"] {
-            assert_eq!(Scan::new(text).val(), None, "{text}");
+        // other numbers are read by serde_json, token by token
+        for text in ["-1", "1.5", "1e3", "18446744073709551616", "-0", "-9.5e-3"] {
+            let serde: Val = serde_json::from_str(text).unwrap();
+            assert_eq!(Scan::new(text).val(), Some(serde), "{text}");
         }
+        // a number serde_json refuses is left to it
+        assert_eq!(Scan::new("1e400").val(), None);
     }
 }
