@@ -15,6 +15,7 @@ pub mod headers;
 pub mod json;
 pub mod line_parse;
 pub mod outbox;
+pub mod payload;
 mod scan;
 pub mod tables;
 pub mod timestamp;
