@@ -294,6 +294,15 @@ async fn writes_hive_tree_readable_by_parquet_crate() {
                 "{:?}",
                 c.column_path()
             );
+            // Per-row-unique columns are written plain, strings such as
+            // user_id with a dictionary.
+            let name = c.column_path().string();
+            if neonblue::sink::schema::EVENTS_PLAIN_COLUMNS.contains(&name.as_str()) {
+                assert!(c.dictionary_page_offset().is_none(), "{name}");
+            }
+            if name == "user_id" {
+                assert!(c.dictionary_page_offset().is_some(), "{name}");
+            }
         }
     }
     let created_by = meta.file_metadata().created_by().unwrap_or_default();

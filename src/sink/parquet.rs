@@ -14,6 +14,7 @@ use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesPtr};
+use parquet::schema::types::ColumnPath;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -92,7 +93,11 @@ impl ParquetSink {
             source,
         })?;
         // created_by stays parquet-rs's constant default; nothing time-dependent is written.
-        let props = WriterProperties::builder()
+        let props = schema::EVENTS_PLAIN_COLUMNS
+            .iter()
+            .fold(WriterProperties::builder(), |b, column| {
+                b.set_column_dictionary_enabled(ColumnPath::from(*column), false)
+            })
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
             .build();
