@@ -294,14 +294,12 @@ async fn writes_hive_tree_readable_by_parquet_crate() {
                 "{:?}",
                 c.column_path()
             );
-            // Per-row-unique columns are written plain, strings such as
+            // Per-row-unique columns are written plain, others such as
             // user_id with a dictionary.
             let name = c.column_path().string();
-            if neonblue::sink::schema::EVENTS_PLAIN_COLUMNS.contains(&name.as_str()) {
-                assert!(c.dictionary_page_offset().is_none(), "{name}");
-            }
-            if name == "user_id" {
-                assert!(c.dictionary_page_offset().is_some(), "{name}");
+            let plain = ["event_id", "timestamp", "source_offset"].contains(&name.as_str());
+            if plain || name == "user_id" {
+                assert_eq!(c.dictionary_page_offset().is_none(), plain, "{name}");
             }
         }
     }
@@ -368,6 +366,17 @@ async fn writes_hive_tree_readable_by_parquet_crate() {
         .collect();
     assert!(cols.iter().any(|c| c.starts_with("journey.")), "{cols:?}");
     assert!(!cols.iter().any(|c| c == "date"));
+    // Unique per user and day: user_id and its times are written plain.
+    let dictionary = |name: &str| {
+        f.metadata().row_groups()[0]
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap()
+            .dictionary_page_offset()
+            .is_some()
+    };
+    assert!(!dictionary("user_id") && !dictionary("first_ts") && dictionary("variant_key"));
     let f = file_reader(&root.join(&expected_paths()[2]));
     let cols: Vec<&str> = f
         .metadata()
@@ -379,6 +388,9 @@ async fn writes_hive_tree_readable_by_parquet_crate() {
         .collect();
     assert!(!cols.contains(&"date") && !cols.contains(&"hour"));
     assert_eq!(f.metadata().file_metadata().num_rows(), 2);
+    // An aggregate file is a few rows: no dictionary at all.
+    let columns = f.metadata().row_groups()[0].columns();
+    assert!(columns.iter().all(|c| c.dictionary_page_offset().is_none()));
     drop(batch);
 }
 

@@ -2,7 +2,7 @@
 //! into Hive-partitioned objects, then idempotent uploads (SPEC 6, 7).
 
 use super::paths::{self, Dataset, HivePartition};
-use super::schema;
+use super::schema::{self, Dictionaries};
 use super::store::OutputRoot;
 use super::{Result, SinkError};
 use crate::domain::outputs::{AggRow, EventRow, OutputBatch, UserDailyRow};
@@ -70,7 +70,8 @@ pub struct EncodedObject {
 pub struct ParquetSink {
     root: OutputRoot,
     opts: ParquetSinkOptions,
-    props: WriterPropertiesPtr,
+    /// Writer properties by dataset (which columns have a dictionary).
+    props: BTreeMap<Dataset, WriterPropertiesPtr>,
 }
 
 /// Rows of one dataset partition, in emission order.
@@ -93,19 +94,22 @@ impl ParquetSink {
             source,
         })?;
         // created_by stays parquet-rs's constant default; nothing time-dependent is written.
-        let props = schema::EVENTS_PLAIN_COLUMNS
-            .iter()
-            .fold(WriterProperties::builder(), |b, column| {
-                b.set_column_dictionary_enabled(ColumnPath::from(*column), false)
-            })
+        let base = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
-            .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
-            .build();
-        Ok(ParquetSink {
-            root,
-            opts,
-            props: Arc::new(props),
-        })
+            .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)));
+        let props = Dataset::ALL
+            .into_iter()
+            .map(|ds| {
+                let props = match schema::dictionaries(ds) {
+                    Dictionaries::AllBut(plain) => plain.iter().fold(base.clone(), |b, column| {
+                        b.set_column_dictionary_enabled(ColumnPath::from(*column), false)
+                    }),
+                    Dictionaries::None => base.clone().set_dictionary_enabled(false),
+                };
+                (ds, Arc::new(props.build()))
+            })
+            .collect();
+        Ok(ParquetSink { root, opts, props })
     }
 
     /// The output root.
@@ -174,7 +178,7 @@ impl ParquetSink {
                 source,
             })?;
             let path = paths::parquet_path(ds, hp, seg.part, seg.seq);
-            let bytes = self.write_parquet(&path, &batch)?;
+            let bytes = self.write_parquet(ds, &path, &batch)?;
             out.push(EncodedObject { path, bytes });
         }
 
@@ -198,15 +202,15 @@ impl ParquetSink {
         Ok(out)
     }
 
-    /// Encodes one record batch as a complete Parquet file in memory.
-    pub fn write_parquet(&self, path: &Path, batch: &RecordBatch) -> Result<Bytes> {
+    /// Encodes one record batch of dataset `ds` as a complete Parquet file in memory.
+    pub fn write_parquet(&self, ds: Dataset, path: &Path, batch: &RecordBatch) -> Result<Bytes> {
         let err = |source| SinkError::Parquet {
             path: path.to_string(),
             source,
         };
         let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 4 + 4096);
-        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some((*self.props).clone()))
-            .map_err(err)?;
+        let props = (*self.props[&ds]).clone();
+        let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(err)?;
         w.write(batch).map_err(err)?;
         w.close().map_err(err)?;
         Ok(Bytes::from(buf))

@@ -7,6 +7,7 @@
 //! `Timestamp(Microsecond, "UTC")`, which Parquet stores as
 //! `TIMESTAMP(isAdjustedToUTC = true, MICROS)`.
 
+use super::paths::Dataset;
 use crate::domain::outputs::{AggRow, EventRow, UserDailyRow};
 use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch,
@@ -34,13 +35,26 @@ pub fn journey_item_field() -> FieldRef {
     Arc::new(Field::new_list_field(DataType::Utf8, false))
 }
 
-/// Columns of `events` written without a dictionary: their values are
-/// (nearly) unique per row, so a dictionary only adds its page before the
-/// writer falls back to plain encoding. Measured on the 1M-envelope bench
-/// file: plain is 68% smaller for `event_id`, 33% for `timestamp` and 64%
-/// for `source_offset`, the whole dataset 22% smaller, at the same CPU;
-/// every other column is smaller with its dictionary.
-pub const EVENTS_PLAIN_COLUMNS: &[&str] = &["event_id", "timestamp", "source_offset"];
+/// Which columns of a dataset's files have a dictionary.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Dictionaries {
+    /// Every column but these, whose values are (nearly) unique in a file:
+    /// a dictionary gains nothing but its page before the writer falls back
+    /// to plain encoding.
+    AllBut(&'static [&'static str]),
+    /// None: a file holds too few rows for a dictionary to pay.
+    None,
+}
+
+/// The dictionaries of `ds`, measured column by column on the 1M-envelope
+/// bench file (README, *Parquet writer settings*).
+pub fn dictionaries(ds: Dataset) -> Dictionaries {
+    match ds {
+        Dataset::Events => Dictionaries::AllBut(&["event_id", "timestamp", "source_offset"]),
+        Dataset::UserDaily => Dictionaries::AllBut(&["user_id", "events", "first_ts", "last_ts"]),
+        Dataset::AggHourly | Dataset::AggDaily => Dictionaries::None,
+    }
+}
 
 /// Schema of `events` (SPEC 6.1), without the `event_date` partition key.
 pub fn events_schema() -> SchemaRef {
@@ -264,11 +278,17 @@ mod tests {
     }
 
     #[test]
-    fn the_plain_columns_are_events_columns_only() {
-        for c in EVENTS_PLAIN_COLUMNS {
-            assert!(events_schema().field_with_name(c).is_ok(), "{c}");
-            assert!(agg_schema().field_with_name(c).is_err(), "{c}");
-            assert!(user_daily_schema().field_with_name(c).is_err(), "{c}");
+    fn the_columns_without_a_dictionary_are_columns_of_their_dataset() {
+        for (ds, schema) in [
+            (Dataset::Events, events_schema()),
+            (Dataset::UserDaily, user_daily_schema()),
+        ] {
+            let Dictionaries::AllBut(plain) = dictionaries(ds) else {
+                panic!("{ds:?}");
+            };
+            for c in plain {
+                assert!(schema.field_with_name(c).is_ok(), "{ds:?}: {c}");
+            }
         }
     }
 
