@@ -120,13 +120,13 @@ fn scanned<'a>(
     default_topic: &'a str,
 ) -> Option<ParsedLine<'a>> {
     let (_, text) = clean_line(line);
-    let mut s = Scan::new(text);
-    let fields = LineFields::scan(&mut s, |s| match s.peek()? {
-        b'{' => OutboxEnvelope::scan(s).map(Shape::Object),
-        b'n' => s.val().filter(|v| *v == Val::Null).map(|_| Shape::Null),
-        _ => None,
+    let fields = Scan::whole_object(text, |s| {
+        LineFields::scan(s, |s| match s.peek()? {
+            b'{' => OutboxEnvelope::scan(s).map(Shape::Object),
+            b'n' => s.val().filter(|v| *v == Val::Null).map(|_| Shape::Null),
+            _ => None,
+        })
     })?;
-    s.end()?;
     interpret_line(ctx, fields, line_index, default_topic, outbox::parse_top)
 }
 
