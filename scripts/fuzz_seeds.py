@@ -63,8 +63,8 @@ def main(out):
     counts["payload"] = write(out, "payload", payloads + [
         '{"value": -1.5e3, "score": 42.0, "page": "p\\u00e9"}', '{"schema": {}, "payload": {}}', "{}"])
     files = sorted(f for f in FIXTURES.glob("*.jsonl"))
-    counts["file_source"] = write(out, "file_source", [bytes([n, n * 7]) + f.read_bytes()[: 4000 * (n + 1)]
-                                                        for n, f in enumerate(files)] + [b"\x02\x01a\n\nb", b"\x00\x00\n"])
+    counts["file_source"] = write(out, "file_source", [bytes([n, n * 3 % 256, n * 7 % 256]) + f.read_bytes()[: 4000 * (n + 1)]
+                                                        for n, f in enumerate(files)] + [b"\x02\x03\x01a\n\nb", b"\x00\x00\x00\n"])
     stamps = sorted({m for l in lines for m in TIMESTAMP.findall(l)})
     numbers = sorted({m for l in lines for m in re.findall(r'"ts_(?:ms|us|ns)": (\d+)', l)})
     counts["timestamp"] = write(out, "timestamp", stamps + numbers + [

@@ -175,14 +175,16 @@ pub fn payload(data: &[u8]) {
     }
 }
 
-/// `[max_lines, resume_at, file…]`: the file read in chunks of at most
-/// `max_lines % 8 + 1` lines gives back exactly its lines, and resuming at
-/// any chunk's checkpoint gives the rest.
+/// `[max_lines, block, resume_at, file…]`: the file read in calls of at
+/// most `max_lines % 8 + 1` lines, through a buffer of `block % 16 + 1`
+/// bytes, gives back exactly its lines, and resuming at any call's span
+/// gives the rest.
 pub fn file_source(data: &[u8]) {
-    let [max_lines, resume_at, content @ ..] = data else {
+    let [max_lines, block, resume_at, content @ ..] = data else {
         return;
     };
     let max_lines = *max_lines as usize % 8 + 1;
+    let block = *block as usize % 16 + 1;
     let path = scratch("input.jsonl");
     std::fs::write(&path, content).expect("write the input");
     let expected: Vec<&[u8]> = match content.strip_suffix(b"\n") {
@@ -191,20 +193,28 @@ pub fn file_source(data: &[u8]) {
         Some(body) => body.split(|b| *b == b'\n').collect(),
     };
     let read = |pos: u64, line: u64| {
-        let mut source = LineSource::open(&path, pos, line).expect("open");
+        let mut source = LineSource::open(&path, pos, line, block).expect("open");
         let mut lines: Vec<Vec<u8>> = Vec::new();
         let mut checkpoints = Vec::new();
         let mut next = line;
-        while let Some(chunk) = source.next_chunk(max_lines, 1).expect("read") {
-            assert_eq!(chunk.first_line, next, "line index");
-            let n = chunk.lines().count();
+        loop {
+            let span = source.next_lines(max_lines, |b| {
+                assert_eq!(b.first_line, next, "line index");
+                for l in b.lines() {
+                    lines.push(l.to_vec());
+                    next += 1;
+                }
+            });
+            let Some(span) = span.expect("read") else {
+                break;
+            };
             assert!(
-                (1..=max_lines).contains(&n),
-                "{n} lines in a chunk of at most {max_lines}"
+                (1..=max_lines as u64).contains(&span.lines),
+                "{} lines in a call of at most {max_lines}",
+                span.lines
             );
-            lines.extend(chunk.lines().map(<[u8]>::to_vec));
-            next += n as u64;
-            checkpoints.push((chunk.end_pos, next));
+            assert_eq!(span.first_line + span.lines, next, "lines in the span");
+            checkpoints.push((span.end_pos, next));
         }
         (lines, checkpoints)
     };

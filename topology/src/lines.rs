@@ -1,24 +1,27 @@
-//! A resumable line source: reads a file in chunks of whole lines, tracking
-//! each line's index and the byte position to resume from.
+//! A resumable line source: reads a file a block of whole lines at a time,
+//! tracking each line's index and the byte position to resume from.
+//!
+//! The lines are read into one small buffer that is reused, so each block is
+//! still in the CPU cache when its lines are handed on: copying the 1.3 GB
+//! bench file into a buffer of 40 MB chunks instead took 8% of a run's CPU.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-/// A chunk of whole lines.
-pub struct LineChunk {
-    /// The bytes of the lines (each ends with `\n`, except possibly the file's last).
-    pub bytes: Vec<u8>,
-    /// Index (0-based) of the chunk's first line in the file.
+/// Whole lines just read, each ending with `\n` except possibly the file's last.
+#[derive(Clone, Copy, Debug)]
+pub struct LineBlock<'a> {
+    /// The bytes of the lines.
+    pub bytes: &'a [u8],
+    /// Index (0-based) of the block's first line in the file.
     pub first_line: u64,
-    /// Byte position in the file just after the chunk.
-    pub end_pos: u64,
 }
 
-impl LineChunk {
-    /// The lines of the chunk, without their terminators.
-    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
-        let body = self.bytes.strip_suffix(b"\n").unwrap_or(&self.bytes);
+impl<'a> LineBlock<'a> {
+    /// The lines of the block, without their terminators.
+    pub fn lines(&self) -> impl Iterator<Item = &'a [u8]> {
+        let body = self.bytes.strip_suffix(b"\n").unwrap_or(self.bytes);
         let mut start = 0;
         let mut ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
         std::iter::from_fn(move || {
@@ -30,22 +33,37 @@ impl LineChunk {
     }
 }
 
-/// Reads a file as chunks of lines, starting at a checkpointed position.
+/// The lines one [`LineSource::next_lines`] call went through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineSpan {
+    /// Index (0-based) of the first line.
+    pub first_line: u64,
+    /// Number of lines (at least 1).
+    pub lines: u64,
+    /// Byte position in the file just after the last line: where to resume.
+    pub end_pos: u64,
+}
+
+/// Reads a file as blocks of lines, starting at a checkpointed position.
 pub struct LineSource {
     file: File,
+    /// File position of `buf[start]`.
     pos: u64,
+    /// Line index of `buf[start]`.
     next_line: u64,
-    /// Bytes read but not yet returned (start of the next chunk).
-    carry: Vec<u8>,
-    /// A returned chunk buffer, reused for the next chunk (no re-allocation).
-    spare: Vec<u8>,
+    /// Read buffer; `buf[start..end]` is read and not yet handed out. It keeps
+    /// its length (initialised once) and only grows for a line longer than it.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
     eof: bool,
     len: u64,
 }
 
 impl LineSource {
-    /// Opens `path` positioned at byte `pos`, whose line index is `line`.
-    pub fn open(path: &Path, pos: u64, line: u64) -> io::Result<LineSource> {
+    /// Opens `path` positioned at byte `pos`, whose line index is `line`,
+    /// reading about `block_bytes` at a time.
+    pub fn open(path: &Path, pos: u64, line: u64, block_bytes: usize) -> io::Result<LineSource> {
         let mut file = File::open(path)?;
         let len = file.metadata()?.len();
         // From the start there is nothing to seek: a named pipe reads too.
@@ -56,8 +74,9 @@ impl LineSource {
             file,
             pos,
             next_line: line,
-            carry: Vec::new(),
-            spare: Vec::new(),
+            buf: vec![0; block_bytes.max(1)],
+            start: 0,
+            end: 0,
             eof: false,
             len,
         })
@@ -73,63 +92,72 @@ impl LineSource {
         self.len == 0
     }
 
-    /// Reads the next chunk of at most `max_lines` lines, reading about
-    /// `read_bytes` at a time; `None` at end of file. A last line without a
-    /// terminator is returned at end of file.
-    pub fn next_chunk(
+    /// Hands the next `max_lines` lines (fewer at the end of the file) to
+    /// `visit`, one block at a time, in order; `None` at the end of the file.
+    /// A last line without a terminator counts as a line.
+    pub fn next_lines(
         &mut self,
         max_lines: usize,
-        read_bytes: usize,
-    ) -> io::Result<Option<LineChunk>> {
-        let max_lines = max_lines.max(1);
-        let mut buf = std::mem::take(&mut self.spare);
-        buf.clear();
-        buf.extend_from_slice(&self.carry);
-        self.carry.clear();
-        let mut lines = 0usize;
-        let mut scanned = 0usize;
-        let mut cut = None;
-        loop {
-            for nl in memchr::memchr_iter(b'\n', &buf[scanned..]) {
-                lines += 1;
-                if lines == max_lines {
-                    cut = Some(scanned + nl + 1);
+        mut visit: impl FnMut(LineBlock<'_>),
+    ) -> io::Result<Option<LineSpan>> {
+        let max_lines = max_lines.max(1) as u64;
+        let first_line = self.next_line;
+        let mut lines = 0u64;
+        while lines < max_lines {
+            let avail = &self.buf[self.start..self.end];
+            let mut whole = 0;
+            let mut n = 0u64;
+            for nl in memchr::memchr_iter(b'\n', avail) {
+                whole = nl + 1;
+                n += 1;
+                if lines + n == max_lines {
                     break;
                 }
             }
-            if cut.is_some() || self.eof {
+            if self.eof && whole < avail.len() && lines + n < max_lines {
+                whole = avail.len();
+                n += 1;
+            }
+            if n > 0 {
+                visit(LineBlock {
+                    bytes: &avail[..whole],
+                    first_line: self.next_line,
+                });
+                self.start += whole;
+                self.pos += whole as u64;
+                self.next_line += n;
+                lines += n;
+            } else if self.eof {
                 break;
-            }
-            scanned = buf.len();
-            let old = buf.len();
-            buf.resize(old + read_bytes.max(1 << 16), 0);
-            let n = self.file.read(&mut buf[old..])?;
-            buf.truncate(old + n);
-            if n == 0 {
-                self.eof = true;
+            } else {
+                self.fill()?;
             }
         }
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        let cut = cut.unwrap_or(buf.len());
-        self.carry.extend_from_slice(&buf[cut..]);
-        buf.truncate(cut);
-        let chunk = LineChunk {
-            first_line: self.next_line,
-            end_pos: self.pos + buf.len() as u64,
-            bytes: buf,
-        };
-        self.pos = chunk.end_pos;
-        self.next_line += chunk.lines().count() as u64;
-        Ok(Some(chunk))
+        Ok((lines > 0).then_some(LineSpan {
+            first_line,
+            lines,
+            end_pos: self.pos,
+        }))
     }
 
-    /// Gives a chunk's buffer back for reuse by the next [`LineSource::next_chunk`].
-    pub fn recycle(&mut self, chunk: LineChunk) {
-        if chunk.bytes.capacity() > self.spare.capacity() {
-            self.spare = chunk.bytes;
+    /// Reads more after the partial line at the end of the buffer (moved to
+    /// its front), growing the buffer when that line fills it.
+    fn fill(&mut self) -> io::Result<()> {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
         }
+        let n = loop {
+            match self.file.read(&mut self.buf[self.end..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                read => break read?,
+            }
+        };
+        self.end += n;
+        self.eof = n == 0;
+        Ok(())
     }
 }
 
@@ -138,34 +166,86 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// Every line read from `pos` (line index `line`) in calls of at most
+    /// `max_lines`, and each call's span.
+    fn read_all(
+        p: &Path,
+        pos: u64,
+        line: u64,
+        block: usize,
+        max_lines: usize,
+    ) -> (Vec<String>, Vec<LineSpan>) {
+        let mut src = LineSource::open(p, pos, line, block).unwrap();
+        let (mut all, mut spans) = (Vec::new(), Vec::new());
+        loop {
+            let mut next = src.next_line;
+            let span = src
+                .next_lines(max_lines, |b| {
+                    assert_eq!(b.first_line, next, "blocks come in order");
+                    for l in b.lines() {
+                        all.push(String::from_utf8(l.to_vec()).unwrap());
+                        next += 1;
+                    }
+                })
+                .unwrap();
+            let Some(span) = span else { break };
+            assert_eq!(
+                span.first_line + span.lines,
+                next,
+                "the span counts the lines"
+            );
+            spans.push(span);
+        }
+        (all, spans)
+    }
+
     #[test]
-    fn chunks_and_resumes() {
+    fn reads_in_spans_and_resumes_at_any_of_them() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.jsonl");
         let mut f = File::create(&p).unwrap();
+        let mut expected = Vec::new();
         for i in 0..10 {
-            writeln!(f, "line{i}").unwrap();
+            // One line longer than the smallest buffers below.
+            let line = if i == 4 {
+                "x".repeat(50)
+            } else {
+                format!("line{i}")
+            };
+            writeln!(f, "{line}").unwrap();
+            expected.push(line);
         }
+        writeln!(f).unwrap();
+        expected.push(String::new());
         write!(f, "last").unwrap();
+        expected.push("last".into());
         drop(f);
-        let mut src = LineSource::open(&p, 0, 0).unwrap();
-        let mut all = Vec::new();
-        let mut resume = (0, 0);
-        while let Some(c) = src.next_chunk(3, 1 << 20).unwrap() {
-            let lines: Vec<String> = c
-                .lines()
-                .map(|l| String::from_utf8(l.to_vec()).unwrap())
-                .collect();
-            if c.first_line == 3 {
-                resume = (c.end_pos, c.first_line + lines.len() as u64);
+        for block in [1, 7, 16, 1 << 20] {
+            for max_lines in [1, 3, 100] {
+                let (all, spans) = read_all(&p, 0, 0, block, max_lines);
+                assert_eq!(all, expected, "block {block}, max_lines {max_lines}");
+                assert!(spans.iter().all(|s| s.lines as usize <= max_lines));
+                assert_eq!(spans.last().unwrap().end_pos, p.metadata().unwrap().len());
+                for s in &spans {
+                    let resume = s.first_line + s.lines;
+                    let (rest, _) = read_all(&p, s.end_pos, resume, block, max_lines);
+                    assert_eq!(
+                        rest,
+                        expected[resume as usize..],
+                        "resumed at line {resume}"
+                    );
+                }
             }
-            all.extend(lines);
         }
-        assert_eq!(all.len(), 11);
-        assert_eq!(all[10], "last");
-        let mut src = LineSource::open(&p, resume.0, resume.1).unwrap();
-        let c = src.next_chunk(100, 1 << 20).unwrap().unwrap();
-        assert_eq!(c.first_line, 6);
-        assert_eq!(c.lines().next().unwrap(), b"line6");
+    }
+
+    #[test]
+    fn an_empty_file_or_a_final_newline_adds_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.jsonl");
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(read_all(&p, 0, 0, 4, 2).0, Vec::<String>::new());
+        std::fs::write(&p, "a\nb\n").unwrap();
+        assert_eq!(read_all(&p, 0, 0, 4, 2).0, ["a", "b"]);
     }
 }
