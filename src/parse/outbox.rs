@@ -92,7 +92,12 @@ impl<'a> OutboxRow<'a> {
                 "aggregate_type" => r.aggregate_type = s.val()?,
                 "event_type" => r.event_type = s.val()?,
                 "aggregate_id" => r.aggregate_id = s.val()?,
-                "payload" => r.payload = Shape::from_text(s.raw()?),
+                "payload" => {
+                    r.payload = match s.peek()? {
+                        b'"' => Shape::Str(s.string()?),
+                        _ => Shape::from_text(s.raw()?),
+                    }
+                }
                 _ => {
                     s.raw()?;
                 }

@@ -16,7 +16,7 @@
 //! captures is what the serde path captures (`line_parse`'s tests and the
 //! `file_line` fuzz target compare them).
 
-use super::json::{plain_run, unescape, Val};
+use super::json::{plain_run, Val};
 use std::borrow::Cow;
 
 /// Nesting depth past which the scanner leaves a value to serde_json.
@@ -123,14 +123,7 @@ impl<'a> Scan<'a> {
     /// Reads one value as the serde path's [`Val`] capture does.
     pub(crate) fn val(&mut self) -> Option<Val<'a>> {
         let tok = match self.peek()? {
-            b'"' => {
-                let (tok, escaped) = self.string_token()?;
-                return if escaped {
-                    unescape(tok).map(|s| Val::Str(Cow::Owned(s.into_owned())))
-                } else {
-                    Some(Val::Str(Cow::Borrowed(&tok[1..tok.len() - 1])))
-                };
-            }
+            b'"' => return self.string().map(Val::Str),
             b'{' => {
                 self.skip(0)?;
                 return Some(Val::Object);
@@ -157,6 +150,53 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Reads a string value, decoding its escapes in the same pass that
+    /// checks it: borrowed when it has none. `None` where
+    /// [`Self::string_token`] gives `None` (surrogate escapes included: their
+    /// pairing rules are serde_json's). The outbox row's `payload` is such a
+    /// string, with an escape every few bytes; checking it, then decoding
+    /// it, took two passes.
+    pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
+        let (text, b) = (self.text, self.bytes());
+        debug_assert_eq!(b.get(self.at), Some(&b'"'));
+        let body = self.at + 1;
+        let mut i = plain_run(b, body);
+        if *b.get(i)? == b'"' {
+            self.at = i + 1;
+            return Some(Cow::Borrowed(&text[body..i]));
+        }
+        // Runs end at an ASCII byte, so every slice below is on char boundaries.
+        let mut out = String::with_capacity((b.len() - body).min(512));
+        let mut run = body;
+        loop {
+            out.push_str(text.get(run..i)?);
+            match *b.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    let (c, len) = match *b.get(i + 1)? {
+                        b'"' => ('"', 2),
+                        b'\\' => ('\\', 2),
+                        b'/' => ('/', 2),
+                        b'b' => ('\u{8}', 2),
+                        b'f' => ('\u{c}', 2),
+                        b'n' => ('\n', 2),
+                        b'r' => ('\r', 2),
+                        b't' => ('\t', 2),
+                        b'u' => (char::from_u32(hex4(b.get(i + 2..i + 6)?)?)?, 6),
+                        _ => return None,
+                    };
+                    out.push(c);
+                    i += len;
+                }
+                _ => return None, // a control character
+            }
+            run = i;
+            i = plain_run(b, i);
+        }
+        self.at = i + 1;
+        Some(Cow::Owned(out))
+    }
+
     /// A string token (quotes included) and whether it holds escapes.
     fn string_token(&mut self) -> Option<(&'a str, bool)> {
         let b = self.bytes();
@@ -173,13 +213,8 @@ impl<'a> Scan<'a> {
                     i += match *b.get(i + 1)? {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
                         b'u' => {
-                            let hex = b.get(i + 2..i + 6)?;
-                            let cp = hex
-                                .iter()
-                                .try_fold(0u32, |n, h| Some(n * 16 + (*h as char).to_digit(16)?))?;
-                            if (0xD800..0xE000).contains(&cp) {
-                                return None; // surrogates: serde_json's rules
-                            }
+                            // Surrogates are left to serde_json's rules.
+                            char::from_u32(hex4(b.get(i + 2..i + 6)?)?)?;
                             6
                         }
                         _ => return None,
@@ -262,6 +297,12 @@ impl<'a> Scan<'a> {
         self.at = i;
         Some(())
     }
+}
+
+/// The code point of a `\\u` escape's four hex digits.
+fn hex4(hex: &[u8]) -> Option<u32> {
+    hex.iter()
+        .try_fold(0u32, |n, h| Some(n * 16 + (*h as char).to_digit(16)?))
 }
 
 #[cfg(test)]
@@ -350,5 +391,39 @@ mod tests {
         }
         // a number serde_json refuses is left to it
         assert_eq!(Scan::new("1e400").val(), None);
+    }
+
+    #[test]
+    fn decodes_strings_like_serde_json_or_leaves_them() {
+        let decoded = [
+            r#""""#,
+            r#""plain ünïcode""#,
+            r#""\"\\\/\b\f\n\r\t""#,
+            r#""a\u00e9b\u20AC\u0000c""#,
+            r#""\"{\"id\": 1, \"page\": \"/p\"}\"""#,
+            r#""ends with an escape\n""#,
+        ];
+        for tok in decoded {
+            let serde: String = serde_json::from_str(tok).unwrap();
+            let mut s = Scan::new(tok);
+            assert_eq!(s.string().as_deref(), Some(serde.as_str()), "{tok}");
+            assert_eq!(s.end(), Some(()), "{tok}: the whole token is read");
+            assert_eq!(Scan::new(tok).string_token().map(|t| t.0), Some(tok));
+        }
+        // Surrogates (even paired) are serde_json's to decide; the others are
+        // not JSON strings.
+        for tok in [
+            r#""\ud83d\ude00""#,
+            r#""\udc00""#,
+            "\"a\u{1}b\"",
+            r#""\x""#,
+            r#""\u00g0""#,
+            r#""\u00e""#,
+            r#""unterminated"#,
+            r#""escape at the end\"#,
+        ] {
+            assert_eq!(Scan::new(tok).string(), None, "{tok}");
+            assert_eq!(Scan::new(tok).string_token(), None, "{tok}");
+        }
     }
 }
