@@ -299,7 +299,7 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// The code point of a `\\u` escape's four hex digits.
+/// The code point of a `\u` escape's four hex digits.
 fn hex4(hex: &[u8]) -> Option<u32> {
     hex.iter()
         .try_fold(0u32, |n, h| Some(n * 16 + (*h as char).to_digit(16)?))

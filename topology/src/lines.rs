@@ -2,8 +2,9 @@
 //! tracking each line's index and the byte position to resume from.
 //!
 //! The lines are read into one small buffer that is reused, so each block is
-//! still in the CPU cache when its lines are handed on: copying the 1.3 GB
-//! bench file into a buffer of 40 MB chunks instead took 8% of a run's CPU.
+//! still in the CPU cache when its lines are handed on (reading whole 40 MB
+//! chunks first, the file mode's reader thread took 3.5 – 4.3 s of CPU on
+//! the 1M-envelope bench file instead of 3.3 – 3.4 s).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
