@@ -60,6 +60,11 @@ def contents(root: Path) -> dict:
     return out
 
 
+def same_as(read) -> str:
+    """How two output trees read with `read` are the same."""
+    return "byte-identical" if read is tree else "with identical rows"
+
+
 def file_mode(bins, inputs, work: Path, read=tree) -> int:
     compared = 0
     for name, path, layout in inputs:
@@ -80,8 +85,7 @@ def file_mode(bins, inputs, work: Path, read=tree) -> int:
                 sys.exit(f"{name} p{partitions}: outputs differ; only in one: {sorted(only)[:5]}, changed: {changed[:5]}")
             if summaries[0] != summaries[1]:
                 sys.exit(f"{name} p{partitions}: summaries differ: {summaries}")
-            same = "byte-identical" if read is tree else "with identical rows"
-            print(f"file mode {name:28} partitions={partitions}: {len(trees[0])} objects {same}")
+            print(f"file mode {name:28} partitions={partitions}: {len(trees[0])} objects {same_as(read)}")
             compared += len(trees[0])
     return compared
 
@@ -219,9 +223,9 @@ def main() -> None:
             ("outbox_eventrouter", fx / "outbox_eventrouter.jsonl", "eventrouter"),
             ("tables_json", fx / "tables_json.jsonl", "tables"),
         ]
-        n = file_mode(bins, inputs, work, contents if args.rows else tree)
-        same = "with identical rows" if args.rows else "byte-identical"
-        print(f"file mode: {n} objects compared, all {same}")
+        read = contents if args.rows else tree
+        n = file_mode(bins, inputs, work, read)
+        print(f"file mode: {n} objects compared, all {same_as(read)}")
         if args.brokers:
             # SPEC 5.1 makes Kafka mode's outputs independent of the pace of
             # the input partitions only without genuinely late records (a

@@ -173,18 +173,7 @@ impl<'a> Scan<'a> {
             match *b.get(i)? {
                 b'"' => break,
                 b'\\' => {
-                    let (c, len) = match *b.get(i + 1)? {
-                        b'"' => ('"', 2),
-                        b'\\' => ('\\', 2),
-                        b'/' => ('/', 2),
-                        b'b' => ('\u{8}', 2),
-                        b'f' => ('\u{c}', 2),
-                        b'n' => ('\n', 2),
-                        b'r' => ('\r', 2),
-                        b't' => ('\t', 2),
-                        b'u' => (char::from_u32(hex4(b.get(i + 2..i + 6)?)?)?, 6),
-                        _ => return None,
-                    };
+                    let (c, len) = escape_at(b, i)?;
                     out.push(c);
                     i += len;
                 }
@@ -210,15 +199,7 @@ impl<'a> Scan<'a> {
                 b'"' => break,
                 b'\\' => {
                     escaped = true;
-                    i += match *b.get(i + 1)? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
-                        b'u' => {
-                            // Surrogates are left to serde_json's rules.
-                            char::from_u32(hex4(b.get(i + 2..i + 6)?)?)?;
-                            6
-                        }
-                        _ => return None,
-                    };
+                    i += escape_at(b, i)?.1;
                 }
                 _ => return None, // a control character
             }
@@ -299,10 +280,29 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// The code point of a `\u` escape's four hex digits.
-fn hex4(hex: &[u8]) -> Option<u32> {
-    hex.iter()
-        .try_fold(0u32, |n, h| Some(n * 16 + (*h as char).to_digit(16)?))
+/// The escape whose backslash is `b[i]`: the character it stands for and
+/// its length in bytes. `None` for an invalid escape, and for a surrogate
+/// (`\uD800`–`\uDFFF`): how those pair is serde_json's to decide.
+#[inline]
+fn escape_at(b: &[u8], i: usize) -> Option<(char, usize)> {
+    Some(match *b.get(i + 1)? {
+        b'"' => ('"', 2),
+        b'\\' => ('\\', 2),
+        b'/' => ('/', 2),
+        b'b' => ('\u{8}', 2),
+        b'f' => ('\u{c}', 2),
+        b'n' => ('\n', 2),
+        b'r' => ('\r', 2),
+        b't' => ('\t', 2),
+        b'u' => {
+            let hex = b.get(i + 2..i + 6)?;
+            let cp = hex
+                .iter()
+                .try_fold(0u32, |n, h| Some(n * 16 + (*h as char).to_digit(16)?))?;
+            (char::from_u32(cp)?, 6)
+        }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
