@@ -226,6 +226,10 @@ pub struct Engine {
     landing: Option<std::thread::JoinHandle<Result<Landed>>>,
     /// Positions of landed commits, not yet given to the consumer group.
     landed: Vec<Position>,
+    /// Output batches of landed commits, emptied (at most one per join
+    /// task): the next segments fill them again instead of growing new ones,
+    /// whose fresh memory costs page faults and a copy at every doubling.
+    spare_batches: Vec<OutputBatch>,
     output_start: OutputStart,
     /// Input records since the last commit.
     pub uncommitted: u64,
@@ -260,6 +264,7 @@ impl Engine {
             counters: RecordCounters::new(),
             landing: None,
             landed: Vec::new(),
+            spare_batches: Vec::new(),
             output_start,
             uncommitted: 0,
             last_commit: Instant::now(),
@@ -424,9 +429,13 @@ impl Engine {
         r.task.idle = false;
         let key = m.key().map(text_of);
         let value = m.payload().map(text_of);
-        let pairs: Vec<(String, String)> = m
-            .headers()
-            .filter(|_| ctx.source.layout.reads_headers())
+        // Only a layout that reads them pays for parsing the headers.
+        let pairs: Vec<(String, String)> = ctx
+            .source
+            .layout
+            .reads_headers()
+            .then(|| m.headers())
+            .flatten()
             .map(|h| {
                 h.iter()
                     .map(|h| {
@@ -738,6 +747,7 @@ impl Engine {
             }
         }
         self.landed.extend(landed.positions);
+        self.spare_batches.extend(landed.emptied);
     }
 
     /// Ends every dirty task's segment: takes its store changes, checkpoint
@@ -753,6 +763,7 @@ impl Engine {
             inflight,
             uncommitted,
             last_commit,
+            spare_batches,
             ..
         } = self;
         let mut sealed = Sealed {
@@ -784,7 +795,7 @@ impl Engine {
             sealed.outputs.push(SealedOutput {
                 part: task_part(p as u32),
                 seq: t.segment_start as u64,
-                batch: std::mem::take(&mut s.out),
+                batch: std::mem::replace(&mut s.out, spare_batches.pop().unwrap_or_default()),
             });
             sealed.tasks.push(TaskId::Join(p));
             sealed
@@ -948,6 +959,8 @@ struct Landed {
     logged: Vec<LoggedTask>,
     /// The positions to commit to the group.
     positions: Vec<Position>,
+    /// The segments' output batches, emptied for reuse.
+    emptied: Vec<OutputBatch>,
 }
 
 /// Makes a sealed segment durable: its repartition/DLQ deliveries, then the
@@ -974,6 +987,7 @@ fn land(
             tasks,
             logged: Vec::new(),
             positions,
+            emptied: Vec::new(),
         });
     }
     let segments: Vec<Segment<'_>> = sealed_outputs
@@ -1002,6 +1016,13 @@ fn land(
         tasks,
         logged,
         positions,
+        emptied: sealed_outputs
+            .into_iter()
+            .map(|mut o| {
+                o.batch.clear();
+                o.batch
+            })
+            .collect(),
     })
 }
 

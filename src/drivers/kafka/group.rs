@@ -278,11 +278,13 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
             }
             None => true,
         };
+        // One clock read per record for every check below.
+        let now = Instant::now();
         let due = {
             let e = lock(&engine);
             !e.is_clean()
                 && (e.uncommitted >= cfg.kafka.commit_records
-                    || e.last_commit.elapsed() >= interval
+                    || now.saturating_duration_since(e.last_commit) >= interval
                     || e.wants_commit()
                     || idle)
         };
@@ -298,8 +300,8 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
             };
             commit_positions(&consumer, &positions, CommitMode::Async);
         }
-        if last_lag.elapsed() >= Duration::from_secs(5) {
-            last_lag = Instant::now();
+        if now.saturating_duration_since(last_lag) >= Duration::from_secs(5) {
+            last_lag = now;
             report_lag(&consumer);
         }
         // Three round trips to the brokers (committed offsets, log starts and
@@ -311,8 +313,8 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         } else {
             PROGRESS_CHECK
         };
-        if (run.progress || awaiting_end) && last_check.elapsed() >= every {
-            last_check = Instant::now();
+        if (run.progress || awaiting_end) && now.saturating_duration_since(last_check) >= every {
+            last_check = now;
             match group_progress(&consumer, &topics) {
                 Ok((done, total)) => {
                     bar.set_length(total);
