@@ -146,6 +146,9 @@ pub struct DeadLetterRow {
     pub line: String,
 }
 
+/// Rows a recycled vector keeps room for whatever its last segment used.
+const RECYCLE_MIN: usize = 64;
+
 /// Everything a task or the router emits, in emission order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OutputBatch {
@@ -168,6 +171,25 @@ impl OutputBatch {
         self.dead_letters.clear();
     }
 
+    /// Empties it for another segment of about the same size: each vector
+    /// keeps its capacity while this segment used at least half of it, and
+    /// is otherwise replaced by one the size of what it held, so that the
+    /// memory of a large segment (a catch-up's) is not kept for small ones.
+    pub fn recycle(&mut self) {
+        fn recycle<T>(v: &mut Vec<T>) {
+            let used = v.len();
+            if v.capacity() > 2 * used.max(RECYCLE_MIN) {
+                *v = Vec::with_capacity(used);
+            } else {
+                v.clear();
+            }
+        }
+        recycle(&mut self.events);
+        recycle(&mut self.aggregates);
+        recycle(&mut self.user_daily);
+        recycle(&mut self.dead_letters);
+    }
+
     /// True when nothing was emitted.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
@@ -182,5 +204,43 @@ impl OutputBatch {
         self.aggregates.append(&mut other.aggregates);
         self.user_daily.append(&mut other.user_daily);
         self.dead_letters.append(&mut other.dead_letters);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead_letters(n: usize) -> Vec<DeadLetterRow> {
+        (0..n)
+            .map(|i| DeadLetterRow {
+                line: i.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_recycled_batch_is_empty_and_keeps_the_room_its_segment_used() {
+        let mut batch = OutputBatch {
+            dead_letters: dead_letters(1_000),
+            ..Default::default()
+        };
+        let room = batch.dead_letters.capacity();
+        batch.recycle();
+        assert!(batch.is_empty());
+        assert_eq!(
+            batch.dead_letters.capacity(),
+            room,
+            "a well-used vector keeps its room"
+        );
+
+        // A small segment after a large one: the large one's room goes.
+        let mut large = Vec::with_capacity(100_000);
+        large.extend(dead_letters(1_000));
+        batch.dead_letters = large;
+        batch.recycle();
+        assert!(batch.is_empty());
+        let room = batch.dead_letters.capacity();
+        assert!((1_000..100_000).contains(&room), "{room}");
     }
 }

@@ -227,8 +227,9 @@ pub struct Engine {
     /// Positions of landed commits, not yet given to the consumer group.
     landed: Vec<Position>,
     /// Output batches of landed commits, emptied (at most one per join
-    /// task): the next segments fill them again instead of growing new ones,
-    /// whose fresh memory costs page faults and a copy at every doubling.
+    /// task; see [`OutputBatch::recycle`]): the next segments fill them
+    /// again instead of growing new ones, whose fresh memory costs page
+    /// faults and a copy at every doubling.
     spare_batches: Vec<OutputBatch>,
     output_start: OutputStart,
     /// Input records since the last commit.
@@ -1019,7 +1020,7 @@ fn land(
         emptied: sealed_outputs
             .into_iter()
             .map(|mut o| {
-                o.batch.clear();
+                o.batch.recycle();
                 o.batch
             })
             .collect(),
