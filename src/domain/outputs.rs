@@ -146,9 +146,6 @@ pub struct DeadLetterRow {
     pub line: String,
 }
 
-/// Rows a recycled vector keeps room for whatever its last segment used.
-const RECYCLE_MIN: usize = 64;
-
 /// Everything a task or the router emits, in emission order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OutputBatch {
@@ -171,23 +168,14 @@ impl OutputBatch {
         self.dead_letters.clear();
     }
 
-    /// Empties it for another segment of about the same size: each vector
-    /// keeps its capacity while this segment used at least half of it, and
-    /// is otherwise replaced by one the size of what it held, so that the
-    /// memory of a large segment (a catch-up's) is not kept for small ones.
+    /// Empties it for another segment of about the same size (see
+    /// [`clear_keeping_used_room`]), so that the memory of a large segment
+    /// (a catch-up's) is not kept for small ones.
     pub fn recycle(&mut self) {
-        fn recycle<T>(v: &mut Vec<T>) {
-            let used = v.len();
-            if v.capacity() > 2 * used.max(RECYCLE_MIN) {
-                *v = Vec::with_capacity(used);
-            } else {
-                v.clear();
-            }
-        }
-        recycle(&mut self.events);
-        recycle(&mut self.aggregates);
-        recycle(&mut self.user_daily);
-        recycle(&mut self.dead_letters);
+        clear_keeping_used_room(&mut self.events);
+        clear_keeping_used_room(&mut self.aggregates);
+        clear_keeping_used_room(&mut self.user_daily);
+        clear_keeping_used_room(&mut self.dead_letters);
     }
 
     /// True when nothing was emitted.
@@ -207,6 +195,21 @@ impl OutputBatch {
     }
 }
 
+/// Room, in rows, that a recycled vector always keeps.
+const RECYCLE_MIN: usize = 64;
+
+/// Empties `v`. It keeps its room when what it held (or [`RECYCLE_MIN`]
+/// rows, if more) filled at least half of it; otherwise it is replaced by a
+/// vector with room for just that.
+fn clear_keeping_used_room<T>(v: &mut Vec<T>) {
+    let used = v.len().max(RECYCLE_MIN);
+    if v.capacity() > 2 * used {
+        *v = Vec::with_capacity(used);
+    } else {
+        v.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,26 +224,26 @@ mod tests {
 
     #[test]
     fn a_recycled_batch_is_empty_and_keeps_the_room_its_segment_used() {
-        let mut batch = OutputBatch {
-            dead_letters: dead_letters(1_000),
-            ..Default::default()
+        let recycled_room = |room: usize, rows: usize| {
+            let mut batch = OutputBatch {
+                dead_letters: Vec::with_capacity(room),
+                ..Default::default()
+            };
+            batch.dead_letters.extend(dead_letters(rows));
+            let room = batch.dead_letters.capacity();
+            batch.recycle();
+            assert!(batch.is_empty());
+            (room, batch.dead_letters.capacity())
         };
-        let room = batch.dead_letters.capacity();
-        batch.recycle();
-        assert!(batch.is_empty());
-        assert_eq!(
-            batch.dead_letters.capacity(),
-            room,
-            "a well-used vector keeps its room"
-        );
-
+        // A well-used vector keeps its room.
+        let (before, after) = recycled_room(1_000, 1_000);
+        assert_eq!(after, before);
         // A small segment after a large one: the large one's room goes.
-        let mut large = Vec::with_capacity(100_000);
-        large.extend(dead_letters(1_000));
-        batch.dead_letters = large;
-        batch.recycle();
-        assert!(batch.is_empty());
-        let room = batch.dead_letters.capacity();
-        assert!((1_000..100_000).contains(&room), "{room}");
+        let (_, after) = recycled_room(100_000, 1_000);
+        assert!((1_000..100_000).contains(&after), "{after}");
+        // Small vectors are kept whole, and room for a few rows stays.
+        assert_eq!(recycled_room(100, 0), (100, 100));
+        let (_, after) = recycled_room(10_000, 0);
+        assert!((RECYCLE_MIN..10_000).contains(&after), "{after}");
     }
 }

@@ -60,8 +60,7 @@ pub fn parse_file(path: &Path) -> anyhow::Result<u64> {
 /// Calls `f` on every non-blank line of a file (without its terminator;
 /// invalid UTF-8 replaced), read in large buffered chunks so that the
 /// benchmark measures parsing rather than loading the whole file. Lines are
-/// checked for UTF-8 as file mode checks them ([`super::text_of`]): the
-/// lossy decoder alone took a quarter of the line parser's samples.
+/// checked for UTF-8 as file mode checks them ([`super::text_of`]).
 fn for_each_line(path: &Path, mut f: impl FnMut(&str)) -> anyhow::Result<()> {
     use std::io::BufRead;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);

@@ -226,10 +226,10 @@ pub struct Engine {
     landing: Option<std::thread::JoinHandle<Result<Landed>>>,
     /// Positions of landed commits, not yet given to the consumer group.
     landed: Vec<Position>,
-    /// Output batches of landed commits, emptied (at most one per join
-    /// task; see [`OutputBatch::recycle`]): the next segments fill them
-    /// again instead of growing new ones, whose fresh memory costs page
-    /// faults and a copy at every doubling.
+    /// The output batches of the last landed commit, emptied
+    /// ([`OutputBatch::recycle`]): the next seal's segments fill them again
+    /// instead of growing new ones, whose fresh memory costs page faults
+    /// and a copy at every doubling.
     spare_batches: Vec<OutputBatch>,
     output_start: OutputStart,
     /// Input records since the last commit.
@@ -805,6 +805,8 @@ impl Engine {
             report_join_gauges(p, s, &topics.inputs);
             t.committed();
         }
+        // Spares this seal did not need are not kept for later ones.
+        spare_batches.clear();
         for (id, r) in routers.iter_mut().filter(|(_, r)| r.dirty) {
             let mut changes = CommitBatch::default();
             r.task.router.add_changes(&mut changes);

@@ -278,7 +278,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
             }
             None => true,
         };
-        // One clock read per record for every check below.
+        // One clock read per loop turn, shared by the checks below.
         let now = Instant::now();
         let due = {
             let e = lock(&engine);
