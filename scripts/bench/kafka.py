@@ -19,6 +19,9 @@ Reports, for the same generated envelopes:
 
 Usage: scripts/bench/kafka.py --bin target/release/neonblue --brokers HOST:PORT
        [--records N] [--steady-rate 20000] [--steady-seconds 30]
+
+When a phase fails, or the steady phase falls behind, the instances' logs
+are kept in a directory whose path is printed.
 """
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, threading, time, uuid
 
@@ -262,12 +265,28 @@ def main():
     ap.add_argument("--steady-users", type=int, default=100_000,
                     help="users of the steady phase, each assigned first, events spread over them")
     a = ap.parse_args()
-    # State and outputs of every run: close to a GB, removed whatever happens.
+    # State and outputs of every run: close to a GB, removed whatever happens;
+    # the instances' logs are kept when a phase fails.
     work = tempfile.mkdtemp(prefix="nb-kbench-")
     try:
         bench(a, work)
+    except BaseException:
+        keep_logs(work)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def keep_logs(work):
+    """Copies the instances' logs (WORK/*.log) out of the work directory,
+    which is removed at the end, and says where they are."""
+    logs = [name for name in os.listdir(work) if name.endswith(".log")]
+    if not logs:
+        return
+    kept = tempfile.mkdtemp(prefix="nb-kbench-logs-")
+    for name in logs:
+        shutil.copy(os.path.join(work, name), kept)
+    print(f"instance logs kept in {kept}", file=sys.stderr)
 
 
 def bench(a, work):
@@ -300,6 +319,7 @@ def bench(a, work):
     if steady["visible"] < steady["events"]:
         print(f"steady {a.steady_rate:,} events/s: FELL BEHIND, only {steady['visible']:,} of "
               f"{steady['events']:,} events visible 180 s after the last was produced")
+        keep_logs(work)
     print(f"steady {steady['achieved_rate']:,.0f} events/s for {a.steady_seconds:.0f} s ({steady['visible']:,} events seen, "
           f"default commit interval): produce -> Parquet visible p50 {steady['p50'] * 1000:.0f} ms, "
           f"p99 {steady['p99'] * 1000:.0f} ms, max {steady['max'] * 1000:.0f} ms; "
