@@ -160,17 +160,9 @@ pub struct OutputBatch {
 }
 
 impl OutputBatch {
-    /// Empties it, keeping its capacity for the next segment.
-    pub fn clear(&mut self) {
-        self.events.clear();
-        self.aggregates.clear();
-        self.user_daily.clear();
-        self.dead_letters.clear();
-    }
-
-    /// Empties it for another segment of about the same size (see
-    /// [`clear_keeping_used_room`]), so that the memory of a large segment
-    /// (a catch-up's) is not kept for small ones.
+    /// Empties a landed batch for another segment of about the same size
+    /// (see [`clear_keeping_used_room`]): without re-growing it, and
+    /// without keeping a large segment's memory for small ones.
     pub fn recycle(&mut self) {
         clear_keeping_used_room(&mut self.events);
         clear_keeping_used_room(&mut self.aggregates);

@@ -592,9 +592,9 @@ fn land_segment(
         .collect();
     outputs.commit_segments(&mut LocalDurability::new(db.clone()), commits, &segments)?;
     drop(segments);
-    // Keep the vectors' capacity for a later segment (no re-growth).
+    // Kept for a later segment (no re-growth).
     for out in batches.iter_mut() {
-        out.clear();
+        out.recycle();
     }
     Ok(batches)
 }
