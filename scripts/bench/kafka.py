@@ -5,6 +5,14 @@ Reports, for the same generated envelopes:
   * produce:     records/s loading the input topic (the broker's write path);
   * consume:     records/s of a bare librdkafka consumer reading it (the
                  broker's read path: what any consumer can reach);
+  * round trip:  records/s of the bare repartition round trip
+                 (`neonblue-bench-kafka`, built next to --bin with
+                 `--features bench`): one consumer reads the input and
+                 produces a record like neonblue's repartition records (its
+                 default `--bytes`) to a topic it reads back, with
+                 neonblue's producer settings and no processing: a lower
+                 bound of the ceiling the broker puts on neonblue's
+                 catch-up (the round trip itself uses CPU on the same cores);
   * neonblue:    records/s of one instance, from its first assignment to the
                  end (`run --until-end`: parse, repartition through the broker,
                  join, windows, changelogs, Parquet), and its peak RSS;
@@ -45,6 +53,21 @@ def consume_rate(brokers, topic, expected):
     secs = time.time() - (start or time.time())
     c.close()
     return n, secs
+
+
+def round_trip_rate(binary, brokers, topic):
+    """The bare repartition round trip over the whole topic: (records,
+    seconds, CPU s), or None when `neonblue-bench-kafka` is not built."""
+    bare = os.path.join(os.path.dirname(binary), "neonblue-bench-kafka")
+    if not os.path.exists(bare):
+        return None
+    r = subprocess.run(["/usr/bin/time", "-f", "cpu %U %S", bare, "--brokers", brokers, "--topic", topic],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"neonblue-bench-kafka failed:\n{r.stderr}")
+    n, secs = re.search(r"(\d+) records back in ([\d.]+) s", r.stdout).groups()
+    user, sys_ = re.findall(r"^cpu ([\d.]+) ([\d.]+)$", r.stderr, re.M)[-1]
+    return int(n), float(secs), float(user) + float(sys_)
 
 
 def parse_ts(line):
@@ -324,6 +347,15 @@ def bench(a, work):
           f"default commit interval): produce -> Parquet visible p50 {steady['p50'] * 1000:.0f} ms, "
           f"p99 {steady['p99'] * 1000:.0f} ms, max {steady['max'] * 1000:.0f} ms; "
           f"CPU {steady['cpu_us_per_record']:.1f} µs per event")
+    # Last: it writes as many records again into the broker, which would
+    # slow the phases above on a broker like Tansu.
+    round_trip = round_trip_rate(a.bin, a.brokers, topic)
+    if round_trip:
+        rt_n, rt_secs, rt_cpu = round_trip
+        print(f"bare repartition round trip (the broker's ceiling is at least this): {rt_n / rt_secs:,.0f} records/s, "
+              f"{rt_secs:.1f} s, CPU {rt_cpu / rt_n * 1e6:.1f} µs per record")
+    else:
+        print("bare repartition round trip: not measured (build with `cargo build --release --features bench`)")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ mod time;
 
 pub use kinds::{variant_id, variant_key};
 pub use options::GenerateOptions;
+pub use rng::Rng;
 pub use stats::{GenerateStats, VariantStats};
 
 use anyhow::Context;

@@ -137,6 +137,12 @@ pub struct KafkaJob {
 /// Metadata key of the [`KafkaJob`].
 pub const KAFKA_JOB_KEY: &str = "kafka-job";
 
+/// librdkafka's `fetch.wait.max.ms` for the group's consumer, unless the
+/// configuration sets it: brokers that hold a fetch for the whole wait
+/// (Tansu) would stall the repartition round trip; short waits cost only
+/// idle requests.
+pub const FETCH_WAIT_MAX_MS: &str = "50";
+
 /// Runs one instance of the application until SIGTERM (or, with
 /// `until_end`, until the group has processed every input record).
 /// Returns the accounting of the tasks held at exit.
@@ -192,9 +198,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
     };
     let mut consumer_config = consumer_config(&base);
     if consumer_config.get("fetch.wait.max.ms").is_none() {
-        // Brokers that hold a fetch for the whole wait (Tansu) would stall
-        // the repartition round trip; short waits cost only idle requests.
-        consumer_config.set("fetch.wait.max.ms", "50");
+        consumer_config.set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
     }
     let consumer: BaseConsumer<GroupContext> = consumer_config
         .set("group.id", &app_id)
