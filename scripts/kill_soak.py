@@ -38,6 +38,9 @@ import time
 from pathlib import Path
 
 NOW = "2100-01-01T00:00:00Z"
+# A cycle fails once a restart's kill window would exceed this many times
+# the reference run's time (it grows with every attempt, see below).
+MAX_WINDOW = 100
 
 
 def tree(root):
@@ -130,9 +133,14 @@ def main():
             # The window grows with every attempt of a cycle, else a cycle
             # whose restarts need longer than the window to reach their next
             # checkpoint never finishes (seen in file mode: 9,000 kills at
-            # one checkpoint). Faster in Kafka mode, where a restart first
-            # restores its tasks from the changelogs.
+            # one checkpoint). It grows faster in Kafka mode, where a restart
+            # first restores its tasks from the changelogs.
             window = full * (1.5 if args.brokers else 1.05) ** (attempt - 1)
+            if window > MAX_WINDOW * full:
+                print(f"FAILED: cycle {cycles + 1}: {attempt - 1} restarts in a row were killed "
+                      f"before they finished, the last ones given {MAX_WINDOW}x the reference "
+                      f"run's time: restarts make no progress (logs in {crashed})")
+                sys.exit(1)
             time.sleep(rng.uniform(0, window * (0.1 if early else 0.5)))
             if child.poll() is None:
                 child.kill()

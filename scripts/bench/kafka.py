@@ -58,14 +58,18 @@ def consume_rate(brokers, topic, expected):
 def round_trip_rate(binary, brokers, topic):
     """The bare repartition round trip over the whole topic: (records,
     seconds, CPU s), or None when `neonblue-bench-kafka` is not built."""
-    bare = os.path.join(os.path.dirname(binary), "neonblue-bench-kafka")
+    resolved = os.path.abspath(shutil.which(binary) or binary)
+    bare = os.path.join(os.path.dirname(resolved), "neonblue-bench-kafka")
     if not os.path.exists(bare):
         return None
     r = subprocess.run(["/usr/bin/time", "-f", "cpu %U %S", bare, "--brokers", brokers, "--topic", topic],
                        capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"neonblue-bench-kafka failed:\n{r.stderr}")
-    n, secs = re.search(r"(\d+) records back in ([\d.]+) s", r.stdout).groups()
+    m = re.search(r"(\d+) records back in ([\d.]+) s", r.stdout)
+    if not m:
+        sys.exit(f"neonblue-bench-kafka printed no result:\n{r.stdout}{r.stderr}")
+    n, secs = m.groups()
     user, sys_ = re.findall(r"^cpu ([\d.]+) ([\d.]+)$", r.stderr, re.M)[-1]
     return int(n), float(secs), float(user) + float(sys_)
 
