@@ -10,9 +10,10 @@ use neonblue::ops;
 use neonblue::sink::clickhouse::ddl;
 use std::io::{IsTerminal, Write};
 
-/// mimalloc, unless built with `--features system-allocator` (for heap
-/// profilers such as heaptrack, which see only the system allocator).
-#[cfg(not(feature = "system-allocator"))]
+/// mimalloc (feature `mimalloc`, on by default), which also serves the C
+/// libraries' malloc; without it, the system allocator (for heap profilers
+/// such as heaptrack, which see only the system allocator).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
