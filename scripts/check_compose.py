@@ -1008,7 +1008,7 @@ def check_dockerfile(ctx: Context, r: Report) -> None:
         else:
             r.fail(f".dockerignore does not exclude {must}")
     members = re.search(r"members\s*=\s*\[([^\]]*)\]", cargo)
-    needed = ["Cargo.toml", "Cargo.lock", "src"] + (["build.rs"] if (ROOT / "build.rs").exists() else []) + [
+    needed = ["Cargo.toml", "Cargo.lock", "src"] + [
         m.strip().strip('"') for m in (members.group(1).split(",") if members else [])
     ]
     needed = [n for n in needed if n and n != "."]

@@ -42,6 +42,8 @@ echo "== supply chain: clippy -D warnings, rust-version, cargo-deny, no build ar
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The benchmark baselines (scripts/bench) are built only with this feature.
 cargo clippy -p neonblue --all-targets --locked --features bench -- -D warnings
+# The build for heap profilers: the system allocator, without mimalloc.
+cargo clippy -p neonblue --all-targets --locked --no-default-features -- -D warnings
 "$PY" scripts/check_msrv.py
 # Advisories (RustSec database, fetched from GitHub), licences, bans, sources: deny.toml.
 command -v cargo-deny >/dev/null || cargo install cargo-deny --locked

@@ -41,6 +41,12 @@ const STALL: Duration = Duration::from_secs(60);
 /// How long no record may come before the round trip counts as done.
 const QUIET: Duration = Duration::from_secs(1);
 
+/// The same allocator as `neonblue` (see src/main.rs), so that the baseline
+/// runs on the same allocation path.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     brokers: String,
     topic: String,

@@ -7,6 +7,12 @@
 //!     neonblue-bench-parse --neonblue FILE  # neonblue's line parser (outbox layout)
 //!     neonblue-bench-parse --neonblue-serde FILE  # the same without its scanner
 
+/// The same allocator as `neonblue` (see src/main.rs), so that the baseline
+/// runs on the same allocation path.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let typed = args.iter().any(|a| a == "--typed");
