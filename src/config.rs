@@ -296,7 +296,8 @@ pub struct KafkaConfig {
     /// How often outputs, state and offsets are committed.
     #[serde(with = "duration")]
     pub commit_interval: Duration,
-    /// Also commit after this many input records.
+    /// Also commit after this many input records, or this many repartition
+    /// records (the join work of a catch-up that goes on after its input).
     pub commit_records: u64,
     /// Consumer group session timeout (how fast a dead instance's partitions
     /// move); whole milliseconds (librdkafka's `session.timeout.ms`).

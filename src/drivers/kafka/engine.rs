@@ -209,6 +209,24 @@ impl RecordCounters {
     }
 }
 
+/// Records consumed since the last commit, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Uncommitted {
+    /// Input records.
+    pub input: u64,
+    /// Repartition records: a catch-up's join work goes on after its input
+    /// has run out.
+    pub joined: u64,
+}
+
+impl Uncommitted {
+    /// True once either kind reaches `commit_records`, so that a catch-up's
+    /// join-only tail is cut into segments of the usual size too.
+    pub fn reached(&self, commit_records: u64) -> bool {
+        self.input.max(self.joined) >= commit_records
+    }
+}
+
 /// Everything an instance owns: its tasks, clients and outputs.
 pub struct Engine {
     ctx: ParseContext,
@@ -232,8 +250,8 @@ pub struct Engine {
     /// and a copy at every doubling.
     spare_batches: Vec<OutputBatch>,
     output_start: OutputStart,
-    /// Input records since the last commit.
-    pub uncommitted: u64,
+    /// Records consumed since the last commit.
+    pub uncommitted: Uncommitted,
     /// When the last commit finished.
     pub last_commit: Instant,
 }
@@ -267,7 +285,7 @@ impl Engine {
             landed: Vec::new(),
             spare_batches: Vec::new(),
             output_start,
-            uncommitted: 0,
+            uncommitted: Uncommitted::default(),
             last_commit: Instant::now(),
         })
     }
@@ -282,9 +300,10 @@ impl Engine {
     /// topic.
     pub fn on_message(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
         if m.topic() == self.topics.repartition {
+            self.uncommitted.joined += 1;
             self.on_routed(m, log_end)
         } else {
-            self.uncommitted += 1;
+            self.uncommitted.input += 1;
             self.on_input(m, log_end)
         }
     }
@@ -767,13 +786,14 @@ impl Engine {
             spare_batches,
             ..
         } = self;
+        let uncommitted = std::mem::take(uncommitted);
         let mut sealed = Sealed {
             deliveries: std::mem::take(inflight),
             outputs: Vec::new(),
             commits: Vec::new(),
             tasks: Vec::new(),
             positions: Vec::new(),
-            input_records: std::mem::take(uncommitted),
+            input_records: uncommitted.input,
         };
         *last_commit = Instant::now();
         // Join tasks first: their commits pair with their outputs.
@@ -1042,5 +1062,18 @@ fn report_join_gauges(partition: i32, s: &JoinSlot, inputs: &[(String, i32)]) {
     if let Some((topic, ip)) = s.watermarks.held_back_by(inputs) {
         metrics::gauge!(names::WATERMARK_HELD_BACK_BY, "task" => task, "topic" => topic, "partition" => ip.to_string())
             .set(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Uncommitted;
+
+    #[test]
+    fn input_or_join_records_alone_make_a_commit_due() {
+        let due = |input, joined| Uncommitted { input, joined }.reached(100);
+        assert!(due(100, 0), "input records");
+        assert!(due(0, 100), "repartition records after the input ran out");
+        assert!(!due(99, 99), "neither count reached");
     }
 }

@@ -287,7 +287,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         let due = {
             let e = lock(&engine);
             !e.is_clean()
-                && (e.uncommitted >= cfg.kafka.commit_records
+                && (e.uncommitted.reached(cfg.kafka.commit_records)
                     || now.saturating_duration_since(e.last_commit) >= interval
                     || e.wants_commit()
                     || idle)
