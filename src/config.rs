@@ -297,7 +297,7 @@ pub struct KafkaConfig {
     #[serde(with = "duration")]
     pub commit_interval: Duration,
     /// Also commit after this many input records, or this many repartition
-    /// records (the join work of a catch-up that goes on after its input).
+    /// records.
     pub commit_records: u64,
     /// Consumer group session timeout (how fast a dead instance's partitions
     /// move); whole milliseconds (librdkafka's `session.timeout.ms`).

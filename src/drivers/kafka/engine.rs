@@ -209,21 +209,28 @@ impl RecordCounters {
     }
 }
 
-/// Records consumed since the last commit, by kind.
+/// Records consumed since the last commit, by topic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Uncommitted {
-    /// Input records.
+    /// Records of the input topics.
     pub input: u64,
-    /// Repartition records: a catch-up's join work goes on after its input
-    /// has run out.
-    pub joined: u64,
+    /// Records of the repartition topic (watermarks and re-deliveries too).
+    pub repartition: u64,
 }
 
 impl Uncommitted {
-    /// True once either kind reaches `commit_records`, so that a catch-up's
-    /// join-only tail is cut into segments of the usual size too.
+    /// Counts one consumed record.
+    pub fn count(&mut self, repartition: bool) {
+        if repartition {
+            self.repartition += 1;
+        } else {
+            self.input += 1;
+        }
+    }
+
+    /// True once either count reaches `commit_records`.
     pub fn reached(&self, commit_records: u64) -> bool {
-        self.input.max(self.joined) >= commit_records
+        self.input.max(self.repartition) >= commit_records
     }
 }
 
@@ -299,11 +306,11 @@ impl Engine {
     /// where a partition's log ends, to tell re-deliveries from a re-created
     /// topic.
     pub fn on_message(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
-        if m.topic() == self.topics.repartition {
-            self.uncommitted.joined += 1;
+        let repartition = m.topic() == self.topics.repartition;
+        self.uncommitted.count(repartition);
+        if repartition {
             self.on_routed(m, log_end)
         } else {
-            self.uncommitted.input += 1;
             self.on_input(m, log_end)
         }
     }
@@ -793,7 +800,7 @@ impl Engine {
             commits: Vec::new(),
             tasks: Vec::new(),
             positions: Vec::new(),
-            input_records: uncommitted.input,
+            uncommitted,
         };
         *last_commit = Instant::now();
         // Join tasks first: their commits pair with their outputs.
@@ -970,8 +977,8 @@ struct Sealed {
     tasks: Vec<TaskId>,
     /// The positions to commit to the group once they landed.
     positions: Vec<Position>,
-    /// Input records read in them.
-    input_records: u64,
+    /// Records consumed in them.
+    uncommitted: Uncommitted,
 }
 
 /// A sealed commit that is durable.
@@ -1002,7 +1009,7 @@ fn land(
         commits,
         tasks,
         positions,
-        input_records,
+        uncommitted,
     } = sealed;
     ChangelogProducer::await_all(deliveries).context("producing to the repartition/DLQ topics")?;
     if commits.is_empty() {
@@ -1028,7 +1035,8 @@ fn land(
     )?;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
-        input_records,
+        input_records = uncommitted.input,
+        repartition_records = uncommitted.repartition,
         tasks = positions.len(),
         "committed"
     );
@@ -1070,10 +1078,29 @@ mod tests {
     use super::Uncommitted;
 
     #[test]
-    fn input_or_join_records_alone_make_a_commit_due() {
-        let due = |input, joined| Uncommitted { input, joined }.reached(100);
-        assert!(due(100, 0), "input records");
-        assert!(due(0, 100), "repartition records after the input ran out");
-        assert!(!due(99, 99), "neither count reached");
+    fn input_or_repartition_records_alone_make_a_commit_due() {
+        let counted = |input, repartition| {
+            let mut u = Uncommitted::default();
+            (0..input).for_each(|_| u.count(false));
+            (0..repartition).for_each(|_| u.count(true));
+            assert_eq!(u, Uncommitted { input, repartition });
+            u
+        };
+        assert!(counted(100, 0).reached(100), "input records");
+        assert!(
+            counted(0, 100).reached(100),
+            "repartition records after the input ran out"
+        );
+        assert!(!counted(99, 99).reached(100), "neither count reached");
+        // A commit starts both counts again (`seal` takes them).
+        let mut u = counted(100, 100);
+        assert_eq!(
+            std::mem::take(&mut u),
+            Uncommitted {
+                input: 100,
+                repartition: 100
+            }
+        );
+        assert!(!u.reached(1));
     }
 }
