@@ -17,9 +17,9 @@
 
 use anyhow::{bail, Context, Result};
 use neonblue::config::KafkaConfig;
-use neonblue::drivers::kafka::group::FETCH_WAIT_MAX_MS;
+use neonblue::drivers::kafka::group::round_trip_consumer_config;
 use neonblue::generate::Rng;
-use neonblue_topology::kafka::{admin, consumer_config, ChangelogProducer, TopicSpec};
+use neonblue_topology::kafka::{admin, ChangelogProducer, TopicSpec};
 use neonblue_topology::partition_for_key;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -128,8 +128,7 @@ fn round_trip(a: &Args) -> Result<()> {
 /// neonblue's commits await them.
 fn measure(a: &Args, base: &ClientConfig, back: &str, partitions: i32) -> Result<(u64, f64)> {
     let producer = ChangelogProducer::new(base)?;
-    let consumer: BaseConsumer = consumer_config(base)
-        .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
+    let consumer: BaseConsumer = round_trip_consumer_config(base)
         .set("group.id", format!("{back}-reader"))
         .set("enable.auto.commit", "false")
         .create()?;

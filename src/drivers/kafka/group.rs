@@ -13,7 +13,7 @@ use neonblue_topology::kafka::{
     consumer_config, ensure_topics, fetched_log_end, query_log_bounds, query_log_ends,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -141,7 +141,17 @@ pub const KAFKA_JOB_KEY: &str = "kafka-job";
 /// configuration sets it: brokers that hold a fetch for the whole wait
 /// (Tansu) would stall the repartition round trip; short waits cost only
 /// idle requests.
-pub const FETCH_WAIT_MAX_MS: &str = "50";
+const FETCH_WAIT_MAX_MS: &str = "50";
+
+/// The settings of a consumer that reads input and repartition records, as
+/// the group's consumer does (before its group settings).
+pub fn round_trip_consumer_config(base: &ClientConfig) -> ClientConfig {
+    let mut config = consumer_config(base);
+    if config.get("fetch.wait.max.ms").is_none() {
+        config.set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
+    }
+    config
+}
 
 /// Runs one instance of the application until SIGTERM (or, with
 /// `until_end`, until the group has processed every input record).
@@ -196,11 +206,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         engine: engine.clone(),
         fatal: Mutex::new(None),
     };
-    let mut consumer_config = consumer_config(&base);
-    if consumer_config.get("fetch.wait.max.ms").is_none() {
-        consumer_config.set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
-    }
-    let consumer: BaseConsumer<GroupContext> = consumer_config
+    let consumer: BaseConsumer<GroupContext> = round_trip_consumer_config(&base)
         .set("group.id", &app_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.auto.commit", "false")
