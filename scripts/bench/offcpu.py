@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Where a Kafka-mode catch-up's consumer thread waits instead of working.
+"""Where a Kafka-mode catch-up's threads wait instead of working.
 
 Runs one `neonblue run --until-end` on TOPIC under a system-wide
 `perf record -e sched:sched_switch --call-graph dwarf` (switch-ins of a
 thread are recorded on other threads' stacks, hence system-wide) and prints,
-for the busy part of the run (first assignment to the end of input), the
-consumer thread's time off the CPU by the neonblue frames it waited in.
+for the busy part of the run (first assignment to the end of input), each
+named thread's time off the CPU by the neonblue frames it waited in: by
+default the consumer thread (`neonblue`, which polls and parses) and the
+apply thread (`apply`, which runs the tasks).
 
 Usage (root, perf installed; a broker with the topic loaded, e.g. by
 `neonblue generate --topic`):
@@ -51,6 +53,8 @@ def main():
     ap.add_argument("--topic", required=True)
     ap.add_argument("--depth", type=int, default=3, help="neonblue frames per line")
     ap.add_argument("--top", type=int, default=20)
+    ap.add_argument("--threads", nargs="+", default=["neonblue", "apply"],
+                    help="thread names (the first thread of each name)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="neonblue-offcpu-")
     data, log = os.path.join(work, "perf.data"), os.path.join(work, "neonblue.log")
@@ -71,21 +75,27 @@ def main():
     start = next(log_time(l) for l in lines if "partitions assigned" in l)
     end = next(log_time(l) for l in lines if "reached the end of input" in l)
     events = list(switches(text, offset))
-    consumer = min(tid for _, tid, _, comm, _ in events if comm == "neonblue")
-    total, count, off, out = collections.Counter(), collections.Counter(), 0.0, None
-    for t, prev, nxt, _, stack in events:
-        if not start <= t <= end:
+    print(f"busy {end - start:.2f} s")
+    for name in a.threads:
+        tids = [tid for _, tid, _, comm, _ in events if comm == name]
+        if not tids:
+            print(f"no thread named {name}")
             continue
-        if prev == consumer:
-            out = (t, waited_in(stack, a.depth))
-        elif nxt == consumer and out:
-            total[out[1]] += t - out[0]
-            count[out[1]] += 1
-            off += t - out[0]
-            out = None
-    print(f"busy {end - start:.2f} s; consumer thread off the CPU {off:.2f} s")
-    for where, secs in total.most_common(a.top):
-        print(f"{secs * 1000:8.0f} ms {count[where]:6d}x  {where}")
+        thread = min(tids)
+        total, count, off, out = collections.Counter(), collections.Counter(), 0.0, None
+        for t, prev, nxt, _, stack in events:
+            if not start <= t <= end:
+                continue
+            if prev == thread:
+                out = (t, waited_in(stack, a.depth))
+            elif nxt == thread and out:
+                total[out[1]] += t - out[0]
+                count[out[1]] += 1
+                off += t - out[0]
+                out = None
+        print(f"thread {name}: off the CPU {off:.2f} s")
+        for where, secs in total.most_common(a.top):
+            print(f"{secs * 1000:8.0f} ms {count[where]:6d}x  {where}")
     subprocess.run(["rm", "-rf", work])
 
 

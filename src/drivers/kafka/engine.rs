@@ -15,12 +15,12 @@
 //! has no unread records: idle). A join task's stream time is the watermark
 //! over every input partition ([`Watermarks`]), never the arrival order.
 
-use super::repartition::Repartitioned;
+use super::prepare::{Consumed, DeadLetterOut};
+use super::repartition::{FormatError, Repartitioned};
 use super::topics::AppTopics;
 use crate::config::Config;
 use crate::domain::{Change, Micros, Origin, OutputBatch, Parsed, Summary};
 use crate::metric_names as names;
-use crate::parse::{parse_record, text_of, DeadLetterRecord, Headers, ParseContext, RawRecord};
 use crate::processors::join::{JoinTask, TaskMeta};
 use crate::processors::router::{Router, RouterState};
 use crate::processors::summary;
@@ -35,9 +35,7 @@ use neonblue_topology::kafka::{
 use neonblue_topology::{
     AppliedOffsets, Hosted, Processor, SourceTime, TaskCommit, Tasks, Watermarks,
 };
-use rdkafka::message::{BorrowedMessage, Header, Headers as _, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureRecord};
-use rdkafka::Message;
+use rdkafka::producer::DeliveryFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -236,7 +234,6 @@ impl Uncommitted {
 
 /// Everything an instance owns: its tasks, clients and outputs.
 pub struct Engine {
-    ctx: ParseContext,
     topics: AppTopics,
     grace: Micros,
     db: StateDb,
@@ -267,17 +264,12 @@ impl Engine {
     /// An engine with no tasks yet.
     pub fn new(
         cfg: &Config,
-        now: Micros,
         topics: AppTopics,
         db: StateDb,
         base: &rdkafka::ClientConfig,
         output_start: OutputStart,
     ) -> Result<Self> {
         Ok(Engine {
-            ctx: ParseContext {
-                source: cfg.source.clone(),
-                now,
-            },
             topics,
             grace: cfg.processing.grace_micros(),
             db,
@@ -302,16 +294,28 @@ impl Engine {
         &self.topics
     }
 
-    /// Handles one consumed record (input or repartition). `log_end` tells
-    /// where a partition's log ends, to tell re-deliveries from a re-created
-    /// topic.
-    pub fn on_message(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
-        let repartition = m.topic() == self.topics.repartition;
-        self.uncommitted.count(repartition);
-        if repartition {
-            self.on_routed(m, log_end)
-        } else {
-            self.on_input(m, log_end)
+    /// Applies one consumed record (input or repartition) to its task.
+    /// `log_end` tells where a partition's log ends, to tell re-deliveries
+    /// from a re-created topic.
+    pub fn apply(&mut self, record: Consumed, log_end: LogEnd<'_>) -> Result<()> {
+        match record {
+            Consumed::Input {
+                router,
+                offset,
+                parsed,
+                dead_letter,
+            } => {
+                self.uncommitted.count(false);
+                self.on_input(router, offset, parsed, dead_letter, log_end)
+            }
+            Consumed::Repartition {
+                partition,
+                offset,
+                record,
+            } => {
+                self.uncommitted.count(true);
+                self.on_routed(partition, offset, record, log_end)
+            }
         }
     }
 
@@ -326,7 +330,8 @@ impl Engine {
         end: i64,
         position: Option<i64>,
     ) -> Result<()> {
-        let r = self.router(topic, partition)?;
+        let index = self.topics.router_index(topic, partition)?;
+        let r = self.router(index)?;
         if r.position.max(position.unwrap_or(i64::MIN)) >= end && !r.task.idle {
             r.task.idle = true;
             tracing::debug!(topic, partition, end, "input partition idle");
@@ -334,9 +339,8 @@ impl Engine {
         Ok(())
     }
 
-    /// The router task of an input partition, restored if needed.
-    fn router(&mut self, topic: &str, partition: i32) -> Result<&mut Hosted<RouterSlot>> {
-        let index = self.topics.router_index(topic, partition)?;
+    /// Router task `index`, restored if needed.
+    fn router(&mut self, index: u32) -> Result<&mut Hosted<RouterSlot>> {
         if self.routers.get(index).is_none() {
             // A restore writes to the state: not beside a commit in flight.
             self.finish_landing()?;
@@ -352,6 +356,9 @@ impl Engine {
             ..
         } = self;
         routers.get_or_restore(index, || {
+            let (topic, partition) = topics
+                .router_input(index)
+                .with_context(|| format!("router task {index} has no input partition"))?;
             let log = topics.router_log(index);
             let (checkpoint, stats) = restore(&log, db, reader, producer, outputs)?;
             let payload: RouterPayload = if checkpoint.payload.is_empty() {
@@ -434,12 +441,16 @@ impl Engine {
         })
     }
 
-    fn on_input(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
-        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
-        self.router(topic, partition)?;
-        let index = self.topics.router_index(topic, partition)?;
+    fn on_input(
+        &mut self,
+        index: u32,
+        offset: i64,
+        parsed: Parsed,
+        dead_letter: Option<Box<DeadLetterOut>>,
+        log_end: LogEnd<'_>,
+    ) -> Result<()> {
+        self.router(index)?;
         let Engine {
-            ctx,
             topics,
             producer,
             routers,
@@ -448,51 +459,14 @@ impl Engine {
             ..
         } = self;
         let r = routers.get_mut(index).expect("router restored");
+        let partition = r.task.partition;
         if !r.admit(offset) {
-            check_redelivery(r, topic, partition, log_end(topic, partition))?;
+            let topic = r.task.topic.clone();
+            check_redelivery(r, &topic, partition, log_end(&topic, partition))?;
             metrics::counter!(names::REDELIVERED_TOTAL, "stage" => "input").increment(1);
             return Ok(());
         }
         r.task.idle = false;
-        let key = m.key().map(text_of);
-        let value = m.payload().map(text_of);
-        // Only a layout that reads them pays for parsing the headers.
-        let pairs: Vec<(String, String)> = ctx
-            .source
-            .layout
-            .reads_headers()
-            .then(|| m.headers())
-            .flatten()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_string(),
-                            h.value.map(|v| text_of(v).into_owned()).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let raw = RawRecord {
-            topic,
-            partition,
-            offset,
-            key: key.as_deref(),
-            value: value.as_deref(),
-            headers: if pairs.is_empty() {
-                Headers::None
-            } else {
-                Headers::Pairs(&pairs)
-            },
-        };
-        let mut parsed = parse_record(ctx, &raw);
-        // Changes the envelope does not date are dated by the Kafka record.
-        parsed.date_if_undated(
-            m.timestamp()
-                .to_millis()
-                .and_then(|ms| ms.checked_mul(1000)),
-        );
         counters.input.increment(1);
         let hidden = r.task.output_from.is_some_and(|from| offset < from)
             && matches!(
@@ -513,30 +487,10 @@ impl Engine {
             Parsed::Dead(dead) => {
                 metrics::counter!(names::DEAD_LETTERS_TOTAL, "reason" => dead.reason.clone())
                     .increment(1);
-                let mut headers = OwnedHeaders::new();
-                if let Some(h) = m.headers() {
-                    for h in h.iter() {
-                        headers = headers.insert(Header {
-                            key: h.key,
-                            value: h.value,
-                        });
-                    }
-                }
-                let record = DeadLetterRecord { record: &raw, dead };
-                for (k, v) in record.kafka_headers() {
-                    headers = headers.insert(Header {
-                        key: k,
-                        value: Some(&v),
-                    });
-                }
-                let mut rec = FutureRecord::<[u8], [u8]>::to(&topics.dlq).headers(headers);
-                if let Some(k) = m.key() {
-                    rec = rec.key(k);
-                }
-                if let Some(v) = m.payload() {
-                    rec = rec.payload(v);
-                }
-                inflight.push(producer.send_record(rec)?);
+                let out = dead_letter
+                    .as_deref()
+                    .context("a rejected record came without its dead-letter record")?;
+                inflight.push(producer.send_record(out.record(&topics.dlq))?);
             }
             Parsed::Skip(reason) => {
                 metrics::counter!(names::SKIPPED_TOTAL, "reason" => reason.as_str()).increment(1);
@@ -567,8 +521,13 @@ impl Engine {
         Ok(())
     }
 
-    fn on_routed(&mut self, m: &BorrowedMessage<'_>, log_end: LogEnd<'_>) -> Result<()> {
-        let (partition, offset) = (m.partition(), m.offset());
+    fn on_routed(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        record: Result<Repartitioned, FormatError>,
+        log_end: LogEnd<'_>,
+    ) -> Result<()> {
         self.join(partition)?;
         let Engine {
             topics,
@@ -583,8 +542,8 @@ impl Engine {
             metrics::counter!(names::REDELIVERED_TOTAL, "stage" => "repartition").increment(1);
             return Ok(());
         }
-        let record = Repartitioned::decode(m.payload())
-            .with_context(|| format!("{repartition}[{partition}] at offset {offset}"))?;
+        let record =
+            record.with_context(|| format!("{repartition}[{partition}] at offset {offset}"))?;
         t.admit(offset);
         let s = &mut t.task;
         let (routed, before_time, after_time) = match record {

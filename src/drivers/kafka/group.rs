@@ -1,19 +1,22 @@
 //! The consumer-group loop of one instance.
 
 use super::engine::{Engine, OutputStart};
+use super::pipeline::{Feed, Item};
+use super::prepare::Prepare;
 use super::topics::AppTopics;
-use crate::config::Config;
+use crate::config::{Config, KafkaConfig};
 use crate::domain::Micros;
 use crate::domain::Summary;
 use crate::metric_names as names;
 use crate::ops::{Health, Shutdown};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use neonblue_state::{decode, encode, StateDb};
 use neonblue_topology::kafka::{
     consumer_config, ensure_topics, fetched_log_end, query_log_bounds, query_log_ends,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,7 +42,14 @@ type Shared = Arc<Mutex<Engine>>;
 
 struct GroupContext {
     engine: Shared,
+    feed: Arc<Feed>,
     fatal: Mutex<Option<anyhow::Error>>,
+}
+
+impl GroupContext {
+    fn fail(&self, e: anyhow::Error) {
+        *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
 }
 
 impl ClientContext for GroupContext {
@@ -66,10 +76,13 @@ impl ConsumerContext for GroupContext {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
-        let mut engine = match self.engine.lock() {
-            Ok(e) => e,
-            Err(p) => p.into_inner(),
-        };
+        // Every record polled before the revocation is applied first.
+        if let Err(e) = self.feed.sync() {
+            tracing::warn!(partitions = ?revoked, "partitions revoked after the apply thread stopped: nothing more is committed");
+            self.fail(e);
+            return;
+        }
+        let mut engine = lock(&self.engine);
         tracing::info!(
             partitions = ?revoked,
             commit_in_flight = engine.commit_in_flight(),
@@ -82,7 +95,7 @@ impl ConsumerContext for GroupContext {
             }
             Err(e) => {
                 metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit").increment(1);
-                *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                self.fail(e);
             }
         }
     }
@@ -196,14 +209,17 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
 
     let engine: Shared = Arc::new(Mutex::new(Engine::new(
         cfg,
-        run.now,
         topics.clone(),
         db,
         &base,
         run.output_start.clone(),
     )?));
+    let prepare = Prepare::new(cfg, run.now, topics.clone());
+    let (feed, batches) = Feed::new();
+    let feed = Arc::new(feed);
     let context = GroupContext {
         engine: engine.clone(),
+        feed: feed.clone(),
         fatal: Mutex::new(None),
     };
     let consumer: BaseConsumer<GroupContext> = round_trip_consumer_config(&base)
@@ -230,13 +246,84 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
     consumer.subscribe(&subscription)?;
     tracing::info!(group = %app_id, topics = ?subscription, "joined the consumer group (the first assignment may take a while)");
 
-    let bar = crate::ops::progress::records_bar(run.progress);
-    let interval = cfg.kafka.commit_interval;
+    let outcome = std::thread::scope(|scope| -> Result<Summary> {
+        let applier = std::thread::Builder::new()
+            .name("apply".into())
+            .spawn_scoped(scope, || {
+                apply_items(batches, &engine, &consumer, &cfg.kafka)
+            })
+            .context("cannot start the apply thread")?;
+        let bar = crate::ops::progress::records_bar(run.progress);
+        let polled = poll_records(&run, &consumer, &engine, &feed, &prepare, &topics, &bar);
+        bar.finish_and_clear();
+        let left = polled
+            .and_then(|()| feed.sync())
+            .and_then(|()| leave(&consumer, &engine));
+        feed.stop();
+        let applied = applier
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the apply thread panicked")));
+        match (left, applied) {
+            (Ok(summary), Ok(())) => Ok(summary),
+            (Err(e), Ok(())) => Err(e),
+            // The apply thread's failure is the cause of what followed it.
+            (left, Err(cause)) => {
+                if let Err(e) = left {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "failed after the apply thread had failed"
+                    );
+                }
+                Err(cause)
+            }
+        }
+    });
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(e) => {
+            // A commit in flight that failed is the cause of what followed it.
+            let e = match lock(&engine).failed_landing() {
+                Some(cause) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "failed after the commit in flight had failed"
+                    );
+                    cause
+                }
+                None => e,
+            };
+            tracing::error!(
+                error = format!("{e:#}"),
+                "stopping without a final commit; a restart resumes from the last one"
+            );
+            return Err(e);
+        }
+    };
+    drop(consumer);
+    tracing::info!("left the group");
+    Ok(summary)
+}
+
+/// How long a poll waits for a record when none is gathering.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
+/// The consumer thread: polls, prepares and feeds records to the apply
+/// thread until SIGTERM, a failure or (`until_end`) the end of input.
+fn poll_records(
+    run: &GroupRun,
+    consumer: &BaseConsumer<GroupContext>,
+    engine: &Shared,
+    feed: &Feed,
+    prepare: &Prepare,
+    topics: &AppTopics,
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
+    let cfg = &run.config;
     let started = Instant::now();
     let mut processed: u64 = 0;
     let mut last_check = Instant::now();
     let mut last_lag = Instant::now();
-    let result: Result<()> = loop {
+    loop {
         run.health.beat();
         if let Some(e) = consumer
             .context()
@@ -245,39 +332,34 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
             .ok()
             .and_then(|mut f| f.take())
         {
-            break Err(e);
+            return Err(e);
         }
         if run.shutdown.requested() {
-            break Ok(());
-        }
-        // A commit that landed in the background: its offsets, for the group.
-        match lock(&engine).take_landed() {
-            Ok(positions) => commit_positions(&consumer, &positions, CommitMode::Async),
-            Err(e) => {
-                metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit").increment(1);
-                break Err(e);
-            }
+            return Ok(());
         }
         if cfg.kafka.max_records_per_second > 0 {
             let allowed = started.elapsed().as_secs_f64() * cfg.kafka.max_records_per_second as f64;
             if processed as f64 > allowed {
+                feed.flush()?;
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             }
         }
-        let idle = match consumer.poll(Duration::from_millis(100)) {
+        // Gathered records wait for their hand-off only while more are
+        // ready at once.
+        let wait = if feed.has_pending() {
+            Duration::ZERO
+        } else {
+            POLL_WAIT
+        };
+        let idle = match consumer.poll(wait) {
             Some(Ok(m)) => {
                 processed += 1;
-                let log_end = |t: &str, p: i32| fetched_log_end(consumer.client(), t, p);
-                if let Err(e) = lock(&engine).on_message(&m, &log_end) {
-                    break Err(e);
-                }
+                feed.push(Item::Record(prepare.record(&m)?))?;
                 false
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                if let Err(e) = on_partition_end(&consumer, &engine, &topics, p) {
-                    break Err(e);
-                }
+                on_partition_end(consumer, feed, topics, p)?;
                 // Live, partitions reach their end after every fetch: that is
                 // no reason to commit (the interval or an empty poll is).
                 false
@@ -286,33 +368,21 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
                 tracing::warn!(error = %e, "consumer error");
                 true
             }
+            None if wait.is_zero() => {
+                feed.flush()?;
+                false
+            }
             None => true,
         };
+        if idle {
+            feed.push(Item::Idle)?;
+            feed.flush()?;
+        }
         // One clock read per loop turn, shared by the checks below.
         let now = Instant::now();
-        let due = {
-            let e = lock(&engine);
-            !e.is_clean()
-                && (e.uncommitted.reached(cfg.kafka.commit_records)
-                    || now.saturating_duration_since(e.last_commit) >= interval
-                    || e.wants_commit()
-                    || idle)
-        };
-        if due {
-            // Processing goes on while it lands; the next one waits for it.
-            let positions = match lock(&engine).commit_in_background() {
-                Ok(p) => p,
-                Err(e) => {
-                    metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit")
-                        .increment(1);
-                    break Err(e);
-                }
-            };
-            commit_positions(&consumer, &positions, CommitMode::Async);
-        }
         if now.saturating_duration_since(last_lag) >= Duration::from_secs(5) {
             last_lag = now;
-            report_lag(&consumer);
+            report_lag(consumer);
         }
         // Three round trips to the brokers (committed offsets, log starts and
         // ends): only for the bar, or for `--until-end` once the input seems
@@ -325,46 +395,90 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         };
         if (run.progress || awaiting_end) && now.saturating_duration_since(last_check) >= every {
             last_check = now;
-            match group_progress(&consumer, &topics) {
+            match group_progress(consumer, topics) {
                 Ok((done, total)) => {
                     bar.set_length(total);
                     bar.set_position(done);
                     if awaiting_end && done >= total {
-                        match finish_if_caught_up(&consumer, &engine, &topics) {
-                            Ok(true) => break Ok(()),
-                            Ok(false) => {}
-                            Err(e) => break Err(e),
+                        feed.sync()?;
+                        if finish_if_caught_up(consumer, engine, topics)? {
+                            return Ok(());
                         }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the group's progress"),
             }
         }
-    };
-    bar.finish_and_clear();
-    if let Err(e) = result {
-        // A commit in flight that failed is the cause of what followed it.
-        let e = match lock(&engine).failed_landing() {
-            Some(cause) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "failed after the commit in flight had failed"
-                );
-                cause
-            }
-            None => e,
-        };
-        tracing::error!(
-            error = format!("{e:#}"),
-            "stopping without a final commit; a restart resumes from the last one"
-        );
-        return Err(e);
     }
-    let positions = lock(&engine).commit()?;
-    commit_positions(&consumer, &positions, CommitMode::Sync);
-    let summary = lock(&engine).summary();
+}
+
+/// The apply thread: applies the fed items in order and commits as the
+/// configuration says (SPEC 8), until [`Item::Stop`] or a failure.
+fn apply_items(
+    batches: Receiver<Vec<Item>>,
+    engine: &Shared,
+    consumer: &BaseConsumer<GroupContext>,
+    kafka: &KafkaConfig,
+) -> Result<()> {
+    let log_end = |t: &str, p: i32| fetched_log_end(consumer.client(), t, p);
+    for batch in batches {
+        let mut e = lock(engine);
+        let mut idle = false;
+        for item in batch {
+            match item {
+                Item::Record(record) => e.apply(record, &log_end)?,
+                Item::InputEnd {
+                    topic,
+                    partition,
+                    end,
+                    position,
+                } => e.on_input_end(&topic, partition, end, position)?,
+                Item::Idle => idle = true,
+                // Everything fed before it is applied.
+                Item::Sync(done) => {
+                    let _ = done.send(());
+                }
+                Item::Stop => return Ok(()),
+            }
+        }
+        commit_if_due(&mut e, consumer, kafka, idle).inspect_err(|_| {
+            metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit").increment(1);
+        })?;
+    }
+    Ok(())
+}
+
+/// Gives the group the offsets of a commit that landed in the background,
+/// and starts the next commit when it is due: `commit_records` records, the
+/// interval, the cache's share of uncommitted state, or an idle poll.
+fn commit_if_due(
+    e: &mut Engine,
+    consumer: &BaseConsumer<GroupContext>,
+    kafka: &KafkaConfig,
+    idle: bool,
+) -> Result<()> {
+    commit_positions(consumer, &e.take_landed()?, CommitMode::Async);
+    let due = !e.is_clean()
+        && (e.uncommitted.reached(kafka.commit_records)
+            || e.last_commit.elapsed() >= kafka.commit_interval
+            || e.wants_commit()
+            || idle);
+    if due {
+        // Processing goes on while it lands; the next one waits for it.
+        let positions = e.commit_in_background()?;
+        commit_positions(consumer, &positions, CommitMode::Async);
+    }
+    Ok(())
+}
+
+/// The last commit, then leaving the group (the revocation callback finds
+/// every task committed and releases it). Returns the accounting of the
+/// tasks held.
+fn leave(consumer: &BaseConsumer<GroupContext>, engine: &Shared) -> Result<Summary> {
+    let positions = lock(engine).commit()?;
+    commit_positions(consumer, &positions, CommitMode::Sync);
+    let summary = lock(engine).summary();
     consumer.unsubscribe();
-    // Let the revocation callback run (commit is clean, tasks are released).
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if consumer.poll(Duration::from_millis(100)).is_none()
@@ -373,8 +487,6 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
             break;
         }
     }
-    drop(consumer);
-    tracing::info!("left the group");
     Ok(summary)
 }
 
@@ -389,7 +501,7 @@ const UNTIL_END_CHECK: Duration = Duration::from_millis(200);
 /// read up to is idle (the repartition topic's ends are not input ends).
 fn on_partition_end(
     consumer: &BaseConsumer<GroupContext>,
-    engine: &Shared,
+    feed: &Feed,
     topics: &AppTopics,
     partition: i32,
 ) -> Result<()> {
@@ -406,7 +518,12 @@ fn on_partition_end(
             .find_partition(e.topic(), partition)
             .and_then(|p| p.offset().to_raw())
             .filter(|o| *o >= 0);
-        lock(engine).on_input_end(e.topic(), partition, end, position)?;
+        feed.push(Item::InputEnd {
+            topic: e.topic().to_string(),
+            partition,
+            end,
+            position,
+        })?;
     }
     Ok(())
 }

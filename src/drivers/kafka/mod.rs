@@ -3,15 +3,18 @@
 //! One consumer per instance subscribes to the input topics and to
 //! `<app_id>-repartition` in group `<app_id>` (cooperative-sticky). Records
 //! of input partitions go to router tasks, records of repartition partitions
-//! to join tasks ([`engine`]). Every `commit_interval` (or
-//! `commit_records`) the instance commits: repartition/DLQ deliveries,
-//! Parquet segments behind an intent, changelogs and checkpoints, local
-//! state, then the group offsets. Revoked partitions are committed and
-//! released inside the rebalance callback; assigned ones restore lazily
-//! before their first record.
+//! to join tasks ([`engine`]). The consumer thread polls and parses
+//! ([`prepare`]); an apply thread runs the tasks ([`pipeline`]). Every
+//! `commit_interval` (or `commit_records`) the instance commits:
+//! repartition/DLQ deliveries, Parquet segments behind an intent,
+//! changelogs and checkpoints, local state, then the group offsets. Revoked
+//! partitions are committed and released inside the rebalance callback;
+//! assigned ones restore lazily before their first record.
 
 pub mod engine;
 pub mod group;
+pub mod pipeline;
+pub mod prepare;
 pub mod produce;
 pub mod repartition;
 pub mod replay;

@@ -109,6 +109,19 @@ impl AppTopics {
         bail!("record from unexpected topic {topic}")
     }
 
+    /// The input (topic, partition) of router task `index`.
+    pub fn router_input(&self, index: u32) -> Option<(&str, i32)> {
+        let mut base = 0u32;
+        for (t, n) in &self.inputs {
+            let n = *n as u32;
+            if index < base + n {
+                return Some((t, (index - base) as i32));
+            }
+            base += n;
+        }
+        None
+    }
+
     /// Changelogs of router task `index`.
     pub fn router_log(&self, index: u32) -> TaskLog {
         TaskLog {
@@ -180,6 +193,11 @@ mod tests {
         assert_eq!(t.router_index("b", 0).unwrap(), 2);
         assert!(t.router_index("b", 3).is_err());
         assert!(t.router_index("c", 0).is_err());
+        for (topic, partition) in [("a", 0), ("a", 1), ("b", 0), ("b", 2)] {
+            let index = t.router_index(topic, partition).unwrap();
+            assert_eq!(t.router_input(index), Some((topic, partition)));
+        }
+        assert_eq!(t.router_input(5), None);
         assert_eq!(t.changelog("pending"), "app-pending-changelog");
         assert_eq!(t.internal_specs().len(), 2 + 2 + 8);
     }
