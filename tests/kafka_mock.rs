@@ -4,7 +4,7 @@
 //! outputs equal a file-mode run. Also: restore with compensation of an
 //! unfinished commit, directly on the topology's changelog API; the log bounds
 //! of many partitions in one ListOffsets round; the `eventrouter` layout's
-//! headers.
+//! headers; no commit after a record fails.
 
 mod common;
 mod kafka_support;
@@ -317,6 +317,62 @@ fn sigterm_with_the_broker_gone_exits_non_zero_within_the_shutdown_timeout() {
     eprintln!("exit {status} after {:?}", sent.elapsed());
     if status.code() == Some(5) {
         assert!(log.contains("shutdown timed out after 3s"), "{log}");
+    }
+}
+
+#[test]
+fn after_a_record_fails_the_engine_commits_nothing_more() {
+    use neonblue::drivers::kafka::prepare::Consumed;
+    use neonblue::drivers::kafka::repartition::Repartitioned;
+    use neonblue::drivers::kafka::{AppTopics, Engine, OutputStart};
+
+    let cluster = mock_app("failing", "events", 1);
+    let mut base = rdkafka::ClientConfig::new();
+    base.set("bootstrap.servers", cluster.bootstrap_servers());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = neonblue::config::Config::default();
+    cfg.output.url = dir.path().join("out").display().to_string();
+    let db = StateDb::open(&dir.path().join("state"), 1 << 20).unwrap();
+    let topics = AppTopics::new("failing", vec![("events".into(), 1)], 0);
+    let mut engine = Engine::new(&cfg, topics, db, &base, OutputStart::default()).unwrap();
+    let no_log_end = |_: &str, _: i32| None;
+    let repartition = |offset, bytes: &[u8]| Consumed::Repartition {
+        partition: 0,
+        offset,
+        record: Repartitioned::decode(Some(bytes)),
+    };
+
+    // A watermark record applies and commits.
+    let watermark = Repartitioned::Watermark {
+        topic: "events".into(),
+        partition: 0,
+        time: neonblue_topology::SourceTime {
+            position: 1,
+            time: Some(1_700_000_000_000_000),
+            idle: false,
+        },
+    }
+    .encode();
+    engine
+        .apply(repartition(0, &watermark), &no_log_end)
+        .unwrap();
+    let positions = engine.commit().unwrap();
+    assert_eq!(positions, [("failing-repartition".to_string(), 0, 1)]);
+
+    // A record this version cannot read fails; after it, nothing commits:
+    // not in line, not in the background, and no landed positions are
+    // handed out (a restart resumes from offset 1).
+    let err = engine
+        .apply(repartition(1, &[9, 9]), &no_log_end)
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("record format 9"), "{err:#}");
+    for refused in [
+        engine.commit().map(|_| ()),
+        engine.commit_in_background().map(|_| ()),
+        engine.take_landed().map(|_| ()),
+    ] {
+        let err = refused.unwrap_err().to_string();
+        assert!(err.contains("an earlier failure"), "{err}");
     }
 }
 

@@ -246,6 +246,9 @@ pub struct Engine {
     counters: RecordCounters,
     /// The commit landing on the committer thread (one at a time).
     landing: Option<std::thread::JoinHandle<Result<Landed>>>,
+    /// A call failed: the state may hold half a record, or a segment that
+    /// did not land, so nothing more is committed from it.
+    failed: bool,
     /// Positions of landed commits, not yet given to the consumer group.
     landed: Vec<Position>,
     /// The output batches of the last landed commit, emptied
@@ -281,6 +284,7 @@ impl Engine {
             inflight: Vec::new(),
             counters: RecordCounters::new(),
             landing: None,
+            failed: false,
             landed: Vec::new(),
             spare_batches: Vec::new(),
             output_start,
@@ -298,7 +302,7 @@ impl Engine {
     /// `log_end` tells where a partition's log ends, to tell re-deliveries
     /// from a re-created topic.
     pub fn apply(&mut self, record: Consumed, log_end: LogEnd<'_>) -> Result<()> {
-        match record {
+        let applied = match record {
             Consumed::Input {
                 router,
                 offset,
@@ -316,7 +320,25 @@ impl Engine {
                 self.uncommitted.count(true);
                 self.on_routed(partition, offset, record, log_end)
             }
+        };
+        self.failing(applied)
+    }
+
+    /// Remembers a failure (see [`Engine::commit`]).
+    fn failing<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.failed = true;
         }
+        result
+    }
+
+    /// Refuses to commit after a failure.
+    fn ensure_sound(&self) -> Result<()> {
+        anyhow::ensure!(
+            !self.failed,
+            "an earlier failure stopped this instance's commits; a restart resumes from the last commit"
+        );
+        Ok(())
     }
 
     /// The consumer reached the end of an input partition (`end`, the log end
@@ -324,6 +346,17 @@ impl Engine {
     /// partition's router has read everything, the partition is idle and no
     /// longer holds the watermark back (SPEC 5.1).
     pub fn on_input_end(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        end: i64,
+        position: Option<i64>,
+    ) -> Result<()> {
+        let marked = self.mark_input_end(topic, partition, end, position);
+        self.failing(marked)
+    }
+
+    fn mark_input_end(
         &mut self,
         topic: &str,
         partition: i32,
@@ -487,10 +520,9 @@ impl Engine {
             Parsed::Dead(dead) => {
                 metrics::counter!(names::DEAD_LETTERS_TOTAL, "reason" => dead.reason.clone())
                     .increment(1);
-                let out = dead_letter
-                    .as_deref()
-                    .context("a rejected record came without its dead-letter record")?;
-                inflight.push(producer.send_record(out.record(&topics.dlq))?);
+                let out =
+                    dead_letter.context("a rejected record came without its dead-letter record")?;
+                inflight.push(out.send(producer, &topics.dlq)?);
             }
             Parsed::Skip(reason) => {
                 metrics::counter!(names::SKIPPED_TOTAL, "reason" => reason.as_str()).increment(1);
@@ -648,8 +680,16 @@ impl Engine {
 
     /// Commits every dirty task in line: waits for the commit in flight, then
     /// seals and lands the rest. Returns the positions to commit to the
-    /// consumer group (rebalances, the end of input, shutdown).
+    /// consumer group (rebalances, the end of input, shutdown). After any
+    /// failed call, this and every other commit fail: nothing more is
+    /// committed, and a restart resumes from the last commit.
     pub fn commit(&mut self) -> Result<Vec<Position>> {
+        self.ensure_sound()?;
+        let committed = self.commit_in_line();
+        self.failing(committed)
+    }
+
+    fn commit_in_line(&mut self) -> Result<Vec<Position>> {
         self.finish_landing()?;
         if let Some(sealed) = self.seal()? {
             let landed = land(sealed, &self.producer, &self.db, &self.outputs)?;
@@ -664,6 +704,12 @@ impl Engine {
     /// thread while processing goes on. Returns the positions of commits
     /// that landed meanwhile.
     pub fn commit_in_background(&mut self) -> Result<Vec<Position>> {
+        self.ensure_sound()?;
+        let started = self.start_commit();
+        self.failing(started)
+    }
+
+    fn start_commit(&mut self) -> Result<Vec<Position>> {
         self.finish_landing()?;
         if let Some(sealed) = self.seal()? {
             let (producer, db, outputs) =
@@ -681,8 +727,10 @@ impl Engine {
     /// The positions of commits that landed since the last call (without
     /// waiting for the one in flight).
     pub fn take_landed(&mut self) -> Result<Vec<Position>> {
+        self.ensure_sound()?;
         if self.landing_finished() {
-            self.finish_landing()?;
+            let landed = self.finish_landing();
+            self.failing(landed)?;
         }
         Ok(std::mem::take(&mut self.landed))
     }
@@ -694,7 +742,8 @@ impl Engine {
         if !self.landing_finished() {
             return None;
         }
-        self.finish_landing().err()
+        let landed = self.finish_landing();
+        self.failing(landed).err()
     }
 
     /// True when the commit in flight has finished, landed or failed.
@@ -834,12 +883,18 @@ impl Engine {
 
     /// Position of a repartition partition's task, restoring it if needed.
     pub fn join_position(&mut self, partition: i32) -> Result<i64> {
-        Ok(self.join(partition)?.position)
+        let position = self.join(partition).map(|t| t.position);
+        self.failing(position)
     }
 
     /// End of input (`--until-end`, replays): resolves every pending event
     /// and closes every window of the given join partitions.
     pub fn drain(&mut self, partitions: &[i32]) -> Result<()> {
+        let drained = self.drain_joins(partitions);
+        self.failing(drained)
+    }
+
+    fn drain_joins(&mut self, partitions: &[i32]) -> Result<()> {
         for &p in partitions {
             let t = self.join(p)?;
             if !t.task.drained {

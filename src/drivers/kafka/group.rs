@@ -1,7 +1,7 @@
 //! The consumer-group loop of one instance.
 
 use super::engine::{Engine, OutputStart};
-use super::pipeline::{Feed, Item};
+use super::pipeline::{AbortOnDrop, Batches, Feed, Item};
 use super::prepare::Prepare;
 use super::topics::AppTopics;
 use crate::config::{Config, KafkaConfig};
@@ -16,7 +16,6 @@ use neonblue_topology::kafka::{
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,8 +77,12 @@ impl ConsumerContext for GroupContext {
             .collect();
         // Every record polled before the revocation is applied first.
         if let Err(e) = self.feed.sync() {
-            tracing::warn!(partitions = ?revoked, "partitions revoked after the apply thread stopped: nothing more is committed");
-            self.fail(e);
+            if self.feed.stopped() {
+                tracing::info!(partitions = ?revoked, "partitions revoked after the last commit");
+            } else {
+                tracing::warn!(partitions = ?revoked, "partitions revoked after the apply thread stopped: nothing more is committed");
+                self.fail(e);
+            }
             return;
         }
         let mut engine = lock(&self.engine);
@@ -253,13 +256,19 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
                 apply_items(batches, &engine, &consumer, &cfg.kafka)
             })
             .context("cannot start the apply thread")?;
+        // A failure or panic here stops the apply thread at once.
+        let _abort = AbortOnDrop(&feed);
         let bar = crate::ops::progress::records_bar(run.progress);
         let polled = poll_records(&run, &consumer, &engine, &feed, &prepare, &topics, &bar);
         bar.finish_and_clear();
         let left = polled
             .and_then(|()| feed.sync())
             .and_then(|()| leave(&consumer, &engine));
-        feed.stop();
+        if left.is_ok() {
+            feed.stop();
+        } else {
+            feed.abort();
+        }
         let applied = applier
             .join()
             .unwrap_or_else(|_| Err(anyhow!("the apply thread panicked")));
@@ -415,13 +424,14 @@ fn poll_records(
 /// The apply thread: applies the fed items in order and commits as the
 /// configuration says (SPEC 8), until [`Item::Stop`] or a failure.
 fn apply_items(
-    batches: Receiver<Vec<Item>>,
+    batches: Batches,
     engine: &Shared,
     consumer: &BaseConsumer<GroupContext>,
     kafka: &KafkaConfig,
 ) -> Result<()> {
     let log_end = |t: &str, p: i32| fetched_log_end(consumer.client(), t, p);
-    for batch in batches {
+    let mut synced = Vec::new();
+    while let Some(batch) = batches.next() {
         let mut e = lock(engine);
         let mut idle = false;
         for item in batch {
@@ -434,16 +444,20 @@ fn apply_items(
                     position,
                 } => e.on_input_end(&topic, partition, end, position)?,
                 Item::Idle => idle = true,
-                // Everything fed before it is applied.
-                Item::Sync(done) => {
-                    let _ = done.send(());
-                }
+                Item::Sync(done) => synced.push(done),
                 Item::Stop => return Ok(()),
             }
+        }
+        if batches.aborted() {
+            return Ok(());
         }
         commit_if_due(&mut e, consumer, kafka, idle).inspect_err(|_| {
             metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit").increment(1);
         })?;
+        // Everything fed before them is applied, and nothing failed.
+        for done in synced.drain(..) {
+            let _ = done.send(());
+        }
     }
     Ok(())
 }

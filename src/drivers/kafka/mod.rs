@@ -4,7 +4,8 @@
 //! `<app_id>-repartition` in group `<app_id>` (cooperative-sticky). Records
 //! of input partitions go to router tasks, records of repartition partitions
 //! to join tasks ([`engine`]). The consumer thread polls and parses
-//! ([`prepare`]); an apply thread runs the tasks ([`pipeline`]). Every
+//! ([`prepare`]) and hands them to an apply thread, which runs the tasks
+//! ([`pipeline`], [`group`]). Every
 //! `commit_interval` (or `commit_records`) the instance commits:
 //! repartition/DLQ deliveries, Parquet segments behind an intent,
 //! changelogs and checkpoints, local state, then the group offsets. Revoked

@@ -10,8 +10,9 @@
 
 use super::prepare::Consumed;
 use anyhow::{anyhow, Result};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Items per hand-off: the channel's cost spread over many records.
 const BATCH: usize = 256;
@@ -36,13 +37,18 @@ pub enum Item {
         /// The consumer's position in it, if known.
         position: Option<i64>,
     },
-    /// A poll found no record for its whole wait.
+    /// A poll found no record for its whole wait, or failed.
     Idle,
-    /// Answered once every earlier item is applied.
+    /// Answered once every earlier item is applied and the commit step
+    /// after them succeeded.
     Sync(Sender<()>),
     /// The apply thread ends.
     Stop,
 }
+
+const RUNNING: u8 = 0;
+const STOPPED: u8 = 1;
+const ABORTED: u8 = 2;
 
 /// The consumer thread's end: items gather into batches until a batch is
 /// full or [`Feed::flush`].
@@ -51,17 +57,40 @@ pub struct Feed {
     // Only the consumer thread touches it (rebalance callbacks run there
     // too); the lock makes the feed shareable with the consumer's context.
     pending: Mutex<Vec<Item>>,
+    state: Arc<AtomicU8>,
+}
+
+/// The apply thread's end of a [`Feed`].
+pub struct Batches {
+    received: Receiver<Vec<Item>>,
+    state: Arc<AtomicU8>,
+}
+
+impl Batches {
+    /// The next batch; `None` once the feed is gone or aborted.
+    pub fn next(&self) -> Option<Vec<Item>> {
+        let batch = self.received.recv().ok()?;
+        (!self.aborted()).then_some(batch)
+    }
+
+    /// True once the consumer thread failed: nothing more is applied or
+    /// committed.
+    pub fn aborted(&self) -> bool {
+        self.state.load(Ordering::Acquire) == ABORTED
+    }
 }
 
 impl Feed {
     /// A feed and the apply thread's end of it.
-    pub fn new() -> (Feed, Receiver<Vec<Item>>) {
+    pub fn new() -> (Feed, Batches) {
         let (batches, received) = sync_channel(BATCHES_AHEAD);
+        let state = Arc::new(AtomicU8::new(RUNNING));
         let feed = Feed {
             batches,
             pending: Mutex::new(Vec::with_capacity(BATCH)),
+            state: state.clone(),
         };
-        (feed, received)
+        (feed, Batches { received, state })
     }
 
     fn pending(&self) -> MutexGuard<'_, Vec<Item>> {
@@ -102,13 +131,33 @@ impl Feed {
         applied.recv().map_err(|_| stopped())
     }
 
-    /// Ends the apply thread after the items handed over; items still
-    /// gathering are dropped (their records are not committed, so whoever
-    /// reads their partitions next reads them again).
+    /// Ends the apply thread once everything fed is applied ([`Feed::sync`]
+    /// first): the clean end of a run.
     pub fn stop(&self) {
-        self.pending().clear();
-        // An apply thread that already stopped needs no message.
-        let _ = self.batches.send(vec![Item::Stop]);
+        if self.state.swap(STOPPED, Ordering::AcqRel) == RUNNING {
+            // An apply thread that already ended needs no message.
+            let _ = self.send(vec![Item::Stop]);
+        }
+    }
+
+    /// True after [`Feed::stop`].
+    pub fn stopped(&self) -> bool {
+        self.state.load(Ordering::Acquire) == STOPPED
+    }
+
+    /// Ends the apply thread at once, after a failure of the consumer
+    /// thread: what waits is neither applied nor committed (its records are
+    /// not committed, so whoever reads their partitions next reads them
+    /// again). No-op after [`Feed::stop`].
+    pub fn abort(&self) {
+        let aborted =
+            self.state
+                .compare_exchange(RUNNING, ABORTED, Ordering::AcqRel, Ordering::Acquire);
+        if aborted.is_ok() {
+            self.pending().clear();
+            // Wakes an apply thread waiting for a batch.
+            let _ = self.send(vec![Item::Stop]);
+        }
     }
 
     fn send(&self, batch: Vec<Item>) -> Result<()> {
@@ -118,4 +167,122 @@ impl Feed {
 
 fn stopped() -> anyhow::Error {
     anyhow!("the apply thread stopped")
+}
+
+/// Aborts the feed when dropped, unless it stopped: a consumer thread that
+/// fails or panics stops the apply thread too.
+pub struct AbortOnDrop<'a>(pub &'a Feed);
+
+impl Drop for AbortOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drivers::kafka::repartition::Repartitioned;
+    use std::sync::Arc;
+
+    fn record(offset: i64) -> Item {
+        Item::Record(Consumed::Repartition {
+            partition: 0,
+            offset,
+            record: Repartitioned::decode(None),
+        })
+    }
+
+    /// An apply thread that notes what it receives, answering syncs.
+    fn apply_side(batches: Batches) -> (Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let noted = seen.clone();
+        let thread = std::thread::spawn(move || {
+            while let Some(batch) = batches.next() {
+                for item in batch {
+                    let note = match item {
+                        Item::Record(Consumed::Repartition { offset, .. }) => {
+                            format!("record {offset}")
+                        }
+                        Item::Record(Consumed::Input { .. }) => "input".into(),
+                        Item::InputEnd { partition, .. } => format!("end {partition}"),
+                        Item::Idle => "idle".into(),
+                        Item::Sync(done) => {
+                            let _ = done.send(());
+                            "sync".into()
+                        }
+                        Item::Stop => return,
+                    };
+                    noted.lock().unwrap().push(note);
+                }
+            }
+        });
+        (seen, thread)
+    }
+
+    #[test]
+    fn items_arrive_in_poll_order_and_sync_returns_once_all_are_applied() {
+        let (feed, batches) = Feed::new();
+        let (seen, thread) = apply_side(batches);
+        let records = 2 * BATCH as i64 + 7;
+        for offset in 0..records {
+            feed.push(record(offset)).unwrap();
+        }
+        feed.push(Item::InputEnd {
+            topic: "events".into(),
+            partition: 3,
+            end: records,
+            position: Some(records),
+        })
+        .unwrap();
+        feed.push(Item::Idle).unwrap();
+        assert!(feed.has_pending(), "the last, partial batch waits");
+        feed.sync().unwrap();
+        let mut expected: Vec<String> = (0..records).map(|o| format!("record {o}")).collect();
+        expected.extend(["end 3".into(), "idle".into(), "sync".into()]);
+        assert_eq!(*seen.lock().unwrap(), expected);
+        feed.stop();
+        assert!(feed.stopped());
+        thread.join().unwrap();
+        // Revocations after the end find the apply thread gone.
+        assert!(feed.sync().is_err());
+    }
+
+    #[test]
+    fn an_abort_applies_nothing_that_waits() {
+        let (feed, batches) = Feed::new();
+        let (seen, thread) = apply_side(batches);
+        feed.push(record(0)).unwrap();
+        feed.sync().unwrap();
+        feed.push(record(1)).unwrap();
+        {
+            // A consumer thread that fails (or panics) drops its guard.
+            let _abort = AbortOnDrop(&feed);
+        }
+        thread.join().unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["record 0", "sync"]);
+        assert!(!feed.stopped(), "aborted, not stopped");
+        assert!(feed.sync().is_err());
+    }
+
+    #[test]
+    fn an_abort_applies_no_batch_already_handed_over() {
+        let (feed, batches) = Feed::new();
+        for offset in 0..BATCH as i64 {
+            feed.push(record(offset)).unwrap();
+        }
+        feed.abort();
+        let (seen, thread) = apply_side(batches);
+        thread.join().unwrap();
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_feed_fails_once_the_apply_thread_is_gone() {
+        let (feed, batches) = Feed::new();
+        drop(batches);
+        assert!(feed.sync().is_err());
+        let full: Result<Vec<()>> = (0..BATCH as i64).map(|o| feed.push(record(o))).collect();
+        assert!(full.is_err(), "a full batch finds no one to take it");
+    }
 }

@@ -8,8 +8,9 @@ use crate::config::Config;
 use crate::domain::{DeadLetter, Micros, Parsed};
 use crate::parse::{parse_record, text_of, DeadLetterRecord, Headers, ParseContext, RawRecord};
 use anyhow::Result;
+use neonblue_topology::kafka::{ChangelogProducer, KafkaError};
 use rdkafka::message::{BorrowedMessage, Header, Headers as _, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::Message;
 
 /// A consumed record, ready for its task.
@@ -68,16 +69,25 @@ impl DeadLetterOut {
         }
     }
 
-    /// The record to produce to `topic`.
-    pub fn record<'a>(&'a self, topic: &'a str) -> FutureRecord<'a, [u8], [u8]> {
-        let mut record = FutureRecord::to(topic).headers(self.headers.clone());
-        if let Some(k) = &self.key {
+    /// Produces the record to `topic`.
+    pub fn send(
+        self,
+        producer: &ChangelogProducer,
+        topic: &str,
+    ) -> Result<DeliveryFuture, KafkaError> {
+        let DeadLetterOut {
+            key,
+            value,
+            headers,
+        } = self;
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
+        if let Some(k) = &key {
             record = record.key(k.as_slice());
         }
-        if let Some(v) = &self.value {
+        if let Some(v) = &value {
             record = record.payload(v.as_slice());
         }
-        record
+        producer.send_record(record)
     }
 }
 
