@@ -250,6 +250,18 @@ pub fn wait_ok(child: &mut Child, limit: Duration, what: &str, log: &Path) {
     }
 }
 
+/// Waits until the log at `path` has a line containing `needle`.
+pub fn wait_for_log(path: &Path, needle: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(path).is_ok_and(|log| log.contains(needle)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
 /// Waits until some Parquet object exists under `root`.
 pub fn wait_for_output(root: &Path, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;

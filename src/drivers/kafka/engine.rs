@@ -293,11 +293,6 @@ impl Engine {
         })
     }
 
-    /// The topics of the application.
-    pub fn topics(&self) -> &AppTopics {
-        &self.topics
-    }
-
     /// Applies one consumed record (input or repartition) to its task.
     /// `log_end` tells where a partition's log ends, to tell re-deliveries
     /// from a re-created topic.
@@ -322,6 +317,12 @@ impl Engine {
             }
         };
         self.failing(applied)
+    }
+
+    /// Commits nothing more (see [`Engine::commit`]): a call failed or
+    /// panicked.
+    pub fn mark_failed(&mut self) {
+        self.failed = true;
     }
 
     /// Remembers a failure (see [`Engine::commit`]).

@@ -361,6 +361,8 @@ fn poll_records(
         } else {
             POLL_WAIT
         };
+        // (Waiting polls only: one clock read per batch, not per record.)
+        let polled_at = (!wait.is_zero()).then(Instant::now);
         let idle = match consumer.poll(wait) {
             Some(Ok(m)) => {
                 processed += 1;
@@ -381,7 +383,9 @@ fn poll_records(
                 feed.flush()?;
                 false
             }
-            None => true,
+            // A poll that served a rebalance or an offset commit returns
+            // early: not idle.
+            None => polled_at.is_some_and(|t| t.elapsed() >= wait),
         };
         if idle {
             feed.push(Item::Idle)?;
@@ -451,7 +455,8 @@ fn apply_items(
         if batches.aborted() {
             return Ok(());
         }
-        commit_if_due(&mut e, consumer, kafka, idle).inspect_err(|_| {
+        let may_start = !batches.syncing();
+        commit_if_due(&mut e, consumer, kafka, idle, may_start).inspect_err(|_| {
             metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit").increment(1);
         })?;
         // Everything fed before them is applied, and nothing failed.
@@ -463,16 +468,19 @@ fn apply_items(
 }
 
 /// Gives the group the offsets of a commit that landed in the background,
-/// and starts the next commit when it is due: `commit_records` records, the
-/// interval, the cache's share of uncommitted state, or an idle poll.
+/// and (if `may_start`) starts the next commit when it is due:
+/// `commit_records` records, the interval, the cache's share of uncommitted
+/// state, or an idle poll.
 fn commit_if_due(
     e: &mut Engine,
     consumer: &BaseConsumer<GroupContext>,
     kafka: &KafkaConfig,
     idle: bool,
+    may_start: bool,
 ) -> Result<()> {
     commit_positions(consumer, &e.take_landed()?, CommitMode::Async);
-    let due = !e.is_clean()
+    let due = may_start
+        && !e.is_clean()
         && (e.uncommitted.reached(kafka.commit_records)
             || e.last_commit.elapsed() >= kafka.commit_interval
             || e.wants_commit()
@@ -542,8 +550,14 @@ fn on_partition_end(
     Ok(())
 }
 
+/// The engine; after a panic while it was held, one that commits nothing
+/// more.
 fn lock(engine: &Shared) -> std::sync::MutexGuard<'_, Engine> {
-    engine.lock().unwrap_or_else(|p| p.into_inner())
+    engine.lock().unwrap_or_else(|poisoned| {
+        let mut engine = poisoned.into_inner();
+        engine.mark_failed();
+        engine
+    })
 }
 
 /// (records of every input partition committed by the group, records in them).

@@ -3,14 +3,13 @@
 //! librdkafka serves rebalance callbacks inside `poll`, on the consumer
 //! thread. That thread polls and prepares records ([`super::prepare`]);
 //! the apply thread runs the tasks and their commits. Both work at once,
-//! one core each. Items keep the order they were polled in, and
-//! [`Feed::sync`] returns once every item fed before it is applied: a
-//! revoked partition's commit, the end of input and shutdown must see
-//! everything polled.
+//! one core each. Items keep the order they were polled in; a revoked
+//! partition's commit, the end of input and shutdown must see everything
+//! polled, and wait for it with [`Feed::sync`].
 
 use super::prepare::Consumed;
 use anyhow::{anyhow, Result};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -39,8 +38,7 @@ pub enum Item {
     },
     /// A poll found no record for its whole wait, or failed.
     Idle,
-    /// Answered once every earlier item is applied and the commit step
-    /// after them succeeded.
+    /// Answers a [`Feed::sync`].
     Sync(Sender<()>),
     /// The apply thread ends.
     Stop,
@@ -50,6 +48,15 @@ const RUNNING: u8 = 0;
 const STOPPED: u8 = 1;
 const ABORTED: u8 = 2;
 
+/// What both ends see.
+#[derive(Default)]
+struct Control {
+    /// RUNNING, STOPPED or ABORTED.
+    state: AtomicU8,
+    /// A [`Feed::sync`] waits.
+    syncing: AtomicBool,
+}
+
 /// The consumer thread's end: items gather into batches until a batch is
 /// full or [`Feed::flush`].
 pub struct Feed {
@@ -57,13 +64,13 @@ pub struct Feed {
     // Only the consumer thread touches it (rebalance callbacks run there
     // too); the lock makes the feed shareable with the consumer's context.
     pending: Mutex<Vec<Item>>,
-    state: Arc<AtomicU8>,
+    control: Arc<Control>,
 }
 
 /// The apply thread's end of a [`Feed`].
 pub struct Batches {
     received: Receiver<Vec<Item>>,
-    state: Arc<AtomicU8>,
+    control: Arc<Control>,
 }
 
 impl Batches {
@@ -76,7 +83,13 @@ impl Batches {
     /// True once the consumer thread failed: nothing more is applied or
     /// committed.
     pub fn aborted(&self) -> bool {
-        self.state.load(Ordering::Acquire) == ABORTED
+        self.control.state.load(Ordering::Acquire) == ABORTED
+    }
+
+    /// True while a [`Feed::sync`] waits: its caller commits in line next,
+    /// so no commit should start before it.
+    pub fn syncing(&self) -> bool {
+        self.control.syncing.load(Ordering::Acquire)
     }
 }
 
@@ -84,13 +97,13 @@ impl Feed {
     /// A feed and the apply thread's end of it.
     pub fn new() -> (Feed, Batches) {
         let (batches, received) = sync_channel(BATCHES_AHEAD);
-        let state = Arc::new(AtomicU8::new(RUNNING));
+        let control = Arc::new(Control::default());
         let feed = Feed {
             batches,
             pending: Mutex::new(Vec::with_capacity(BATCH)),
-            state: state.clone(),
+            control: control.clone(),
         };
-        (feed, Batches { received, state })
+        (feed, Batches { received, control })
     }
 
     fn pending(&self) -> MutexGuard<'_, Vec<Item>> {
@@ -123,18 +136,25 @@ impl Feed {
         self.send(batch)
     }
 
-    /// Returns once every item fed so far is applied.
+    /// Returns once every item fed so far is applied and the commit step
+    /// after them succeeded; meanwhile the apply thread starts no commit,
+    /// since the caller commits in line next. Fails once the apply thread
+    /// has ended or failed.
     pub fn sync(&self) -> Result<()> {
-        self.flush()?;
-        let (done, applied) = channel();
-        self.send(vec![Item::Sync(done)])?;
-        applied.recv().map_err(|_| stopped())
+        self.control.syncing.store(true, Ordering::Release);
+        let synced = self.flush().and_then(|()| {
+            let (done, applied) = channel();
+            self.send(vec![Item::Sync(done)])?;
+            applied.recv().map_err(|_| apply_thread_gone())
+        });
+        self.control.syncing.store(false, Ordering::Release);
+        synced
     }
 
     /// Ends the apply thread once everything fed is applied ([`Feed::sync`]
-    /// first): the clean end of a run.
+    /// first): the clean end of a run. No-op after [`Feed::abort`].
     pub fn stop(&self) {
-        if self.state.swap(STOPPED, Ordering::AcqRel) == RUNNING {
+        if self.shift(STOPPED) {
             // An apply thread that already ended needs no message.
             let _ = self.send(vec![Item::Stop]);
         }
@@ -142,30 +162,38 @@ impl Feed {
 
     /// True after [`Feed::stop`].
     pub fn stopped(&self) -> bool {
-        self.state.load(Ordering::Acquire) == STOPPED
+        self.control.state.load(Ordering::Acquire) == STOPPED
     }
 
     /// Ends the apply thread at once, after a failure of the consumer
-    /// thread: what waits is neither applied nor committed (its records are
-    /// not committed, so whoever reads their partitions next reads them
-    /// again). No-op after [`Feed::stop`].
+    /// thread: batches waiting are neither applied nor committed (their
+    /// records are not committed, so whoever reads their partitions next
+    /// reads them again); a batch being applied may still finish and
+    /// commit, since the consumer thread's failures leave the tasks sound.
+    /// No-op after [`Feed::stop`].
     pub fn abort(&self) {
-        let aborted =
-            self.state
-                .compare_exchange(RUNNING, ABORTED, Ordering::AcqRel, Ordering::Acquire);
-        if aborted.is_ok() {
+        if self.shift(ABORTED) {
             self.pending().clear();
-            // Wakes an apply thread waiting for a batch.
-            let _ = self.send(vec![Item::Stop]);
+            // Wakes an apply thread waiting for a batch; a full channel
+            // needs no message (the apply thread checks before each batch).
+            let _ = self.batches.try_send(vec![Item::Stop]);
         }
     }
 
+    /// Moves from RUNNING to `state`; false when no longer running.
+    fn shift(&self, state: u8) -> bool {
+        self.control
+            .state
+            .compare_exchange(RUNNING, state, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     fn send(&self, batch: Vec<Item>) -> Result<()> {
-        self.batches.send(batch).map_err(|_| stopped())
+        self.batches.send(batch).map_err(|_| apply_thread_gone())
     }
 }
 
-fn stopped() -> anyhow::Error {
+fn apply_thread_gone() -> anyhow::Error {
     anyhow!("the apply thread stopped")
 }
 
@@ -208,8 +236,11 @@ mod tests {
                         Item::InputEnd { partition, .. } => format!("end {partition}"),
                         Item::Idle => "idle".into(),
                         Item::Sync(done) => {
+                            // The apply thread starts no commit meanwhile.
+                            let note = format!("sync (syncing: {})", batches.syncing());
+                            noted.lock().unwrap().push(note);
                             let _ = done.send(());
-                            "sync".into()
+                            continue;
                         }
                         Item::Stop => return,
                     };
@@ -239,7 +270,7 @@ mod tests {
         assert!(feed.has_pending(), "the last, partial batch waits");
         feed.sync().unwrap();
         let mut expected: Vec<String> = (0..records).map(|o| format!("record {o}")).collect();
-        expected.extend(["end 3".into(), "idle".into(), "sync".into()]);
+        expected.extend(["end 3".into(), "idle".into(), "sync (syncing: true)".into()]);
         assert_eq!(*seen.lock().unwrap(), expected);
         feed.stop();
         assert!(feed.stopped());
@@ -260,7 +291,7 @@ mod tests {
             let _abort = AbortOnDrop(&feed);
         }
         thread.join().unwrap();
-        assert_eq!(*seen.lock().unwrap(), ["record 0", "sync"]);
+        assert_eq!(*seen.lock().unwrap(), ["record 0", "sync (syncing: true)"]);
         assert!(!feed.stopped(), "aborted, not stopped");
         assert!(feed.sync().is_err());
     }
@@ -275,6 +306,19 @@ mod tests {
         let (seen, thread) = apply_side(batches);
         thread.join().unwrap();
         assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_stop_after_an_abort_applies_nothing() {
+        let (feed, batches) = Feed::new();
+        for offset in 0..BATCH as i64 {
+            feed.push(record(offset)).unwrap();
+        }
+        feed.abort();
+        feed.stop();
+        assert!(!feed.stopped(), "still aborted");
+        assert!(batches.aborted());
+        assert!(batches.next().is_none());
     }
 
     #[test]
