@@ -296,13 +296,19 @@ mod tests {
         assert!(feed.sync().is_err());
     }
 
-    #[test]
-    fn an_abort_applies_no_batch_already_handed_over() {
+    /// A feed with one full batch handed over, then aborted.
+    fn aborted_after_one_batch() -> (Feed, Batches) {
         let (feed, batches) = Feed::new();
         for offset in 0..BATCH as i64 {
             feed.push(record(offset)).unwrap();
         }
         feed.abort();
+        (feed, batches)
+    }
+
+    #[test]
+    fn an_abort_applies_no_batch_already_handed_over() {
+        let (_feed, batches) = aborted_after_one_batch();
         let (seen, thread) = apply_side(batches);
         thread.join().unwrap();
         assert!(seen.lock().unwrap().is_empty());
@@ -310,11 +316,7 @@ mod tests {
 
     #[test]
     fn a_stop_after_an_abort_applies_nothing() {
-        let (feed, batches) = Feed::new();
-        for offset in 0..BATCH as i64 {
-            feed.push(record(offset)).unwrap();
-        }
-        feed.abort();
+        let (feed, batches) = aborted_after_one_batch();
         feed.stop();
         assert!(!feed.stopped(), "still aborted");
         assert!(batches.aborted());
