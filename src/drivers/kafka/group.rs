@@ -383,8 +383,8 @@ fn poll_records(
                 feed.flush()?;
                 false
             }
-            // A poll that served a rebalance or an offset commit returns
-            // early: not idle.
+            // A waiting poll (so `polled_at` is set) that served a
+            // rebalance returns early: not idle.
             None => polled_at.is_some_and(|t| t.elapsed() >= wait),
         };
         if idle {

@@ -86,8 +86,7 @@ impl Batches {
         self.control.state.load(Ordering::Acquire) == ABORTED
     }
 
-    /// True while a [`Feed::sync`] waits: its caller commits in line next,
-    /// so no commit should start before it.
+    /// True while a [`Feed::sync`] waits (no commit starts meanwhile).
     pub fn syncing(&self) -> bool {
         self.control.syncing.load(Ordering::Acquire)
     }
@@ -137,9 +136,10 @@ impl Feed {
     }
 
     /// Returns once every item fed so far is applied and the commit step
-    /// after them succeeded; meanwhile the apply thread starts no commit,
-    /// since the caller commits in line next. Fails once the apply thread
-    /// has ended or failed.
+    /// after them succeeded. Meanwhile the apply thread starts no commit:
+    /// callers commit in line next (a revocation, shutdown), or, when they
+    /// do not (the end of input not reached yet), leave it to the next
+    /// batch. Fails once the apply thread has ended or failed.
     pub fn sync(&self) -> Result<()> {
         self.control.syncing.store(true, Ordering::Release);
         let synced = self.flush().and_then(|()| {
@@ -168,9 +168,10 @@ impl Feed {
     /// Ends the apply thread at once, after a failure of the consumer
     /// thread: batches waiting are neither applied nor committed (their
     /// records are not committed, so whoever reads their partitions next
-    /// reads them again); a batch being applied may still finish and
-    /// commit, since the consumer thread's failures leave the tasks sound.
-    /// No-op after [`Feed::stop`].
+    /// reads them again). A batch being applied finishes, and commits only
+    /// if the abort came after the apply thread's check; that is sound,
+    /// since the consumer thread's failures leave the tasks sound. No-op
+    /// after [`Feed::stop`].
     pub fn abort(&self) {
         if self.shift(ABORTED) {
             self.pending().clear();
