@@ -297,26 +297,25 @@ impl Engine {
     /// `log_end` tells where a partition's log ends, to tell re-deliveries
     /// from a re-created topic.
     pub fn apply(&mut self, record: Consumed, log_end: LogEnd<'_>) -> Result<()> {
-        let applied = match record {
+        self.guarded(|e| match record {
             Consumed::Input {
                 router,
                 offset,
                 parsed,
                 dead_letter,
             } => {
-                self.uncommitted.count(false);
-                self.on_input(router, offset, parsed, dead_letter, log_end)
+                e.uncommitted.count(false);
+                e.on_input(router, offset, parsed, dead_letter, log_end)
             }
             Consumed::Repartition {
                 partition,
                 offset,
                 record,
             } => {
-                self.uncommitted.count(true);
-                self.on_routed(partition, offset, record, log_end)
+                e.uncommitted.count(true);
+                e.on_routed(partition, offset, record, log_end)
             }
-        };
-        self.failing(applied)
+        })
     }
 
     /// Commits nothing more (see [`Engine::commit`]): a call failed or
@@ -325,8 +324,9 @@ impl Engine {
         self.failed = true;
     }
 
-    /// Remembers a failure (see [`Engine::commit`]).
-    fn failing<T>(&mut self, result: Result<T>) -> Result<T> {
+    /// Runs `f`, remembering a failure (see [`Engine::commit`]).
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let result = f(self);
         if result.is_err() {
             self.failed = true;
         }
@@ -353,24 +353,15 @@ impl Engine {
         end: i64,
         position: Option<i64>,
     ) -> Result<()> {
-        let marked = self.mark_input_end(topic, partition, end, position);
-        self.failing(marked)
-    }
-
-    fn mark_input_end(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        end: i64,
-        position: Option<i64>,
-    ) -> Result<()> {
-        let index = self.topics.router_index(topic, partition)?;
-        let r = self.router(index)?;
-        if r.position.max(position.unwrap_or(i64::MIN)) >= end && !r.task.idle {
-            r.task.idle = true;
-            tracing::debug!(topic, partition, end, "input partition idle");
-        }
-        Ok(())
+        self.guarded(|e| {
+            let index = e.topics.router_index(topic, partition)?;
+            let r = e.router(index)?;
+            if r.position.max(position.unwrap_or(i64::MIN)) >= end && !r.task.idle {
+                r.task.idle = true;
+                tracing::debug!(topic, partition, end, "input partition idle");
+            }
+            Ok(())
+        })
     }
 
     /// Router task `index`, restored if needed.
@@ -686,17 +677,14 @@ impl Engine {
     /// committed, and a restart resumes from the last commit.
     pub fn commit(&mut self) -> Result<Vec<Position>> {
         self.ensure_sound()?;
-        let committed = self.commit_in_line();
-        self.failing(committed)
-    }
-
-    fn commit_in_line(&mut self) -> Result<Vec<Position>> {
-        self.finish_landing()?;
-        if let Some(sealed) = self.seal()? {
-            let landed = land(sealed, &self.producer, &self.db, &self.outputs)?;
-            self.acknowledge(landed);
-        }
-        Ok(latest_positions(std::mem::take(&mut self.landed)))
+        self.guarded(|e| {
+            e.finish_landing()?;
+            if let Some(sealed) = e.seal()? {
+                let landed = land(sealed, &e.producer, &e.db, &e.outputs)?;
+                e.acknowledge(landed);
+            }
+            Ok(latest_positions(std::mem::take(&mut e.landed)))
+        })
     }
 
     /// Commits every dirty task in the background: waits for the commit in
@@ -706,23 +694,19 @@ impl Engine {
     /// that landed meanwhile.
     pub fn commit_in_background(&mut self) -> Result<Vec<Position>> {
         self.ensure_sound()?;
-        let started = self.start_commit();
-        self.failing(started)
-    }
-
-    fn start_commit(&mut self) -> Result<Vec<Position>> {
-        self.finish_landing()?;
-        if let Some(sealed) = self.seal()? {
-            let (producer, db, outputs) =
-                (self.producer.clone(), self.db.clone(), self.outputs.clone());
-            let handle = std::thread::Builder::new()
-                .name("commit".into())
-                .spawn(move || land(sealed, &producer, &db, &outputs))
-                .context("cannot start the committer thread")?;
-            self.landing = Some(handle);
-            metrics::gauge!(names::COMMIT_IN_FLIGHT).set(1.0);
-        }
-        Ok(std::mem::take(&mut self.landed))
+        self.guarded(|e| {
+            e.finish_landing()?;
+            if let Some(sealed) = e.seal()? {
+                let (producer, db, outputs) = (e.producer.clone(), e.db.clone(), e.outputs.clone());
+                let handle = std::thread::Builder::new()
+                    .name("commit".into())
+                    .spawn(move || land(sealed, &producer, &db, &outputs))
+                    .context("cannot start the committer thread")?;
+                e.landing = Some(handle);
+                metrics::gauge!(names::COMMIT_IN_FLIGHT).set(1.0);
+            }
+            Ok(std::mem::take(&mut e.landed))
+        })
     }
 
     /// The positions of commits that landed since the last call (without
@@ -730,8 +714,7 @@ impl Engine {
     pub fn take_landed(&mut self) -> Result<Vec<Position>> {
         self.ensure_sound()?;
         if self.landing_finished() {
-            let landed = self.finish_landing();
-            self.failing(landed)?;
+            self.guarded(Self::finish_landing)?;
         }
         Ok(std::mem::take(&mut self.landed))
     }
@@ -743,8 +726,7 @@ impl Engine {
         if !self.landing_finished() {
             return None;
         }
-        let landed = self.finish_landing();
-        self.failing(landed).err()
+        self.guarded(Self::finish_landing).err()
     }
 
     /// True when the commit in flight has finished, landed or failed.
@@ -884,27 +866,23 @@ impl Engine {
 
     /// Position of a repartition partition's task, restoring it if needed.
     pub fn join_position(&mut self, partition: i32) -> Result<i64> {
-        let position = self.join(partition).map(|t| t.position);
-        self.failing(position)
+        self.guarded(|e| Ok(e.join(partition)?.position))
     }
 
     /// End of input (`--until-end`, replays): resolves every pending event
     /// and closes every window of the given join partitions.
     pub fn drain(&mut self, partitions: &[i32]) -> Result<()> {
-        let drained = self.drain_joins(partitions);
-        self.failing(drained)
-    }
-
-    fn drain_joins(&mut self, partitions: &[i32]) -> Result<()> {
-        for &p in partitions {
-            let t = self.join(p)?;
-            if !t.task.drained {
-                t.task.task.end_of_input(&mut t.task.out)?;
-                t.task.drained = true;
-                t.dirty = true;
+        self.guarded(|e| {
+            for &p in partitions {
+                let t = e.join(p)?;
+                if !t.task.drained {
+                    t.task.task.end_of_input(&mut t.task.out)?;
+                    t.task.drained = true;
+                    t.dirty = true;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// True when every join task of the application (held here or not) has
