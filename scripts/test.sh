@@ -140,4 +140,7 @@ echo "== architecture: layers only point down, no import cycles (scripts/module_
 echo "== end to end: PostgreSQL -> Debezium 3.6 -> Kafka (Tansu) -> neonblue -> ClickHouse + Parquet"
 "$PY" scripts/e2e/debezium_e2e.py --bin "$BIN"
 
+echo "== disk taken by the builds (a CI machine's disk is not unlimited)"
+du -sh target fuzz/target 2>/dev/null || true
+
 echo "== all checks passed"
