@@ -59,9 +59,10 @@ pub fn variant_performance(rows: &[EventRow]) -> BTreeMap<(u32, String), Variant
     for r in rows.iter().filter(|r| r.is_valid) {
         let key = (
             r.event.experiment_id,
-            r.variant_key
-                .clone()
-                .unwrap_or_else(|| format!("variant_{}", r.variant_id.unwrap_or(0))),
+            r.variant_key.as_deref().map_or_else(
+                || format!("variant_{}", r.variant_id.unwrap_or(0)),
+                str::to_owned,
+            ),
         );
         let (p, users) = table.entry(key).or_default();
         p.events += 1;

@@ -2,6 +2,7 @@
 
 use super::records::{Micros, Origin};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Why an event is invalid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +31,8 @@ pub struct EventRow {
     pub event: super::records::Event,
     /// Joined variant (from the assignment), if any.
     pub variant_id: Option<u32>,
-    /// Joined variant key.
-    pub variant_key: Option<String>,
+    /// Joined variant key (shared with the assignment's state: no copy per event).
+    pub variant_key: Option<Arc<str>>,
     /// `assigned_at` of the joined version.
     pub assigned_at: Option<Micros>,
     /// SPEC 4 validity.

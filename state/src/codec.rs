@@ -13,6 +13,16 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     bincode::serialize(value).expect("bincode serialisation of plain data")
 }
 
+/// Encodes a large value in one pass into a buffer of `room` bytes, which
+/// grows if the value needs more: [`encode`] walks the value twice, first
+/// to size its buffer (a third of the time of encoding a page).
+pub(crate) fn encode_with_room<T: Serialize + ?Sized>(value: &T, room: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(room);
+    // Serialising plain data into a Vec cannot fail.
+    bincode::serialize_into(&mut out, value).expect("bincode serialisation of plain data");
+    out
+}
+
 /// Encodes a value after `prefix` (a format byte, say), in one allocation.
 pub fn encode_after<T: Serialize + ?Sized>(prefix: &[u8], value: &T) -> Vec<u8> {
     // Serialising plain data into a Vec cannot fail.

@@ -25,6 +25,7 @@
 //! bound; `p` + page id → the page; `d` + page id → its delta. These are
 //! also its changelog records.
 
+use crate::codec::encode_with_room;
 use crate::{decode, encode, Budget, ChangeRecord, StateError, Store, StoreTree};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -589,6 +590,10 @@ where
             .map(|(_, id)| *id)
         {
             let p = self.page(id)?;
+            if p.entries.keys().next().is_some_and(|first| !take(first)) {
+                // Nothing to take (the usual case): no key to copy, no split.
+                break;
+            }
             let Some(kept) = p.entries.keys().find(|k| !take(k)).cloned() else {
                 out.extend(std::mem::take(&mut p.entries));
                 self.drop_page(id);
@@ -675,7 +680,9 @@ where
                 encoded.push((id, Encoded::Delta(delta)));
                 continue;
             }
-            let (value, len) = (encode(&p.entries), p.entries.len());
+            // Room for the page as last written, and for some growth.
+            let room = p.base_bytes + p.base_bytes / 4 + 4096;
+            let (value, len) = (encode_with_room(&p.entries, room), p.entries.len());
             if value.len() > PAGE_BYTES && len > 1 {
                 let upper = self.split_page(id, len / 2);
                 dirty.extend([id, upper]);
@@ -758,6 +765,6 @@ fn delta_of<K: Ord + Hash + Serialize, V: Serialize>(page: &Page<K, V>) -> Optio
         .map(|k| (k, page.entries.get(k)))
         .collect();
     delta.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let bytes = encode(&delta);
+    let bytes = encode_with_room(&delta, page.base_bytes / DELTA_SHARE);
     (bytes.len() * DELTA_SHARE <= page.base_bytes).then_some(bytes)
 }

@@ -29,6 +29,7 @@ use neonblue_state::{
 };
 use neonblue_topology::{Processor, StreamTime};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use windows::WindowStores;
 
 /// A pending event's deadline: (due, key, event id), in one-minute segments.
@@ -49,8 +50,8 @@ pub type Id = crate::domain::Text;
 pub struct VariantRef {
     /// Variant id.
     pub variant_id: u32,
-    /// Variant key.
-    pub variant_key: Option<String>,
+    /// Variant key (serialised like a `String`).
+    pub variant_key: Option<Arc<str>>,
     /// Watermark clock: the capture time of the delete that ended this
     /// version. Events captured before it still see the version.
     pub deleted_at: Option<Micros>,
@@ -67,7 +68,7 @@ impl VariantRef {
 /// What an event joins: the version it sees (SPEC 4).
 struct Joined {
     variant_id: u32,
-    variant_key: Option<String>,
+    variant_key: Option<Arc<str>>,
     assigned_at: Micros,
     /// `BeforeAssignment` when every version it sees is later than it.
     reason: Option<InvalidReason>,
@@ -332,7 +333,7 @@ impl JoinTask {
             a.assigned_at,
             VariantRef {
                 variant_id: a.variant_id,
-                variant_key: a.variant_key,
+                variant_key: a.variant_key.map(Arc::from),
                 deleted_at: None,
             },
         )?;
