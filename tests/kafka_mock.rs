@@ -4,7 +4,8 @@
 //! outputs equal a file-mode run. Also: restore with compensation of an
 //! unfinished commit, directly on the topology's changelog API; the log bounds
 //! of many partitions in one ListOffsets round; the `eventrouter` layout's
-//! headers; no commit after a record fails.
+//! headers; no commit after a record fails; a takeover by an instance on
+//! an empty disk, which restores every task from the changelogs.
 
 mod common;
 mod kafka_support;
@@ -95,17 +96,7 @@ fn sigterm_then_until_end_equals_file_mode() {
     };
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
 
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &a.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    wait_ok(
-        &mut a,
-        Duration::from_secs(60),
-        "SIGTERM shutdown",
-        &d.join("a.log"),
-    );
+    stop_with_sigterm(&mut a, &d.join("a.log"));
     let log = std::fs::read_to_string(d.join("a.log")).unwrap();
     assert!(log.contains("left the group"), "{log}");
     let partial = outputs(&d.join("out"));
@@ -124,6 +115,66 @@ fn sigterm_then_until_end_equals_file_mode() {
         &d.join("a.log"),
     );
     assert_same(&expected, &outputs(&d.join("out")), "SIGTERM + restart");
+}
+
+/// An instance rescheduled onto an empty disk: the first one stops
+/// mid-stream (SIGTERM), a second one with an empty state directory takes
+/// over its group. It restores every task from the changelogs, the join
+/// tasks with state in them, and finishes with the outputs of file mode.
+#[test]
+fn an_instance_on_an_empty_disk_restores_its_tasks_from_the_changelogs() {
+    let (app, topic) = ("mock-empty-disk", "mock-empty-disk-input");
+    let cluster = mock_app(app, topic, 4);
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = prepare_input(d, topic, 4, 3000, 9);
+    let expected = outputs(&file_run(&input, d, 4));
+    produce(&brokers, &input, topic, 4);
+
+    let mut first = start_instance(
+        &brokers,
+        app,
+        topic,
+        d,
+        "first",
+        &["--max-records-per-second", "500"],
+    );
+    assert!(
+        wait_for_output(&d.join("out"), Duration::from_secs(60)),
+        "no output; log:\n{}",
+        std::fs::read_to_string(d.join("first.log")).unwrap_or_default()
+    );
+    stop_with_sigterm(&mut first, &d.join("first.log"));
+    let partial = outputs(&d.join("out"));
+    assert!(
+        partial.events.len() < expected.events.len(),
+        "SIGTERM came too late to test a takeover ({} events)",
+        partial.events.len()
+    );
+
+    let mut second = start_instance(&brokers, app, topic, d, "second", &["--until-end"]);
+    wait_ok(
+        &mut second,
+        Duration::from_secs(120),
+        "the instance on an empty disk",
+        &d.join("second.log"),
+    );
+    let log = std::fs::read_to_string(d.join("second.log")).unwrap();
+    let restored = |kind: &str| {
+        log.lines().any(|l| {
+            l.contains(kind) && l.contains("incremental=false") && !l.contains(" records=0 ")
+        })
+    };
+    assert!(
+        restored("join task ready") && restored("router task ready"),
+        "no join and router task restored with state from the changelogs:\n{log}"
+    );
+    assert_same(
+        &expected,
+        &outputs(&d.join("out")),
+        "takeover on an empty disk",
+    );
 }
 
 /// The `eventrouter` layout takes a record's type from its headers: Kafka
@@ -178,6 +229,17 @@ fn eventrouter_headers_type_records_in_kafka_mode_as_in_file_mode() {
         &outputs(&d.join("out")),
         "eventrouter by headers",
     );
+}
+
+/// Stops an instance with SIGTERM (a graceful stop: it commits and leaves
+/// the group) and waits for its clean exit.
+fn stop_with_sigterm(child: &mut std::process::Child, log: &std::path::Path) {
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_ok(child, Duration::from_secs(60), "SIGTERM shutdown", log);
 }
 
 /// A mock cluster with `topic` (of `partitions`) and the internal topics of `app`.
