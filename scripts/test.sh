@@ -141,6 +141,6 @@ echo "== end to end: PostgreSQL -> Debezium 3.6 -> Kafka (Tansu) -> neonblue -> 
 "$PY" scripts/e2e/debezium_e2e.py --bin "$BIN"
 
 echo "== disk taken by the builds (a CI machine's disk is not unlimited)"
-du -sh target fuzz/target 2>/dev/null || true
+du -sh "${CARGO_TARGET_DIR:-target}" fuzz/target 2>/dev/null || true
 
 echo "== all checks passed"

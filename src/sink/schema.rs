@@ -386,6 +386,87 @@ mod tests {
         }
     }
 
+    /// Every column of `events` holds its own field: the values of columns
+    /// of one type differ (the booleans as far as two values allow), so two
+    /// such columns swapped would show.
+    #[test]
+    fn each_events_column_holds_its_field() {
+        use crate::domain::outputs::InvalidReason;
+        use crate::domain::records::{Event, Origin};
+        use arrow::util::display::array_value_to_string;
+        let row = EventRow {
+            event: Event {
+                event_id: "e-1".into(),
+                experiment_id: 11,
+                user_id: "u-2".into(),
+                event_type: "click".into(),
+                timestamp: 3_600_000_000 * 5 + 7,
+                session_id: Some("s-3".into()),
+                claimed_variant_id: Some(12),
+                page: Some("/pricing".into()),
+                device: Some("mobile".into()),
+                browser: Some("firefox".into()),
+                value: Some(2.5),
+                score: Some(-4),
+                properties: "{\"page\":\"/pricing\"}".into(),
+            },
+            variant_id: Some(13),
+            variant_key: Some("treatment".into()),
+            assigned_at: Some(1_000_000),
+            is_valid: false,
+            invalid_reason: Some(InvalidReason::BeforeAssignment),
+            is_late: true,
+            origin: Origin {
+                topic: "topic-x".into(),
+                partition: 14,
+                offset: 15,
+            },
+        };
+        let batch = events_batch(&[&row]).unwrap();
+        // Timestamps as their microseconds (arrow's display of a named
+        // time zone needs a feature this crate does not build).
+        let cell = |name: &str| {
+            let column = batch.column_by_name(name).unwrap();
+            match column.as_any().downcast_ref::<TimestampMicrosecondArray>() {
+                Some(ts) => ts.value(0).to_string(),
+                None => array_value_to_string(column, 0).unwrap(),
+            }
+        };
+        let expected = [
+            ("event_id", "e-1"),
+            ("experiment_id", "11"),
+            ("user_id", "u-2"),
+            ("session_id", "s-3"),
+            ("event_type", "click"),
+            ("timestamp", "18000000007"),
+            ("event_hour", "5"),
+            ("variant_id", "13"),
+            ("variant_key", "treatment"),
+            ("assigned_at", "1000000"),
+            ("is_valid", "false"),
+            ("invalid_reason", "before_assignment"),
+            ("is_late", "true"),
+            ("is_exposure", "false"),
+            ("is_click", "true"),
+            ("is_conversion", "false"),
+            ("claimed_variant_id", "12"),
+            ("variant_mismatch", "true"),
+            ("page", "/pricing"),
+            ("device", "mobile"),
+            ("browser", "firefox"),
+            ("value", "2.5"),
+            ("score", "-4"),
+            ("properties", "{\"page\":\"/pricing\"}"),
+            ("source_topic", "topic-x"),
+            ("source_partition", "14"),
+            ("source_offset", "15"),
+        ];
+        assert_eq!(expected.len(), events_schema().fields().len());
+        for (name, value) in expected {
+            assert_eq!(cell(name), value, "column {name}");
+        }
+    }
+
     #[test]
     fn empty_batches_build() {
         assert_eq!(events_batch(&[]).unwrap().num_rows(), 0);

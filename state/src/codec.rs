@@ -13,14 +13,15 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     bincode::serialize(value).expect("bincode serialisation of plain data")
 }
 
-/// Encodes a large value in one pass into a buffer of `room` bytes, which
-/// grows if the value needs more: [`encode`] walks the value twice, first
-/// to size its buffer (a third of the time of encoding a page).
-pub(crate) fn encode_with_room<T: Serialize + ?Sized>(value: &T, room: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(room);
+/// Encodes a large value in one pass through `scratch` (a buffer reused
+/// from value to value) and returns an exact-size copy: [`encode`] walks the
+/// value twice, first to size its buffer (a third of the time of encoding a
+/// page).
+pub(crate) fn encode_via<T: Serialize + ?Sized>(scratch: &mut Vec<u8>, value: &T) -> Vec<u8> {
+    scratch.clear();
     // Serialising plain data into a Vec cannot fail.
-    bincode::serialize_into(&mut out, value).expect("bincode serialisation of plain data");
-    out
+    bincode::serialize_into(&mut *scratch, value).expect("bincode serialisation of plain data");
+    scratch.as_slice().to_vec()
 }
 
 /// Encodes a value after `prefix` (a format byte, say), in one allocation.

@@ -25,7 +25,7 @@
 //! bound; `p` + page id → the page; `d` + page id → its delta. These are
 //! also its changelog records.
 
-use crate::codec::encode_with_room;
+use crate::codec::encode_via;
 use crate::{decode, encode, Budget, ChangeRecord, StateError, Store, StoreTree};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,6 +122,8 @@ pub struct PagedStore<K, V> {
     next_id: u64,
     tick: u64,
     entry_weight: usize,
+    /// The buffer pages and deltas are encoded in at a commit.
+    scratch: Vec<u8>,
 }
 
 fn page_key(id: u64) -> Vec<u8> {
@@ -177,6 +179,7 @@ where
             next_id: 0,
             tick: 0,
             entry_weight: INITIAL_ENTRY_WEIGHT,
+            scratch: Vec::new(),
         };
         for r in tree.scan(b"i") {
             let (k, v) = r?;
@@ -590,15 +593,17 @@ where
             .map(|(_, id)| *id)
         {
             let p = self.page(id)?;
-            if p.entries.keys().next().is_some_and(|first| !take(first)) {
-                // Nothing to take (the usual case): no key to copy, no split.
-                break;
-            }
-            let Some(kept) = p.entries.keys().find(|k| !take(k)).cloned() else {
+            let Some((position, kept)) = p.entries.keys().enumerate().find(|(_, k)| !take(k))
+            else {
                 out.extend(std::mem::take(&mut p.entries));
                 self.drop_page(id);
                 continue;
             };
+            if position == 0 {
+                // Nothing to take (the usual case): no key to copy, no split.
+                break;
+            }
+            let kept = kept.clone();
             let rest = p.entries.split_off(&kept);
             let taken = std::mem::replace(&mut p.entries, rest);
             for k in taken.keys() {
@@ -676,13 +681,11 @@ where
         let (mut bytes, mut entries) = (0usize, 0usize);
         while let Some(id) = dirty.pop() {
             let p = &self.resident[&id];
-            if let Some(delta) = delta_of(p) {
+            if let Some(delta) = delta_of(p, &mut self.scratch) {
                 encoded.push((id, Encoded::Delta(delta)));
                 continue;
             }
-            // Room for the page as last written, and for some growth.
-            let room = p.base_bytes + p.base_bytes / 4 + 4096;
-            let (value, len) = (encode_with_room(&p.entries, room), p.entries.len());
+            let (value, len) = (encode_via(&mut self.scratch, &p.entries), p.entries.len());
             if value.len() > PAGE_BYTES && len > 1 {
                 let upper = self.split_page(id, len / 2);
                 dirty.extend([id, upper]);
@@ -755,7 +758,10 @@ enum Encoded {
 /// The encoded delta of `page` (the current value of each key changed since
 /// it was written whole, `None` when removed), if the page was written
 /// whole before and the delta stays within [`DELTA_SHARE`] of it.
-fn delta_of<K: Ord + Hash + Serialize, V: Serialize>(page: &Page<K, V>) -> Option<Vec<u8>> {
+fn delta_of<K: Ord + Hash + Serialize, V: Serialize>(
+    page: &Page<K, V>,
+    scratch: &mut Vec<u8>,
+) -> Option<Vec<u8>> {
     if page.base_bytes == 0 || page.since_base.len() * DELTA_SHARE > page.entries.len() + 1 {
         return None;
     }
@@ -765,6 +771,6 @@ fn delta_of<K: Ord + Hash + Serialize, V: Serialize>(page: &Page<K, V>) -> Optio
         .map(|k| (k, page.entries.get(k)))
         .collect();
     delta.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let bytes = encode_with_room(&delta, page.base_bytes / DELTA_SHARE);
+    let bytes = encode_via(scratch, &delta);
     (bytes.len() * DELTA_SHARE <= page.base_bytes).then_some(bytes)
 }

@@ -629,3 +629,26 @@ impl Processor for JoinTask {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Assignment versions in state and changelogs keep the bytes they had
+    /// when the variant key was a `String`.
+    #[test]
+    fn a_variant_ref_is_stored_as_with_a_string_key() {
+        for key in [None, Some(""), Some("treatment"), Some("contrôle")] {
+            let stored = VariantRef {
+                variant_id: 7,
+                variant_key: key.map(Arc::from),
+                deleted_at: Some(-3),
+            };
+            let as_before = (7u32, key.map(String::from), Some(-3i64));
+            let bytes = neonblue_state::encode(&stored);
+            assert_eq!(bytes, neonblue_state::encode(&as_before));
+            let back: VariantRef = neonblue_state::decode(&bytes).unwrap();
+            assert_eq!(back, stored);
+        }
+    }
+}
