@@ -387,8 +387,8 @@ mod tests {
     }
 
     /// Every column of `events` holds its own field: the values of columns
-    /// of one type differ (the booleans as far as two values allow), so two
-    /// such columns swapped would show.
+    /// of one type differ (the six booleans in their pattern over three
+    /// rows), so two such columns swapped would show.
     #[test]
     fn each_events_column_holds_its_field() {
         use crate::domain::outputs::InvalidReason;
@@ -422,16 +422,23 @@ mod tests {
                 offset: 15,
             },
         };
-        let batch = events_batch(&[&row]).unwrap();
+        let mut conversion = row.clone();
+        (conversion.event.event_type, conversion.is_valid) = ("conversion".into(), true);
+        conversion.event.claimed_variant_id = None;
+        let mut exposure = row.clone();
+        (exposure.event.event_type, exposure.is_valid) = ("exposure".into(), true);
+        exposure.is_late = false;
+        let batch = events_batch(&[&row, &conversion, &exposure]).unwrap();
         // Timestamps as their microseconds (arrow's display of a named
         // time zone needs a feature this crate does not build).
-        let cell = |name: &str| {
+        let cell_of = |name: &str, i: usize| {
             let column = batch.column_by_name(name).unwrap();
             match column.as_any().downcast_ref::<TimestampMicrosecondArray>() {
-                Some(ts) => ts.value(0).to_string(),
-                None => array_value_to_string(column, 0).unwrap(),
+                Some(ts) => ts.value(i).to_string(),
+                None => array_value_to_string(column, i).unwrap(),
             }
         };
+        let cell = |name: &str| cell_of(name, 0);
         let expected = [
             ("event_id", "e-1"),
             ("experiment_id", "11"),
@@ -464,6 +471,18 @@ mod tests {
         assert_eq!(expected.len(), events_schema().fields().len());
         for (name, value) in expected {
             assert_eq!(cell(name), value, "column {name}");
+        }
+        let booleans = [
+            ("is_valid", "false true true"),
+            ("is_late", "true true false"),
+            ("is_exposure", "false false true"),
+            ("is_click", "true false false"),
+            ("is_conversion", "false true false"),
+            ("variant_mismatch", "true false true"),
+        ];
+        for (name, pattern) in booleans {
+            let cells: Vec<String> = (0..3).map(|i| cell_of(name, i)).collect();
+            assert_eq!(cells.join(" "), pattern, "column {name}");
         }
     }
 

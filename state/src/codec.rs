@@ -13,15 +13,13 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     bincode::serialize(value).expect("bincode serialisation of plain data")
 }
 
-/// Encodes a large value in one pass through `scratch` (a buffer reused
-/// from value to value) and returns an exact-size copy: [`encode`] walks the
-/// value twice, first to size its buffer (a third of the time of encoding a
-/// page).
-pub(crate) fn encode_via<T: Serialize + ?Sized>(scratch: &mut Vec<u8>, value: &T) -> Vec<u8> {
-    scratch.clear();
+/// Encodes a large value in one pass into `out` (cleared first; a buffer
+/// reused from value to value): [`encode`] walks the value twice, first to
+/// size its buffer (a third of the time of encoding a page).
+pub(crate) fn encode_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    out.clear();
     // Serialising plain data into a Vec cannot fail.
-    bincode::serialize_into(&mut *scratch, value).expect("bincode serialisation of plain data");
-    scratch.as_slice().to_vec()
+    bincode::serialize_into(&mut *out, value).expect("bincode serialisation of plain data");
 }
 
 /// Encodes a value after `prefix` (a format byte, say), in one allocation.

@@ -25,7 +25,7 @@
 //! bound; `p` + page id → the page; `d` + page id → its delta. These are
 //! also its changelog records.
 
-use crate::codec::encode_via;
+use crate::codec::encode_into;
 use crate::{decode, encode, Budget, ChangeRecord, StateError, Store, StoreTree};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,8 +122,6 @@ pub struct PagedStore<K, V> {
     next_id: u64,
     tick: u64,
     entry_weight: usize,
-    /// The buffer pages and deltas are encoded in at a commit.
-    scratch: Vec<u8>,
 }
 
 fn page_key(id: u64) -> Vec<u8> {
@@ -179,7 +177,6 @@ where
             next_id: 0,
             tick: 0,
             entry_weight: INITIAL_ENTRY_WEIGHT,
-            scratch: Vec::new(),
         };
         for r in tree.scan(b"i") {
             let (k, v) = r?;
@@ -609,11 +606,8 @@ where
             for k in taken.keys() {
                 p.mark_changed(k);
             }
-            let n = taken.len();
             out.extend(taken);
-            if n > 0 {
-                self.touched(id);
-            }
+            self.touched(id);
             break;
         }
         self.evict();
@@ -678,22 +672,26 @@ where
             .map(|(id, _)| *id)
             .collect();
         let mut encoded: Vec<(u64, Encoded)> = Vec::with_capacity(dirty.len());
+        // One buffer encodes every page and delta (in one pass); what is
+        // kept is copied out at its exact size.
+        let mut scratch = Vec::new();
         let (mut bytes, mut entries) = (0usize, 0usize);
         while let Some(id) = dirty.pop() {
             let p = &self.resident[&id];
-            if let Some(delta) = delta_of(p, &mut self.scratch) {
+            if let Some(delta) = delta_of(p, &mut scratch) {
                 encoded.push((id, Encoded::Delta(delta)));
                 continue;
             }
-            let (value, len) = (encode_via(&mut self.scratch, &p.entries), p.entries.len());
-            if value.len() > PAGE_BYTES && len > 1 {
+            encode_into(&mut scratch, &p.entries);
+            let len = p.entries.len();
+            if scratch.len() > PAGE_BYTES && len > 1 {
                 let upper = self.split_page(id, len / 2);
                 dirty.extend([id, upper]);
                 continue;
             }
-            bytes += value.len();
+            bytes += scratch.len();
             entries += len;
-            encoded.push((id, Encoded::Whole(value)));
+            encoded.push((id, Encoded::Whole(scratch.clone())));
         }
         for id in std::mem::take(&mut self.removed) {
             for key in [index_key(id), page_key(id), delta_key(id)] {
@@ -757,7 +755,8 @@ enum Encoded {
 
 /// The encoded delta of `page` (the current value of each key changed since
 /// it was written whole, `None` when removed), if the page was written
-/// whole before and the delta stays within [`DELTA_SHARE`] of it.
+/// whole before and the delta stays within [`DELTA_SHARE`] of it
+/// (encoded in `scratch`).
 fn delta_of<K: Ord + Hash + Serialize, V: Serialize>(
     page: &Page<K, V>,
     scratch: &mut Vec<u8>,
@@ -771,6 +770,6 @@ fn delta_of<K: Ord + Hash + Serialize, V: Serialize>(
         .map(|k| (k, page.entries.get(k)))
         .collect();
     delta.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let bytes = encode_via(scratch, &delta);
-    (bytes.len() * DELTA_SHARE <= page.base_bytes).then_some(bytes)
+    encode_into(scratch, &delta);
+    (scratch.len() * DELTA_SHARE <= page.base_bytes).then(|| scratch.clone())
 }

@@ -650,5 +650,16 @@ mod tests {
             let back: VariantRef = neonblue_state::decode(&bytes).unwrap();
             assert_eq!(back, stored);
         }
+        // The bytes themselves (bincode: fixed-width little-endian
+        // integers, a u64 length before a string, a tag byte for an Option).
+        let stored = VariantRef {
+            variant_id: 7,
+            variant_key: Some(Arc::from("ab")),
+            deleted_at: None,
+        };
+        assert_eq!(
+            neonblue_state::encode(&stored),
+            [7, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b', 0]
+        );
     }
 }
