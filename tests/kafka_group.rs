@@ -258,15 +258,11 @@ fn metric(addr: &str, name: &str) -> Option<f64> {
 }
 
 /// Waits until `ready`, at most `limit`.
-fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !ready() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+fn wait_until(what: &str, limit: Duration, ready: impl FnMut() -> bool) {
+    assert!(
+        poll_until(limit, Duration::from_millis(5), ready),
+        "{what}: not within {limit:?}"
+    );
 }
 
 /// Every log of the test's instances, concatenated.

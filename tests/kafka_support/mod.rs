@@ -250,31 +250,34 @@ pub fn wait_ok(child: &mut Child, limit: Duration, what: &str, log: &Path) {
     }
 }
 
-/// Waits until the log at `path` has a line containing `needle`.
-pub fn wait_for_log(path: &Path, needle: &str, limit: Duration) -> bool {
+/// Checks `ready` every `every` until it holds (true) or `limit` passed (false).
+pub fn poll_until(limit: Duration, every: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if std::fs::read_to_string(path).is_ok_and(|log| log.contains(needle)) {
+    loop {
+        if ready() {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
     }
-    false
+}
+
+/// Waits until the log at `path` has a line containing `needle`.
+pub fn wait_for_log(path: &Path, needle: &str, limit: Duration) -> bool {
+    poll_until(limit, Duration::from_millis(200), || {
+        std::fs::read_to_string(path).is_ok_and(|log| log.contains(needle))
+    })
 }
 
 /// Waits until some Parquet object exists under `root`.
 pub fn wait_for_output(root: &Path, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if walk(root)
+    poll_until(limit, Duration::from_millis(200), || {
+        walk(root)
             .iter()
             .any(|p| p.extension().is_some_and(|e| e == "parquet"))
-        {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
+    })
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
