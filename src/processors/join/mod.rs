@@ -4,6 +4,7 @@
 
 use crate::domain::outputs::{EventRow, InvalidReason, OutputBatch, WindowKind};
 use crate::domain::records::{Assignment, AssignmentDelete, Change, Event, Micros, Origin, Routed};
+mod id;
 pub mod windows;
 
 /// The join task's stores: its own three, then the window stores (their
@@ -40,10 +41,7 @@ const DEADLINE_SEGMENT: Micros = MINUTE;
 /// (experiment_id, user_id): the key of assignment versions and pending events.
 pub type AssignmentKey = (u32, Id);
 
-/// A user or event id in a state key: stored inline up to 24 bytes (no
-/// allocation to build one, no pointer to follow when pages are searched),
-/// ordered and serialised exactly like a `String`.
-pub type Id = crate::domain::Text;
+pub use id::Id;
 
 /// One assignment version's payload (its timestamp is `assigned_at`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -301,7 +299,7 @@ impl JoinTask {
             Id::from(event.event_id.as_str()),
             (),
         )?;
-        let key: AssignmentKey = (event.experiment_id, event.user_id.clone());
+        let key: AssignmentKey = (event.experiment_id, Id::from(event.user_id.clone()));
         if let Some(joined) = self.joinable(&key, ts, captured)? {
             self.emit(joined, event, is_late, origin, out)?;
         } else {
@@ -533,7 +531,7 @@ impl JoinTask {
                 break;
             }
             for (_, key, event_id) in due {
-                self.resolve_due(&key, &event_id, Some(now), out)?;
+                self.resolve_due(&key, event_id.as_str(), Some(now), out)?;
             }
         }
         self.windows.close(
@@ -618,7 +616,7 @@ impl Processor for JoinTask {
             self.punctuate(out)?;
         }
         for (_, key, event_id) in self.take_due(None)? {
-            self.resolve_due(&key, &event_id, None, out)?;
+            self.resolve_due(&key, event_id.as_str(), None, out)?;
         }
         self.windows.close(
             None,

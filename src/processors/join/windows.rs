@@ -113,9 +113,9 @@ pub struct Rollup {
     /// Events counted.
     pub events: u64,
     /// (timestamp, event_id, event_type) of every counted event.
-    pub journey: Vec<(Micros, String, Arc<str>)>,
+    pub journey: Vec<(Micros, Text, Arc<str>)>,
     /// Variant key of the first event in journey order, with its order key.
-    pub first: Option<(Micros, String, Option<Arc<str>>)>,
+    pub first: Option<(Micros, Text, Option<Arc<str>>)>,
     /// Σ value.
     pub value_sum: f64,
     /// Distinct non-null session ids.
@@ -208,13 +208,13 @@ impl WindowStores {
             (WindowKind::Hourly.start_of(ev.timestamp) - day) / WindowKind::Hourly.len_micros();
         let r = self.user_daily.upsert_with(
             day,
-            (ev.experiment_id, variant_id, ev.user_id.clone()),
+            (ev.experiment_id, variant_id, Id::from(ev.user_id.clone())),
             Rollup::default,
         )?;
         let (new_in_day, new_in_hour) = r.see(&variant_key, &event_type, hour as u32);
         r.events += 1;
         r.journey
-            .push((ev.timestamp, ev.event_id.clone(), event_type.0.clone()));
+            .push((ev.timestamp, Text::from(&ev.event_id), event_type.0.clone()));
         let earlier = match &r.first {
             None => true,
             Some((ts, id, _)) => (ev.timestamp, ev.event_id.as_str()) < (*ts, id.as_str()),
@@ -222,7 +222,7 @@ impl WindowStores {
         if earlier {
             r.first = Some((
                 ev.timestamp,
-                ev.event_id.clone(),
+                Text::from(&ev.event_id),
                 variant_key.as_ref().map(|k| k.0.clone()),
             ));
         }
@@ -313,7 +313,7 @@ impl WindowStores {
                     date: day,
                     experiment_id,
                     variant_id,
-                    user_id: user_id.into(),
+                    user_id: user_id.as_str().into(),
                     variant_key: r.first.and_then(|f| f.2).map(|k| k.to_string()),
                     events: r.events,
                     journey: r.journey.into_iter().map(|j| j.2.to_string()).collect(),
@@ -333,5 +333,51 @@ impl WindowStores {
     /// Open windows (hourly + daily).
     pub fn open_windows(&self) -> usize {
         self.hourly.window_count() + self.daily.window_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rollup_is_stored_as_with_string_event_ids() {
+        let stored = Rollup {
+            events: 2,
+            journey: vec![
+                (5, Text::from("evt_1"), Arc::from("exposure")),
+                (
+                    6,
+                    Text::from("a-36-byte-uuid-0000-0000-000000000000"),
+                    Arc::from("click"),
+                ),
+            ],
+            first: Some((5, Text::from("evt_1"), Some(Arc::from("control")))),
+            value_sum: 1.5,
+            sessions: BTreeSet::from([Text::from("s1")]),
+            exposed: true,
+            converted: false,
+            groups: vec![],
+        };
+        let as_before = (
+            2u64,
+            vec![
+                (5i64, "evt_1".to_string(), "exposure".to_string()),
+                (
+                    6,
+                    "a-36-byte-uuid-0000-0000-000000000000".to_string(),
+                    "click".to_string(),
+                ),
+            ],
+            Some((5i64, "evt_1".to_string(), Some("control".to_string()))),
+            1.5f64,
+            BTreeSet::from(["s1".to_string()]),
+            true,
+            false,
+            Vec::<(Option<String>, String, u32)>::new(),
+        );
+        let bytes = neonblue_state::encode(&stored);
+        assert_eq!(bytes, neonblue_state::encode(&as_before));
+        assert_eq!(neonblue_state::decode::<Rollup>(&bytes).unwrap(), stored);
     }
 }
