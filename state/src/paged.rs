@@ -90,11 +90,16 @@ impl<K: Eq + Hash + Clone, V> Page<K, V> {
     /// whole (inserts add to both counts, removals to the changed keys
     /// only), so the keys are no longer tracked.
     fn mark_changed(&mut self, key: &K) {
+        self.mark_changed_among(key, self.entries.len());
+    }
+
+    /// [`Self::mark_changed`] as if the page held `entries` entries.
+    fn mark_changed_among(&mut self, key: &K, entries: usize) {
         if self.base_bytes == 0 {
             return;
         }
         self.since_base.get_or_insert_with(key, K::clone);
-        if self.since_base.len() * DELTA_SHARE > self.entries.len() + 2 {
+        if self.since_base.len() * DELTA_SHARE > entries + 2 {
             self.base_bytes = 0;
             self.since_base = ChangedKeys::default();
         }
@@ -289,7 +294,17 @@ where
 
     /// Marks page `p` dirty and re-weighs it against `budget`.
     fn reweigh_dirty(budget: &Budget, entry_weight: usize, p: &mut Page<K, V>) {
-        let weight = PAGE_OVERHEAD + (p.entries.len() + p.since_base.len()) * entry_weight;
+        Self::reweigh_dirty_among(budget, entry_weight, p, p.entries.len());
+    }
+
+    /// [`Self::reweigh_dirty`] as if the page held `entries` entries.
+    fn reweigh_dirty_among(
+        budget: &Budget,
+        entry_weight: usize,
+        p: &mut Page<K, V>,
+        entries: usize,
+    ) {
+        let weight = PAGE_OVERHEAD + (entries + p.since_base.len()) * entry_weight;
         if p.dirty && weight == p.weight {
             // Nothing to count: spare the shared counters.
             return;
@@ -436,6 +451,37 @@ where
             default()
         });
         Ok((v, inserted))
+    }
+
+    /// Inserts `key` with `value()` unless it is present; returns whether
+    /// it was inserted. One search of the page, where a `get` and then an
+    /// insert make two; a key already present leaves the page clean.
+    pub fn insert_if_absent(
+        &mut self,
+        key: &K,
+        value: impl FnOnce() -> V,
+    ) -> Result<bool, StateError> {
+        let id = self.page_for_insert(key);
+        if self.page(id)?.entries.len() >= PAGE_ENTRIES {
+            // A full page: the insert splits it, as `upsert_with` does.
+            if self.resident[&id].entries.contains_key(key) {
+                self.evict_except(id);
+                return Ok(false);
+            }
+            return Ok(self.upsert_with(key, value)?.1);
+        }
+        let p = self.resident.get_mut(&id).expect("resident");
+        let before = p.entries.len();
+        let std::collections::btree_map::Entry::Vacant(slot) = p.entries.entry(key.clone()) else {
+            self.evict_except(id);
+            return Ok(false);
+        };
+        slot.insert(value());
+        // Counted as `upsert_with` counts: marked before the insert.
+        p.mark_changed_among(key, before);
+        Self::reweigh_dirty_among(&self.budget, self.entry_weight, p, before);
+        self.evict_except(id);
+        Ok(true)
     }
 
     /// Splits page `id` in two when it is over-full; returns the page that

@@ -46,13 +46,32 @@ where
         Ok(false)
     }
 
-    /// Inserts `key` if absent; returns true when it was inserted.
+    /// Inserts `key` into window `start` if absent there; returns true when
+    /// it was inserted.
     pub fn insert_if_absent(&mut self, start: i64, key: K, value: V) -> Result<bool, StateError> {
-        let mut value = Some(value);
-        let (_, inserted) = self
-            .inner
-            .upsert_with(&(start, key), || value.take().expect("once"))?;
-        Ok(inserted)
+        self.inner.insert_if_absent(&(start, key), || value)
+    }
+
+    /// Inserts `key` into window `start` unless it is present in any open
+    /// window (time-bounded dedup); returns true when it was inserted.
+    pub fn insert_unless_in_any(
+        &mut self,
+        start: i64,
+        key: K,
+        value: V,
+    ) -> Result<bool, StateError> {
+        let key = (start, key);
+        let mut next = self.inner.first_segment();
+        while let Some(other) = next {
+            if other != start {
+                let probe = (other, key.1.clone());
+                if self.inner.get(&probe)?.is_some() {
+                    return Ok(false);
+                }
+            }
+            next = self.inner.segment_after(other);
+        }
+        self.inner.insert_if_absent(&key, || value)
     }
 
     /// Mutable access to `key` in window `start`, inserting `default()` first if absent.

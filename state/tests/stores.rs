@@ -211,6 +211,54 @@ fn dropping_a_window_removes_its_pages_without_reading_them() {
 }
 
 #[test]
+fn dedup_in_one_search_keeps_and_writes_what_a_lookup_then_an_insert_did() {
+    // `insert_unless_in_any` searches its own window once, where a lookup
+    // in every window and then an insert searched it twice: the answers,
+    // the entries and every commit's changes (pages whole or as deltas,
+    // splits) must stay the same.
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 8 << 20).unwrap();
+    let (t_before, t_now) = (db.tree("a", "seen").unwrap(), db.tree("b", "seen").unwrap());
+    let mut before: WindowStore<String, ()> = WindowStore::load("seen", &t_before).unwrap();
+    let mut now: WindowStore<String, ()> = WindowStore::load("seen", &t_now).unwrap();
+    let changes = |store: &mut WindowStore<String, ()>| {
+        let mut out = Vec::new();
+        store.take_changes(&mut out);
+        let mut records: Vec<_> = out.into_iter().map(|c| (c.key, c.value)).collect();
+        records.sort();
+        records
+    };
+    let (mut x, mut duplicates, mut written) = (7u64, 0, 0);
+    for i in 0..30_000u64 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let id = format!("e{}", (x >> 33) % 12_000);
+        let day = (i / 6_000 + (x >> 20) % 3) as i64;
+        let expected = !before.contains_in_any(&id).unwrap();
+        if expected {
+            before.upsert_with(day, id.clone(), || ()).unwrap();
+        }
+        assert_eq!(
+            now.insert_unless_in_any(day, id, ()).unwrap(),
+            expected,
+            "record {i}"
+        );
+        duplicates += u64::from(!expected);
+        if i % 2_500 == 2_499 {
+            let (a, b) = (changes(&mut before), changes(&mut now));
+            assert_eq!(a, b, "changes after record {i}");
+            written += a.len();
+            let expired = (i / 6_000) as i64 - 1;
+            assert_eq!(before.drop_before(expired), now.drop_before(expired));
+        }
+    }
+    assert!(duplicates > 1_000, "{duplicates} duplicates");
+    assert!(written > 100, "{written} records written");
+    assert_eq!(before.entry_count().unwrap(), now.entry_count().unwrap());
+}
+
+#[test]
 fn taking_the_start_of_a_window_leaves_the_rest_in_place_through_commits() {
     // Deadlines: a window holds many, a few at its start are due at a time.
     let dir = tempfile::tempdir().unwrap();

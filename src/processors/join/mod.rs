@@ -278,15 +278,19 @@ impl JoinTask {
         captured: Option<Micros>,
         out: &mut OutputBatch,
     ) -> Result<(), StateError> {
-        if self
-            .seen
-            .contains_in_any(&Id::from(event.event_id.as_str()))?
-        {
+        let ts = event.timestamp;
+        // Remembered before the snapshot's release, which may expire old
+        // ids: had its day expired, the punctuation at the end of this
+        // record expires it again, as when remembered after the release.
+        if !self.seen.insert_unless_in_any(
+            WindowKind::Daily.start_of(ts),
+            Id::from(event.event_id.as_str()),
+            (),
+        )? {
             self.meta.counters.duplicates += 1;
             return Ok(());
         }
         self.release_snapshot(snapshot, out)?;
-        let ts = event.timestamp;
         let hour_end = WindowKind::Hourly.start_of(ts) + WindowKind::Hourly.len_micros();
         let is_late = self
             .meta
@@ -294,11 +298,6 @@ impl JoinTask {
             .get()
             .max(self.source_time)
             .is_some_and(|now| now >= hour_end.saturating_add(self.grace));
-        self.seen.insert_if_absent(
-            WindowKind::Daily.start_of(ts),
-            Id::from(event.event_id.as_str()),
-            (),
-        )?;
         let key: AssignmentKey = (event.experiment_id, Id::from(event.user_id.clone()));
         if let Some(joined) = self.joinable(&key, ts, captured)? {
             self.emit(joined, event, is_late, origin, out)?;
