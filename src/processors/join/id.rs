@@ -53,21 +53,26 @@ impl PartialOrd for Id {
 }
 
 /// The lexicographic order of byte strings (the order of `str`), compared
-/// as big-endian words of eight bytes, then byte by byte.
+/// as big-endian words of eight bytes, then byte by byte, then by length.
 fn byte_order(a: &[u8], b: &[u8]) -> Ordering {
     let common = a.len().min(b.len());
-    let words = common / 8 * 8;
     let word =
         |s: &[u8], i: usize| u64::from_be_bytes(s[i..i + 8].try_into().expect("eight bytes"));
     let mut i = 0;
-    while i < words {
+    while i + 8 <= common {
         let (x, y) = (word(a, i), word(b, i));
         if x != y {
             return x.cmp(&y);
         }
         i += 8;
     }
-    a[words..].cmp(&b[words..])
+    while i < common {
+        if a[i] != b[i] {
+            return a[i].cmp(&b[i]);
+        }
+        i += 1;
+    }
+    a.len().cmp(&b.len())
 }
 
 #[cfg(test)]

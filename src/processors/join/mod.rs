@@ -3,7 +3,9 @@
 //! hashed there.
 
 use crate::domain::outputs::{EventRow, InvalidReason, OutputBatch, WindowKind};
-use crate::domain::records::{Assignment, AssignmentDelete, Change, Event, Micros, Origin, Routed};
+use crate::domain::records::{
+    Assignment, AssignmentDelete, Change, Event, Micros, Origin, Routed, Text,
+};
 mod id;
 pub mod windows;
 
@@ -30,7 +32,6 @@ use neonblue_state::{
 };
 use neonblue_topology::{Processor, StreamTime};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use windows::WindowStores;
 
 /// A pending event's deadline: (due, key, event id), in one-minute segments.
@@ -49,7 +50,7 @@ pub struct VariantRef {
     /// Variant id.
     pub variant_id: u32,
     /// Variant key (serialised like a `String`).
-    pub variant_key: Option<Arc<str>>,
+    pub variant_key: Option<Text>,
     /// Watermark clock: the capture time of the delete that ended this
     /// version. Events captured before it still see the version.
     pub deleted_at: Option<Micros>,
@@ -66,7 +67,7 @@ impl VariantRef {
 /// What an event joins: the version it sees (SPEC 4).
 struct Joined {
     variant_id: u32,
-    variant_key: Option<Arc<str>>,
+    variant_key: Option<Text>,
     assigned_at: Micros,
     /// `BeforeAssignment` when every version it sees is later than it.
     reason: Option<InvalidReason>,
@@ -330,7 +331,7 @@ impl JoinTask {
             a.assigned_at,
             VariantRef {
                 variant_id: a.variant_id,
-                variant_key: a.variant_key.map(Arc::from),
+                variant_key: a.variant_key.map(Text::from),
                 deleted_at: None,
             },
         )?;
@@ -638,7 +639,7 @@ mod tests {
         for key in [None, Some(""), Some("treatment"), Some("contrôle")] {
             let stored = VariantRef {
                 variant_id: 7,
-                variant_key: key.map(Arc::from),
+                variant_key: key.map(Text::from),
                 deleted_at: Some(-3),
             };
             let as_before = (7u32, key.map(String::from), Some(-3i64));
@@ -651,7 +652,7 @@ mod tests {
         // integers, a u64 length before a string, a tag byte for an Option).
         let stored = VariantRef {
             variant_id: 7,
-            variant_key: Some(Arc::from("ab")),
+            variant_key: Some(Text::from("ab")),
             deleted_at: None,
         };
         assert_eq!(
