@@ -90,16 +90,19 @@ impl<K: Eq + Hash + Clone, V> Page<K, V> {
     /// whole (inserts add to both counts, removals to the changed keys
     /// only), so the keys are no longer tracked.
     fn mark_changed(&mut self, key: &K) {
-        self.mark_changed_among(key, self.entries.len());
+        self.mark_changed_counting(key, self.entries.len());
     }
 
-    /// [`Self::mark_changed`] as if the page held `entries` entries.
-    fn mark_changed_among(&mut self, key: &K, entries: usize) {
+    /// [`Self::mark_changed`], counting `len` entries: an insert that marks
+    /// its key after inserting passes the length before it, so that it
+    /// counts exactly as [`PagedStore::upsert_with`], which marks first
+    /// (the same weights, so the same evictions and early commits).
+    fn mark_changed_counting(&mut self, key: &K, len: usize) {
         if self.base_bytes == 0 {
             return;
         }
         self.since_base.get_or_insert_with(key, K::clone);
-        if self.since_base.len() * DELTA_SHARE > entries + 2 {
+        if self.since_base.len() * DELTA_SHARE > len + 2 {
             self.base_bytes = 0;
             self.since_base = ChangedKeys::default();
         }
@@ -294,17 +297,18 @@ where
 
     /// Marks page `p` dirty and re-weighs it against `budget`.
     fn reweigh_dirty(budget: &Budget, entry_weight: usize, p: &mut Page<K, V>) {
-        Self::reweigh_dirty_among(budget, entry_weight, p, p.entries.len());
+        Self::reweigh_dirty_counting(budget, entry_weight, p, p.entries.len());
     }
 
-    /// [`Self::reweigh_dirty`] as if the page held `entries` entries.
-    fn reweigh_dirty_among(
+    /// [`Self::reweigh_dirty`], counting `len` entries (see
+    /// [`Page::mark_changed_counting`]).
+    fn reweigh_dirty_counting(
         budget: &Budget,
         entry_weight: usize,
         p: &mut Page<K, V>,
-        entries: usize,
+        len: usize,
     ) {
-        let weight = PAGE_OVERHEAD + (entries + p.since_base.len()) * entry_weight;
+        let weight = PAGE_OVERHEAD + (len + p.since_base.len()) * entry_weight;
         if p.dirty && weight == p.weight {
             // Nothing to count: spare the shared counters.
             return;
@@ -433,12 +437,7 @@ where
         let id = self.page_for_insert(key);
         let entries = &self.page(id)?.entries;
         if entries.len() >= PAGE_ENTRIES && !entries.contains_key(key) {
-            // This insert splits the page: insert, split, find the key again.
-            let p = self.resident.get_mut(&id).expect("resident");
-            p.entries.insert(key.clone(), default());
-            self.changed(id, key);
-            let id = self.split_if_full(id, key);
-            self.evict_except(id);
+            let id = self.insert_splitting(id, key, default());
             let p = self.resident.get_mut(&id).expect("resident");
             return Ok((p.entries.get_mut(key).expect("just inserted"), true));
         }
@@ -462,26 +461,38 @@ where
         value: impl FnOnce() -> V,
     ) -> Result<bool, StateError> {
         let id = self.page_for_insert(key);
-        if self.page(id)?.entries.len() >= PAGE_ENTRIES {
-            // A full page: the insert splits it, as `upsert_with` does.
-            if self.resident[&id].entries.contains_key(key) {
+        let entries = &self.page(id)?.entries;
+        if entries.len() >= PAGE_ENTRIES {
+            let present = entries.contains_key(key);
+            if present {
                 self.evict_except(id);
-                return Ok(false);
+            } else {
+                self.insert_splitting(id, key, value());
             }
-            return Ok(self.upsert_with(key, value)?.1);
+            return Ok(!present);
         }
         let p = self.resident.get_mut(&id).expect("resident");
-        let before = p.entries.len();
+        let len_before = p.entries.len();
         let std::collections::btree_map::Entry::Vacant(slot) = p.entries.entry(key.clone()) else {
             self.evict_except(id);
             return Ok(false);
         };
         slot.insert(value());
-        // Counted as `upsert_with` counts: marked before the insert.
-        p.mark_changed_among(key, before);
-        Self::reweigh_dirty_among(&self.budget, self.entry_weight, p, before);
+        p.mark_changed_counting(key, len_before);
+        Self::reweigh_dirty_counting(&self.budget, self.entry_weight, p, len_before);
         self.evict_except(id);
         Ok(true)
+    }
+
+    /// Inserts `key`, absent from full page `id`, and splits the page;
+    /// returns the page that holds `key` now.
+    fn insert_splitting(&mut self, id: u64, key: &K, value: V) -> u64 {
+        let p = self.resident.get_mut(&id).expect("resident");
+        p.entries.insert(key.clone(), value);
+        self.changed(id, key);
+        let id = self.split_if_full(id, key);
+        self.evict_except(id);
+        id
     }
 
     /// Splits page `id` in two when it is over-full; returns the page that

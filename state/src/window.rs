@@ -36,14 +36,29 @@ where
 
     /// True when `key` is present in any open window.
     pub fn contains_in_any(&mut self, key: &K) -> Result<bool, StateError> {
+        self.contains_in_windows_but(&mut (0, key.clone()), None)
+    }
+
+    /// True when `probe.1` is present in an open window other than `except`.
+    /// Looks it up with `probe` itself, aimed at each window in turn (no key
+    /// is cloned per window), and puts `probe.0` back as it was.
+    fn contains_in_windows_but(
+        &mut self,
+        probe: &mut (i64, K),
+        except: Option<i64>,
+    ) -> Result<bool, StateError> {
+        let start = probe.0;
+        let mut found = false;
         let mut next = self.inner.first_segment();
-        while let Some(start) = next {
-            if self.inner.get(&(start, key.clone()))?.is_some() {
-                return Ok(true);
+        while let Some(window) = next.filter(|_| !found) {
+            if Some(window) != except {
+                probe.0 = window;
+                found = self.inner.get(probe)?.is_some();
             }
-            next = self.inner.segment_after(start);
+            next = self.inner.segment_after(window);
         }
-        Ok(false)
+        probe.0 = start;
+        Ok(found)
     }
 
     /// Inserts `key` into window `start` if absent there; returns true when
@@ -60,16 +75,9 @@ where
         key: K,
         value: V,
     ) -> Result<bool, StateError> {
-        let key = (start, key);
-        let mut next = self.inner.first_segment();
-        while let Some(other) = next {
-            if other != start {
-                let probe = (other, key.1.clone());
-                if self.inner.get(&probe)?.is_some() {
-                    return Ok(false);
-                }
-            }
-            next = self.inner.segment_after(other);
+        let mut key = (start, key);
+        if self.contains_in_windows_but(&mut key, Some(start))? {
+            return Ok(false);
         }
         self.inner.insert_if_absent(&key, || value)
     }

@@ -214,11 +214,17 @@ fn dropping_a_window_removes_its_pages_without_reading_them() {
 fn dedup_in_one_search_keeps_and_writes_what_a_lookup_then_an_insert_did() {
     // `insert_unless_in_any` searches its own window once, where a lookup
     // in every window and then an insert searched it twice: the answers,
-    // the entries and every commit's changes (pages whole or as deltas,
+    // the entries, the cache weights (which decide evictions and early
+    // commits) and every commit's changes (pages whole or as deltas,
     // splits) must stay the same.
-    let dir = tempfile::tempdir().unwrap();
-    let db = StateDb::open(dir.path(), 8 << 20).unwrap();
-    let (t_before, t_now) = (db.tree("a", "seen").unwrap(), db.tree("b", "seen").unwrap());
+    let (dir_before, dir_now) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let db_before = StateDb::open(dir_before.path(), 8 << 20).unwrap();
+    let db_now = StateDb::open(dir_now.path(), 8 << 20).unwrap();
+    let (t_before, t_now) = (
+        db_before.tree("ns", "seen").unwrap(),
+        db_now.tree("ns", "seen").unwrap(),
+    );
+    let weights = |db: &StateDb| (db.budget().used(), db.budget().dirty());
     let mut before: WindowStore<String, ()> = WindowStore::load("seen", &t_before).unwrap();
     let mut now: WindowStore<String, ()> = WindowStore::load("seen", &t_now).unwrap();
     let changes = |store: &mut WindowStore<String, ()>| {
@@ -244,6 +250,7 @@ fn dedup_in_one_search_keeps_and_writes_what_a_lookup_then_an_insert_did() {
             expected,
             "record {i}"
         );
+        assert_eq!(weights(&db_before), weights(&db_now), "record {i}");
         duplicates += u64::from(!expected);
         if i % 2_500 == 2_499 {
             let (a, b) = (changes(&mut before), changes(&mut now));
@@ -256,6 +263,36 @@ fn dedup_in_one_search_keeps_and_writes_what_a_lookup_then_an_insert_did() {
     assert!(duplicates > 1_000, "{duplicates} duplicates");
     assert!(written > 100, "{written} records written");
     assert_eq!(before.entry_count().unwrap(), now.entry_count().unwrap());
+}
+
+#[test]
+fn a_duplicate_leaves_its_window_clean() {
+    // Nothing changes, so nothing is written: with a page of a few keys and
+    // with a full one (whose inserts split it).
+    for n in [10, neonblue_state::paged::PAGE_ENTRIES] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path(), 8 << 20).unwrap();
+        let tree = db.tree("ns", "seen").unwrap();
+        let mut seen: WindowStore<String, ()> = WindowStore::load("seen", &tree).unwrap();
+        for i in 0..n {
+            assert!(seen
+                .insert_unless_in_any(7, format!("e{i:05}"), ())
+                .unwrap());
+        }
+        commit(&db, &mut [(&tree, &mut seen)], 1);
+        for i in 0..n {
+            assert!(!seen
+                .insert_unless_in_any(7, format!("e{i:05}"), ())
+                .unwrap());
+            assert!(!seen.insert_if_absent(7, format!("e{i:05}"), ()).unwrap());
+        }
+        let mut changes = Vec::new();
+        seen.take_changes(&mut changes);
+        assert!(changes.is_empty(), "{n} keys: {} records", changes.len());
+        assert!(seen.insert_unless_in_any(7, "e99999".into(), ()).unwrap());
+        seen.take_changes(&mut changes);
+        assert!(!changes.is_empty(), "{n} keys: a new key is written");
+    }
 }
 
 #[test]

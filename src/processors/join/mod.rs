@@ -6,6 +6,7 @@ use crate::domain::outputs::{EventRow, InvalidReason, OutputBatch, WindowKind};
 use crate::domain::records::{
     Assignment, AssignmentDelete, Change, Event, Micros, Origin, Routed, Text,
 };
+
 mod id;
 pub mod windows;
 
@@ -282,7 +283,10 @@ impl JoinTask {
         let ts = event.timestamp;
         // Remembered before the snapshot's release, which may expire old
         // ids: had its day expired, the punctuation at the end of this
-        // record expires it again, as when remembered after the release.
+        // record (`advance`) expires it again, as when remembered after the
+        // release. (Only a state error stops a record before that, and a
+        // task that failed commits nothing more: file mode stops, Kafka
+        // mode's engine refuses to commit.)
         if !self.seen.insert_unless_in_any(
             WindowKind::Daily.start_of(ts),
             Id::from(event.event_id.as_str()),

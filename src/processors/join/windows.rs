@@ -213,19 +213,20 @@ impl WindowStores {
         )?;
         let (new_in_day, new_in_hour) = r.see(&variant_key, &event_type, hour as u32);
         r.events += 1;
-        r.journey
-            .push((ev.timestamp, Text::from(&ev.event_id), event_type.0.clone()));
+        let event_id = Text::from(&ev.event_id);
         let earlier = match &r.first {
             None => true,
-            Some((ts, id, _)) => (ev.timestamp, ev.event_id.as_str()) < (*ts, id.as_str()),
+            Some((ts, id, _)) => (ev.timestamp, &event_id) < (*ts, id),
         };
         if earlier {
             r.first = Some((
                 ev.timestamp,
-                Text::from(&ev.event_id),
+                event_id.clone(),
                 variant_key.as_ref().map(|k| k.0.clone()),
             ));
         }
+        r.journey
+            .push((ev.timestamp, event_id, event_type.0.clone()));
         if let Some(v) = ev.value {
             r.value_sum += v;
         }
