@@ -214,10 +214,14 @@ fn generate_produces_over_tls() {
     }
     consumer.assign(&tpl).unwrap();
     let (mut total, mut eof) = (0, std::collections::BTreeSet::new());
+    let mut filled = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while eof.len() < 2 && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(_)) => total += 1,
+            Some(Ok(m)) => {
+                total += 1;
+                filled.insert(rdkafka::Message::partition(&m));
+            }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 eof.insert(p);
             }
@@ -225,6 +229,7 @@ fn generate_produces_over_tls() {
         }
     }
     assert_eq!(total, 500);
+    assert_eq!(filled.len(), 2, "records spread over both partitions");
 
     // The same without the CA: a fast, named failure.
     let started = Instant::now();

@@ -446,7 +446,9 @@ pub struct GenerateArgs {
     /// Bootstrap servers for `--topic` [kafka.brokers].
     #[arg(long)]
     pub brokers: Option<String>,
-    /// Partitions of `--topic` when it is created (records keep their partition modulo this).
+    /// Partitions of `--topic` when it is created; the records are spread
+    /// over them (`hash(outbox id) % n`, as `--set partitions=N` spreads a
+    /// file's; a `--set partitions` of its own is kept, modulo this).
     #[arg(long, default_value_t = 1)]
     pub topic_partitions: i32,
     /// A librdkafka property for `--topic`, `name=value` (security settings,
@@ -487,6 +489,9 @@ pub fn generate_options(a: &GenerateArgs) -> Result<crate::generate::GenerateOpt
     if let Some(u) = a.users {
         opts.users = u;
     }
+    if a.topic.is_some() {
+        opts.partitions = u32::try_from(a.topic_partitions.max(1)).unwrap_or(1);
+    }
     if !a.set.is_empty() {
         let mut v = serde_json::to_value(&opts)?;
         for kv in &a.set {
@@ -507,4 +512,31 @@ pub fn generate_options(a: &GenerateArgs) -> Result<crate::generate::GenerateOpt
         opts = serde_json::from_value(v).context("invalid --set value")?;
     }
     Ok(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn generate_args(args: &[&str]) -> GenerateArgs {
+        let cli = Cli::try_parse_from([&["neonblue", "generate"], args].concat()).unwrap();
+        match cli.command {
+            Command::Generate(a) => a,
+            _ => unreachable!("parsed as generate"),
+        }
+    }
+
+    #[test]
+    fn records_generated_for_a_topic_are_spread_over_its_partitions() {
+        let topic = ["--topic", "t", "--brokers", "b:9092"];
+        let opts = |extra: &[&str]| generate_options(&generate_args(&[&topic[..], extra].concat()));
+        assert_eq!(opts(&["--topic-partitions", "4"]).unwrap().partitions, 4);
+        assert_eq!(opts(&[]).unwrap().partitions, 1);
+        let own = ["--topic-partitions", "4", "--set", "partitions=8"];
+        assert_eq!(opts(&own).unwrap().partitions, 8);
+        // A file keeps the generator's default.
+        let file = generate_options(&generate_args(&["--records", "10"])).unwrap();
+        assert_eq!(file.partitions, 1);
+    }
 }
