@@ -449,7 +449,7 @@ pub struct GenerateArgs {
     /// Partitions of `--topic` when it is created; the records are spread
     /// over them (`hash(outbox id) % n`, as `--set partitions=N` spreads a
     /// file's; a `--set partitions` of its own is kept, modulo this).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
     pub topic_partitions: i32,
     /// A librdkafka property for `--topic`, `name=value` (security settings,
     /// `compression.type=zstd` …); repeatable. Also `NEONBLUE_KAFKA__PROPERTIES__<PROPERTY>`
@@ -490,7 +490,7 @@ pub fn generate_options(a: &GenerateArgs) -> Result<crate::generate::GenerateOpt
         opts.users = u;
     }
     if a.topic.is_some() {
-        opts.partitions = u32::try_from(a.topic_partitions.max(1)).unwrap_or(1);
+        opts.partitions = u32::try_from(a.topic_partitions).context("--topic-partitions")?;
     }
     if !a.set.is_empty() {
         let mut v = serde_json::to_value(&opts)?;
@@ -535,6 +535,8 @@ mod tests {
         assert_eq!(opts(&[]).unwrap().partitions, 1);
         let own = ["--topic-partitions", "4", "--set", "partitions=8"];
         assert_eq!(opts(&own).unwrap().partitions, 8);
+        let zero = [&topic[..], &["--topic-partitions", "0"]].concat();
+        assert!(Cli::try_parse_from([&["neonblue", "generate"], &zero[..]].concat()).is_err());
         // A file keeps the generator's default.
         let file = generate_options(&generate_args(&["--records", "10"])).unwrap();
         assert_eq!(file.partitions, 1);

@@ -30,9 +30,9 @@ pub struct EventRow {
     pub event: super::records::Event,
     /// Joined variant (from the assignment), if any.
     pub variant_id: Option<u32>,
-    /// Joined variant key (inline up to 24 bytes: no allocation, and no
+    /// Joined variant key: inline up to 24 bytes, so no allocation and no
     /// reference count shared by the thread that joins and the one that
-    /// writes the row).
+    /// writes the row (a longer key is copied to the heap per row).
     pub variant_key: Option<Text>,
     /// `assigned_at` of the joined version.
     pub assigned_at: Option<Micros>,

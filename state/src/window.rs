@@ -41,7 +41,7 @@ where
 
     /// True when `probe.1` is present in an open window other than `except`.
     /// Looks it up with `probe` itself, aimed at each window in turn (no key
-    /// is cloned per window), and puts `probe.0` back as it was.
+    /// is cloned per window); on success `probe.0` is back as it was.
     fn contains_in_windows_but(
         &mut self,
         probe: &mut (i64, K),
