@@ -13,9 +13,12 @@
 //!   (behind durable intents), then state, checkpoints and positions.
 //! - [`watermark`]: event time across input partitions: a task's watermark
 //!   as the minimum of its input partitions' stream times.
+//! - [`alignment`]: which input partitions to pause so that none is read
+//!   far ahead of the others in event time.
 //! - [`lines`]: a resumable, chunked line source for files.
 //! - [`kafka`]: internal topics, changelog commit and restore on a broker.
 
+pub mod alignment;
 pub mod commit;
 pub mod host;
 pub mod kafka;

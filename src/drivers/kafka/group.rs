@@ -11,6 +11,7 @@ use crate::metric_names as names;
 use crate::ops::{Health, Shutdown};
 use anyhow::{anyhow, bail, Context, Result};
 use neonblue_state::{decode, encode, StateDb};
+use neonblue_topology::alignment::Alignment;
 use neonblue_topology::kafka::{
     consumer_config, ensure_topics, fetched_log_end, query_log_bounds, query_log_ends,
 };
@@ -332,6 +333,8 @@ fn poll_records(
     let mut processed: u64 = 0;
     let mut last_check = Instant::now();
     let mut last_lag = Instant::now();
+    let mut alignment = Alignment::new(ALIGNMENT_DRIFT);
+    let mut unaligned: u32 = 0;
     loop {
         run.health.beat();
         if let Some(e) = consumer
@@ -366,7 +369,12 @@ fn poll_records(
         let idle = match consumer.poll(wait) {
             Some(Ok(m)) => {
                 processed += 1;
-                feed.push(Item::Record(prepare.record(&m)?))?;
+                unaligned += 1;
+                let record = prepare.record(&m)?;
+                if let Some((router, time)) = record.input_time() {
+                    alignment.observe(&router, time);
+                }
+                feed.push(Item::Record(record))?;
                 false
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
@@ -390,6 +398,10 @@ fn poll_records(
         if idle {
             feed.push(Item::Idle)?;
             feed.flush()?;
+        }
+        if idle || unaligned >= ALIGN_EVERY {
+            unaligned = 0;
+            align(consumer, topics, &mut alignment)?;
         }
         // One clock read per loop turn, shared by the checks below.
         let now = Instant::now();
@@ -423,6 +435,66 @@ fn poll_records(
             }
         }
     }
+}
+
+/// How far (event time) an input partition may be read ahead of the
+/// slowest one that still has unread records before it is paused: further
+/// ahead, its events would only wait for the watermark, in state.
+const ALIGNMENT_DRIFT: Micros = crate::time::HOUR;
+/// Records read between two alignment steps.
+const ALIGN_EVERY: u32 = 1024;
+
+/// Pauses the input partitions read too far ahead of the slowest one that
+/// still has unread records, and resumes them once it has caught up
+/// ([`Alignment`]). Only the pace changes: outputs never depend on it.
+fn align(
+    consumer: &BaseConsumer<GroupContext>,
+    topics: &AppTopics,
+    alignment: &mut Alignment<u32>,
+) -> Result<()> {
+    let partitions = |routers: &[u32]| {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in routers.iter().filter_map(|r| topics.router_input(*r)) {
+            list.add_partition(topic, partition);
+        }
+        list
+    };
+    let assignment = consumer.assignment()?;
+    let held = |r: &u32| {
+        topics
+            .router_input(*r)
+            .is_some_and(|(t, p)| assignment.find_partition(t, p).is_some())
+    };
+    let given_up = alignment.retain(held);
+    if !given_up.is_empty() {
+        // Not paused should they come back (librdkafka may keep the flag).
+        let _ = consumer.resume(&partitions(&given_up));
+    }
+    let positions = consumer.position()?;
+    let unread = |r: &u32| {
+        let Some((t, p)) = topics.router_input(*r) else {
+            return false;
+        };
+        let position = positions
+            .find_partition(t, p)
+            .and_then(|e| e.offset().to_raw())
+            .filter(|o| *o >= 0);
+        match (position, fetched_log_end(consumer.client(), t, p)) {
+            (Some(position), Some(end)) => position < end,
+            _ => true,
+        }
+    };
+    let steps = alignment.decide(unread);
+    if !(steps.pause.is_empty() && steps.resume.is_empty()) {
+        tracing::debug!(pause = ?steps.pause, resume = ?steps.resume, "aligning input partitions (router tasks)");
+    }
+    if !steps.pause.is_empty() {
+        consumer.pause(&partitions(&steps.pause))?;
+    }
+    if !steps.resume.is_empty() {
+        consumer.resume(&partitions(&steps.resume))?;
+    }
+    Ok(())
 }
 
 /// The apply thread: applies the fed items in order and commits as the

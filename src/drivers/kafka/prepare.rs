@@ -5,7 +5,7 @@
 use super::repartition::{FormatError, Repartitioned};
 use super::topics::AppTopics;
 use crate::config::Config;
-use crate::domain::{DeadLetter, Micros, Parsed};
+use crate::domain::{Change, DeadLetter, Micros, Parsed};
 use crate::parse::{parse_record, text_of, DeadLetterRecord, Headers, ParseContext, RawRecord};
 use anyhow::Result;
 use neonblue_topology::kafka::{ChangelogProducer, KafkaError};
@@ -35,6 +35,27 @@ pub enum Consumed {
         /// The record, or why this version cannot read it.
         record: Result<Repartitioned, FormatError>,
     },
+}
+
+impl Consumed {
+    /// The router and event time of an input record that has one (an
+    /// event's timestamp, an assignment's `assigned_at`).
+    pub fn input_time(&self) -> Option<(u32, Micros)> {
+        let Consumed::Input {
+            router,
+            parsed: Parsed::Change { change, .. },
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let time = match change {
+            Change::Event(e) => e.timestamp,
+            Change::Assign(a) => a.assigned_at,
+            Change::Unassign(_) => return None,
+        };
+        Some((*router, time))
+    }
 }
 
 /// A rejected input record as the DLQ topic gets it: its key, value and
