@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 pub struct Steps<K> {
     /// Read ahead of the slowest partition by more than the drift.
     pub pause: Vec<K>,
-    /// Back within half the drift, or no longer held by anything.
+    /// Back within half the drift of the slowest.
     pub resume: Vec<K>,
 }
 
@@ -56,6 +56,11 @@ impl<K: Ord + Clone> Alignment<K> {
                 );
             }
         }
+    }
+
+    /// True when no source is known.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
     }
 
     /// Forgets every source that `held` rejects (partitions given up in a

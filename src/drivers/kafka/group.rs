@@ -17,6 +17,7 @@ use neonblue_topology::kafka::{
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -447,11 +448,16 @@ const ALIGN_EVERY: u32 = 1024;
 /// Pauses the input partitions read too far ahead of the slowest one that
 /// still has unread records, and resumes them once it has caught up
 /// ([`Alignment`]). Only the pace changes: outputs never depend on it.
+/// Alignment is per instance: partitions another instance reads are not
+/// compared.
 fn align(
     consumer: &BaseConsumer<GroupContext>,
     topics: &AppTopics,
     alignment: &mut Alignment<u32>,
 ) -> Result<()> {
+    if alignment.is_empty() {
+        return Ok(());
+    }
     let partitions = |routers: &[u32]| {
         let mut list = TopicPartitionList::new();
         for (topic, partition) in routers.iter().filter_map(|r| topics.router_input(*r)) {
@@ -459,30 +465,29 @@ fn align(
         }
         list
     };
-    let assignment = consumer.assignment()?;
-    let held = |r: &u32| {
-        topics
-            .router_input(*r)
-            .is_some_and(|(t, p)| assignment.find_partition(t, p).is_some())
-    };
-    let given_up = alignment.retain(held);
+    // The position of every assigned partition, by router task: a router
+    // missing here was given up in a rebalance.
+    let mut positions: BTreeMap<u32, Option<i64>> = BTreeMap::new();
+    for e in consumer.position()?.elements() {
+        if let Ok(router) = topics.router_index(e.topic(), e.partition()) {
+            positions.insert(router, e.offset().to_raw().filter(|o| *o >= 0));
+        }
+    }
+    let given_up = alignment.retain(|r| positions.contains_key(r));
     if !given_up.is_empty() {
-        // Not paused should they come back (librdkafka may keep the flag).
+        // librdkafka keeps an application's pause across a rebalance.
         let _ = consumer.resume(&partitions(&given_up));
     }
-    let positions = consumer.position()?;
+    // Unread records: a position before the end of the last fetch. An
+    // unknown position or end (a partition just assigned, not read from
+    // yet) counts as nothing to read, so it never keeps others paused.
     let unread = |r: &u32| {
-        let Some((t, p)) = topics.router_input(*r) else {
+        let Some((Some(position), Some((t, p)))) =
+            positions.get(r).map(|pos| (*pos, topics.router_input(*r)))
+        else {
             return false;
         };
-        let position = positions
-            .find_partition(t, p)
-            .and_then(|e| e.offset().to_raw())
-            .filter(|o| *o >= 0);
-        match (position, fetched_log_end(consumer.client(), t, p)) {
-            (Some(position), Some(end)) => position < end,
-            _ => true,
-        }
+        fetched_log_end(consumer.client(), t, p).is_some_and(|end| position < end)
     };
     let steps = alignment.decide(unread);
     if !(steps.pause.is_empty() && steps.resume.is_empty()) {

@@ -38,12 +38,18 @@ pub enum Consumed {
 }
 
 impl Consumed {
-    /// The router and event time of an input record that has one (an
-    /// event's timestamp, an assignment's `assigned_at`).
+    /// The router and event time of an input record that moves its
+    /// partition's stream time (an event's timestamp, an assignment's
+    /// `assigned_at`; a snapshot read holds the stream time back, so not it).
     pub fn input_time(&self) -> Option<(u32, Micros)> {
         let Consumed::Input {
             router,
-            parsed: Parsed::Change { change, .. },
+            parsed:
+                Parsed::Change {
+                    change,
+                    snapshot: false,
+                    ..
+                },
             ..
         } = self
         else {
