@@ -101,6 +101,16 @@ impl Change {
             Change::Event(e) => &e.user_id,
         }
     }
+
+    /// The event time it moves its input's stream time to: an event's
+    /// timestamp, an assignment's `assigned_at` (a delete has none).
+    pub fn time(&self) -> Option<Micros> {
+        match self {
+            Change::Event(e) => Some(e.timestamp),
+            Change::Assign(a) => Some(a.assigned_at),
+            Change::Unassign(_) => None,
+        }
+    }
 }
 
 /// The compact record carried by the repartition topic: a change plus its origin.

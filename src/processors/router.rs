@@ -188,11 +188,7 @@ impl Router {
     /// Returns the time before and after it. (A router cannot know
     /// duplicates, which the join task drops: they release too.)
     fn clock(&mut self, change: &Change, snapshot: bool) -> (Option<Micros>, Option<Micros>) {
-        let ts = match change {
-            Change::Event(e) => Some(e.timestamp),
-            Change::Assign(a) => Some(a.assigned_at),
-            Change::Unassign(_) => None,
-        };
+        let ts = change.time();
         if snapshot {
             let now = self.time.get();
             self.time.hold(ts);

@@ -473,15 +473,17 @@ where
         }
         let p = self.resident.get_mut(&id).expect("resident");
         let len_before = p.entries.len();
-        let std::collections::btree_map::Entry::Vacant(slot) = p.entries.entry(key.clone()) else {
-            self.evict_except(id);
-            return Ok(false);
+        let inserted = match p.entries.entry(key.clone()) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(value());
+                p.mark_changed_counting(key, len_before);
+                Self::reweigh_dirty_counting(&self.budget, self.entry_weight, p, len_before);
+                true
+            }
+            std::collections::btree_map::Entry::Occupied(_) => false,
         };
-        slot.insert(value());
-        p.mark_changed_counting(key, len_before);
-        Self::reweigh_dirty_counting(&self.budget, self.entry_weight, p, len_before);
         self.evict_except(id);
-        Ok(true)
+        Ok(inserted)
     }
 
     /// Inserts `key`, absent from full page `id`, and splits the page;

@@ -5,7 +5,7 @@
 use super::repartition::{FormatError, Repartitioned};
 use super::topics::AppTopics;
 use crate::config::Config;
-use crate::domain::{Change, DeadLetter, Micros, Parsed};
+use crate::domain::{DeadLetter, Micros, Parsed};
 use crate::parse::{parse_record, text_of, DeadLetterRecord, Headers, ParseContext, RawRecord};
 use anyhow::Result;
 use neonblue_topology::kafka::{ChangelogProducer, KafkaError};
@@ -39,8 +39,8 @@ pub enum Consumed {
 
 impl Consumed {
     /// The router and event time of an input record that moves its
-    /// partition's stream time (an event's timestamp, an assignment's
-    /// `assigned_at`; a snapshot read holds the stream time back, so not it).
+    /// partition's stream time ([`crate::domain::Change::time`]; a snapshot read holds the
+    /// stream time back, so not it).
     pub fn input_time(&self) -> Option<(u32, Micros)> {
         let Consumed::Input {
             router,
@@ -55,12 +55,7 @@ impl Consumed {
         else {
             return None;
         };
-        let time = match change {
-            Change::Event(e) => e.timestamp,
-            Change::Assign(a) => a.assigned_at,
-            Change::Unassign(_) => return None,
-        };
-        Some((*router, time))
+        Some((*router, change.time()?))
     }
 }
 
