@@ -5,7 +5,8 @@
 //! unfinished commit, directly on the topology's changelog API; the log bounds
 //! of many partitions in one ListOffsets round; the `eventrouter` layout's
 //! headers; no commit after a record fails; a takeover by an instance on
-//! an empty disk, which restores its tasks from the changelogs.
+//! an empty disk, which restores its tasks from the changelogs; records
+//! behind client logs in the consumer's queue.
 
 mod common;
 mod kafka_support;
@@ -241,6 +242,44 @@ fn eventrouter_headers_type_records_in_kafka_mode_as_in_file_mode() {
         &outputs(&d.join("out")),
         "eventrouter by headers",
     );
+}
+
+/// librdkafka's logs arrive as events in the consumer's own queue, before
+/// the records behind them. A poll that serves one returns nothing, exactly
+/// like a poll of an empty queue: read as "empty", the records behind a
+/// steady flow of logs would wait forever (the run hung at the end of its
+/// input with `debug=fetch`). Every record must be read, as in file mode.
+#[test]
+fn client_logs_in_the_consumers_queue_do_not_stall_reading() {
+    let topic = "log-input";
+    let cluster = mock_app("log-app", topic, 2);
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = prepare_input(d, topic, 2, 2000, 11);
+    let expected = outputs(&file_run(&input, d, 2));
+    produce(&brokers, &input, topic, 2);
+    let mut a = start_instance(
+        &brokers,
+        "log-app",
+        topic,
+        d,
+        "a",
+        &[
+            "--until-end",
+            "--kafka-property",
+            "debug=fetch,consumer",
+            "--log",
+            "info,librdkafka=debug",
+        ],
+    );
+    wait_ok(
+        &mut a,
+        Duration::from_secs(60),
+        "run with client logs",
+        &d.join("a.log"),
+    );
+    assert_same(&expected, &outputs(&d.join("out")), "with client logs");
 }
 
 /// Stops an instance with SIGTERM (a graceful stop: it commits and leaves

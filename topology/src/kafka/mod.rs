@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod connect;
 pub mod group;
 pub mod position;
+pub mod queue;
 
 pub use admin::{ensure_topics, TopicSpec};
 pub use changelog::{ChangelogProducer, PartitionReader};
@@ -17,6 +18,7 @@ pub use checkpoint::{ChangelogDurability, Checkpoint, LoggedTask, RestoreStats, 
 pub use connect::ConnectProblem;
 pub use group::{describe_group, group_lag, GroupDescription, GroupMember, PartitionLag};
 pub use position::{fetched_log_end, query_log_bounds, query_log_ends};
+pub use queue::{queued_events, PartitionQueues};
 
 use rdkafka::ClientConfig;
 use std::time::Duration;
