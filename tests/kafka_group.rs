@@ -4,7 +4,9 @@
 //! A 4-partition input is processed by a consumer group: two instances, a
 //! third joining mid-stream, one of the first two killed with SIGKILL. The
 //! Parquet outputs must equal a file-mode run over the same records, row for
-//! row; so must a replay from offset 0 into a fresh application id.
+//! row; so must a replay from offset 0 into a fresh application id. Also:
+//! the end of a log written in one batch, which decides when
+//! `--until-end` drains the join tasks.
 
 mod common;
 mod kafka_support;
@@ -418,4 +420,45 @@ fn a_rebalance_and_sigkills_during_commits_in_flight_equal_file_mode() {
         &outputs_of(&bucket_root),
         "commits in flight, a rebalance and SIGKILLs",
     );
+}
+
+/// Where a partition's log ends decides when `--until-end` drains the join
+/// tasks. Some brokers answer ListOffsets with a stale end (Tansu: the
+/// first offset of the last batch, plus one); taken as the end, the run
+/// stopped before the last batch of a partition reached the join tasks
+/// (events missing from the outputs). `group_lag` confirms the end with a
+/// fetch.
+#[test]
+fn the_end_of_a_log_written_in_one_batch_is_its_last_offset() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let Some(brokers) = real_broker() else { return };
+    let topic = unique("nb-batch");
+    let base = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .clone();
+    neonblue_topology::kafka::ensure_topics(
+        &base,
+        1,
+        &[neonblue_topology::kafka::TopicSpec {
+            name: topic.clone(),
+            partitions: 1,
+            compacted: false,
+        }],
+    )
+    .unwrap();
+    let producer: BaseProducer = base.clone().set("linger.ms", "200").create().unwrap();
+    for i in 0..50 {
+        let payload = format!("record {i}");
+        let record = BaseRecord::<(), str>::to(&topic)
+            .partition(0)
+            .payload(&payload);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let lags =
+        neonblue_topology::kafka::group_lag(&base, &unique("nb-none"), &[(topic.clone(), 0)])
+            .unwrap();
+    assert_eq!(lags.len(), 1);
+    assert_eq!(lags[0].log_end, 50, "{lags:?}");
+    assert_eq!(lags[0].lag(), 50, "nothing committed: all 50 to read");
 }

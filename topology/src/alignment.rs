@@ -1,29 +1,29 @@
-//! Watermark alignment (as Flink has it): which input partitions to pause so
-//! that none is read far ahead, in event time, of the slowest one that still
-//! has unread records.
+//! Watermark alignment (as Flink has it): which input partitions to hold
+//! back so that none is read far ahead, in event time, of the slowest one
+//! that still has unread records.
 //!
 //! A task's watermark is the minimum of its input partitions' stream times
 //! ([`crate::watermark`]), so an input partition read ahead of the others
 //! only makes its events wait for the watermark, in state, at a cost. The
 //! outputs do not depend on the pace; only that cost does. This policy never
-//! pauses the slowest partition, so reading always progresses.
+//! holds back the slowest partition, so reading always progresses.
 
 use std::collections::BTreeMap;
 
-/// What the reader should change: partitions to pause and to resume.
+/// What the reader should change: partitions to hold back and to release.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Steps<K> {
     /// Read ahead of the slowest partition by more than the drift.
-    pub pause: Vec<K>,
+    pub hold: Vec<K>,
     /// Back within half the drift of the slowest.
-    pub resume: Vec<K>,
+    pub release: Vec<K>,
 }
 
 #[derive(Debug)]
 struct Source {
     /// Greatest event time read from it.
     time: i64,
-    paused: bool,
+    held: bool,
 }
 
 /// The alignment of the input partitions one reader holds, keyed by `K`.
@@ -47,13 +47,8 @@ impl<K: Ord + Clone> Alignment<K> {
         match self.sources.get_mut(source) {
             Some(s) => s.time = s.time.max(time),
             None => {
-                self.sources.insert(
-                    source.clone(),
-                    Source {
-                        time,
-                        paused: false,
-                    },
-                );
+                self.sources
+                    .insert(source.clone(), Source { time, held: false });
             }
         }
     }
@@ -64,37 +59,37 @@ impl<K: Ord + Clone> Alignment<K> {
     }
 
     /// Forgets every source that `held` rejects (partitions given up in a
-    /// rebalance); returns those of them that were paused.
+    /// rebalance); returns those of them that were held back.
     pub fn retain(&mut self, held: impl Fn(&K) -> bool) -> Vec<K> {
         let gone: Vec<K> = self.sources.keys().filter(|k| !held(k)).cloned().collect();
         gone.into_iter()
-            .filter(|k| self.sources.remove(k).is_some_and(|s| s.paused))
+            .filter(|k| self.sources.remove(k).is_some_and(|s| s.held))
             .collect()
     }
 
     /// The steps to take now. `unread` tells whether a source still has
-    /// records to read: the floor is the slowest of those and of the paused
+    /// records to read: the floor is the slowest of those and of the held
     /// ones (a source with nothing left is not waited for; one not read from
     /// yet is not known here and holds nothing back).
     pub fn decide(&mut self, unread: impl Fn(&K) -> bool) -> Steps<K> {
         let floor = self
             .sources
             .iter()
-            .filter(|(k, s)| s.paused || unread(k))
+            .filter(|(k, s)| s.held || unread(k))
             .map(|(_, s)| s.time)
             .min();
         let mut steps = Steps {
-            pause: Vec::new(),
-            resume: Vec::new(),
+            hold: Vec::new(),
+            release: Vec::new(),
         };
         for (k, s) in &mut self.sources {
             let ahead = floor.map_or(0, |f| s.time.saturating_sub(f));
-            if !s.paused && ahead > self.drift {
-                s.paused = true;
-                steps.pause.push(k.clone());
-            } else if s.paused && ahead <= self.drift / 2 {
-                s.paused = false;
-                steps.resume.push(k.clone());
+            if !s.held && ahead > self.drift {
+                s.held = true;
+                steps.hold.push(k.clone());
+            } else if s.held && ahead <= self.drift / 2 {
+                s.held = false;
+                steps.release.push(k.clone());
             }
         }
         steps
@@ -106,7 +101,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_partition_read_ahead_pauses_until_the_slowest_catches_up() {
+    fn a_partition_read_ahead_is_held_until_the_slowest_catches_up() {
         let mut a = Alignment::new(100);
         a.observe(&0, 1_000);
         a.observe(&1, 1_050);
@@ -115,8 +110,8 @@ mod tests {
         assert_eq!(
             a.decide(all),
             Steps {
-                pause: vec![2],
-                resume: vec![]
+                hold: vec![2],
+                release: vec![]
             }
         );
         assert_eq!(a.decide(all), Steps::default(), "nothing changed");
@@ -136,14 +131,14 @@ mod tests {
         assert_eq!(
             a.decide(all),
             Steps {
-                pause: vec![],
-                resume: vec![2]
+                hold: vec![],
+                release: vec![2]
             }
         );
     }
 
     #[test]
-    fn the_slowest_partition_is_never_paused_and_read_ones_do_not_hold_back() {
+    fn the_slowest_partition_is_never_held_and_read_ones_do_not_hold_back() {
         let mut a = Alignment::new(100);
         a.observe(&0, 0);
         a.observe(&1, 5_000);
@@ -151,28 +146,28 @@ mod tests {
         // Partition 0 has nothing left to read: the others are not held.
         let unread = |k: &i32| *k != 0;
         assert_eq!(a.decide(unread), Steps::default());
-        // With records left in 0, both others pause, never 0.
+        // With records left in 0, both others are held, never 0.
         let all = |_: &i32| true;
         assert_eq!(
             a.decide(all),
             Steps {
-                pause: vec![1, 2],
-                resume: vec![]
+                hold: vec![1, 2],
+                release: vec![]
             }
         );
-        // 0 runs dry: the paused ones still count as waiting, so the floor
-        // is theirs and both resume.
+        // 0 runs dry: the held ones still count as waiting, so the floor
+        // is theirs and both are released.
         assert_eq!(
             a.decide(unread),
             Steps {
-                pause: vec![],
-                resume: vec![1, 2]
+                hold: vec![],
+                release: vec![1, 2]
             }
         );
     }
 
     #[test]
-    fn a_source_given_up_is_forgotten_and_reported_if_paused() {
+    fn a_source_given_up_is_forgotten_and_reported_if_held() {
         let mut a = Alignment::new(10);
         a.observe(&0, 0);
         a.observe(&1, 100);

@@ -13,8 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use neonblue_state::{decode, encode, StateDb};
 use neonblue_topology::alignment::Alignment;
 use neonblue_topology::kafka::{
-    consumer_config, ensure_topics, fetched_log_end, query_log_bounds, query_log_ends,
-    queued_events, PartitionQueues,
+    consumer_config, ensure_topics, fetched_log_end, group_lag, query_log_bounds, queued_events,
+    set_unless_given, PartitionQueues,
 };
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -165,10 +165,12 @@ pub const KAFKA_JOB_KEY: &str = "kafka-job";
 const FETCH_WAIT_MAX_MS: &str = "50";
 
 /// librdkafka's `queued.max.messages.kbytes` for the group's consumer,
-/// unless the configuration sets it: how much each input partition's queue,
-/// and the consumer's own (repartition records), may hold fetched ahead.
-/// (librdkafka's 64 MiB is meant for one queue; with 16 MiB, catch-ups of
-/// 1M envelopes over 1 and 4 input partitions ran as fast, and over 4 with
+/// unless the configuration sets it: librdkafka stops fetching for an input
+/// partition once its queue holds about this much (or `queued.min.messages`
+/// records), and likewise for the consumer's own queue (repartition
+/// records); so memory grows with the input partitions assigned. (The
+/// default 64 MiB is meant for one queue; with 16 MiB, catch-ups of 1M
+/// envelopes over 1 and 4 input partitions ran as fast, and over 4 with
 /// about 225 MiB less peak memory.)
 const PREFETCH_KBYTES: &str = "16384";
 
@@ -176,9 +178,7 @@ const PREFETCH_KBYTES: &str = "16384";
 /// the group's consumer does (before its group settings).
 pub fn round_trip_consumer_config(base: &ClientConfig) -> ClientConfig {
     let mut config = consumer_config(base);
-    if config.get("fetch.wait.max.ms").is_none() {
-        config.set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
-    }
+    set_unless_given(&mut config, "fetch.wait.max.ms", FETCH_WAIT_MAX_MS);
     config
 }
 
@@ -239,9 +239,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         fatal: Mutex::new(None),
     };
     let mut config = round_trip_consumer_config(&base);
-    if config.get("queued.max.messages.kbytes").is_none() {
-        config.set("queued.max.messages.kbytes", PREFETCH_KBYTES);
-    }
+    set_unless_given(&mut config, "queued.max.messages.kbytes", PREFETCH_KBYTES);
     let mut consumer: BaseConsumer<GroupContext> = config
         .set("group.id", &app_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
@@ -269,10 +267,13 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
     });
     let consumer = Arc::new(consumer);
     // Input partitions are read from queues of their own, so that one can
-    // be held back (watermark alignment) by not reading it.
-    let input_partitions: Vec<(&str, i32)> = (0..topics.router_tasks() as u32)
-        .filter_map(|router| topics.router_input(router))
-        .collect();
+    // be held back (watermark alignment) by not reading it; the queues are
+    // indexed by router task.
+    let mut input_partitions = Vec::new();
+    for router in 0..topics.router_tasks() as u32 {
+        let input = topics.router_input(router);
+        input_partitions.push(input.ok_or_else(|| anyhow!("no input of router task {router}"))?);
+    }
     let mut inputs = PartitionQueues::split(&consumer, &input_partitions, &reader)?;
     let mut subscription: Vec<&str> = topics.inputs.iter().map(|(t, _)| t.as_str()).collect();
     subscription.push(&topics.repartition);
@@ -347,7 +348,8 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
             return Err(e);
         }
     };
-    // The input queues hold the consumer too: it closes after them.
+    // The input queues must go first: each holds the consumer, and a queue
+    // destroyed after its consumer would outlive librdkafka's handle.
     drop(inputs);
     drop(consumer);
     tracing::info!("left the group");
@@ -379,6 +381,7 @@ fn poll_records(
     bar: &indicatif::ProgressBar,
 ) -> Result<()> {
     let cfg = &run.config;
+    let base = super::client_config(&cfg.kafka, &topics.app_id);
     let started = Instant::now();
     let mut processed: u64 = 0;
     let mut last_check = Instant::now();
@@ -453,7 +456,9 @@ fn poll_records(
                 }
             }
         }
-        let idle = if got + events > 0 {
+        // Events are not input: only records end a quiet spell (librdkafka's
+        // logs can come faster than `POLL_WAIT`).
+        let idle = if got > 0 {
             quiet_since = None;
             failed
         } else if feed.has_pending() {
@@ -468,8 +473,10 @@ fn poll_records(
                 quiet_since = None;
                 true
             } else {
-                // A queue turning non-empty wakes this thread.
-                std::thread::park_timeout(POLL_WAIT - waited);
+                if events == 0 {
+                    // A queue turning non-empty wakes this thread.
+                    std::thread::park_timeout(POLL_WAIT - waited);
+                }
                 false
             }
         };
@@ -492,7 +499,7 @@ fn poll_records(
         }
         // Three round trips to the brokers (committed offsets, log starts and
         // ends): only for the bar, or for `--until-end` once the input seems
-        // to have run dry.
+        // to have run dry (then a fetch confirms the ends they gave).
         let awaiting_end = run.until_end && idle;
         let every = if awaiting_end {
             UNTIL_END_CHECK
@@ -505,9 +512,9 @@ fn poll_records(
                 Ok((done, total)) => {
                     bar.set_length(total);
                     bar.set_position(done);
-                    if awaiting_end && done >= total {
+                    if awaiting_end && done >= total && input_committed(&base, topics)? {
                         feed.sync()?;
-                        if finish_if_caught_up(consumer, engine, topics)? {
+                        if finish_if_caught_up(&base, engine, consumer, topics)? {
                             return Ok(());
                         }
                     }
@@ -519,7 +526,7 @@ fn poll_records(
 }
 
 /// How far (event time) an input partition may be read ahead of the
-/// slowest one that still has unread records before it is paused: further
+/// slowest one that still has unread records before it is held back: further
 /// ahead, its events would only wait for the watermark, in state.
 const ALIGNMENT_DRIFT: Micros = crate::time::HOUR;
 /// Records read between two alignment steps.
@@ -562,13 +569,13 @@ fn align(
         fetched_log_end(consumer.client(), t, p).is_some_and(|end| position < end)
     };
     let steps = alignment.decide(unread);
-    if !(steps.pause.is_empty() && steps.resume.is_empty()) {
-        tracing::debug!(hold = ?steps.pause, release = ?steps.resume, "aligning input partitions (router tasks)");
+    if !(steps.hold.is_empty() && steps.release.is_empty()) {
+        tracing::debug!(hold = ?steps.hold, release = ?steps.release, "aligning input partitions (router tasks)");
     }
-    for router in steps.pause {
+    for router in steps.hold {
         inputs.hold(router as usize, true);
     }
-    for router in steps.resume {
+    for router in steps.release {
         inputs.hold(router as usize, false);
     }
     Ok(())
@@ -743,13 +750,31 @@ fn group_progress<C: ConsumerContext>(
     Ok((done, total))
 }
 
+/// True when the group has committed every input partition to its end.
+///
+/// The ends come from a fetch, not from ListOffsets alone
+/// ([`group_lag`]): some brokers answer ListOffsets with a stale end (Tansu:
+/// the first offset of the last batch, plus one), and an end taken too early
+/// would drain the join tasks before the last batch reached them.
+fn input_committed(base: &ClientConfig, topics: &AppTopics) -> Result<bool> {
+    let partitions: Vec<(String, i32)> = topics
+        .inputs
+        .iter()
+        .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
+        .collect();
+    let lags = group_lag(base, &topics.app_id, &partitions)?;
+    Ok(lags.len() == partitions.len() && lags.iter().all(|l| l.lag() == 0))
+}
+
 /// With every input routed: when this instance's join tasks have read their
-/// repartition partitions to the end, drains them (every pending event and
-/// window resolves) and commits; returns true once every join task of the
-/// group is drained (tasks of a dead instance move here first).
+/// repartition partitions to the end (fetched, as in [`input_committed`]),
+/// drains them (every pending event and window resolves) and commits;
+/// returns true once every join task of the group is drained (tasks of a
+/// dead instance move here first).
 fn finish_if_caught_up(
-    consumer: &BaseConsumer<GroupContext>,
+    base: &ClientConfig,
     engine: &Shared,
+    consumer: &BaseConsumer<GroupContext>,
     topics: &AppTopics,
 ) -> Result<bool> {
     let repartition: Vec<(String, i32)> = consumer
@@ -759,14 +784,17 @@ fn finish_if_caught_up(
         .filter(|e| e.topic() == topics.repartition)
         .map(|e| (e.topic().to_string(), e.partition()))
         .collect();
-    let ends = query_log_ends(consumer, &repartition, Duration::from_secs(10))?;
+    let lags = group_lag(base, &topics.app_id, &repartition)?;
     let mut joins = Vec::new();
     for key in &repartition {
-        let Some(&high) = ends.get(key) else {
+        let Some(lag) = lags
+            .iter()
+            .find(|l| (&l.topic, l.partition) == (&key.0, key.1))
+        else {
             return Ok(false);
         };
         let position = lock(engine).join_position(key.1)?;
-        if position < high {
+        if position < lag.log_end {
             return Ok(false);
         }
         joins.push(key.1);

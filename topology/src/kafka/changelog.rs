@@ -26,9 +26,7 @@ impl ChangelogProducer {
             ("compression.type", "lz4"),
             ("message.timeout.ms", "120000"),
         ] {
-            if base.get(k).is_none() {
-                config.set(k, v);
-            }
+            super::set_unless_given(&mut config, k, v);
         }
         let producer: FutureProducer = config.create()?;
         Ok(ChangelogProducer { producer })

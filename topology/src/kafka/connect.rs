@@ -366,11 +366,13 @@ fn probe(config: &ClientConfig, timeout: Duration) -> Result<Metadata, KafkaErro
     let protocol = config.get("security.protocol").unwrap_or("plaintext");
     let mut probe_config = config.clone();
     probe_config.set("allow.auto.create.topics", "false");
-    if config.get("socket.connection.setup.timeout.ms").is_none() {
-        // A TLS client on a plaintext port waits this long for the broker's
-        // half of the handshake (librdkafka's default: 30 s).
-        probe_config.set("socket.connection.setup.timeout.ms", "8000");
-    }
+    // A TLS client on a plaintext port waits this long for the broker's
+    // half of the handshake (librdkafka's default: 30 s).
+    super::set_unless_given(
+        &mut probe_config,
+        "socket.connection.setup.timeout.ms",
+        "8000",
+    );
     let context = ProbeContext {
         secrets,
         seen: Mutex::new(Vec::new()),

@@ -62,8 +62,14 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// bounded without the idle gaps. `base` may set its own value.
 pub fn consumer_config(base: &ClientConfig) -> ClientConfig {
     let mut config = base.clone();
-    if config.get("fetch.queue.backoff.ms").is_none() {
-        config.set("fetch.queue.backoff.ms", "10");
-    }
+    set_unless_given(&mut config, "fetch.queue.backoff.ms", "10");
     config
+}
+
+/// Sets `property` to `value` unless `config` already gives it one (the
+/// user's settings win over neonblue's defaults).
+pub fn set_unless_given(config: &mut ClientConfig, property: &str, value: &str) {
+    if config.get(property).is_none() {
+        config.set(property, value);
+    }
 }

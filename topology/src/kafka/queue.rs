@@ -2,9 +2,11 @@
 //!
 //! A partition split off the consumer's queue is read only when its own
 //! queue is polled. Not polling it holds the partition back: librdkafka
-//! stops fetching for it once the queue holds `queued.max.messages.kbytes`
-//! and keeps what it fetched. (Pausing the partition instead drops its
-//! fetched records, to be fetched and decompressed again on resume.)
+//! stops fetching for it once the queue holds about
+//! `queued.max.messages.kbytes` (or `queued.min.messages` records) and keeps
+//! what it fetched until the next rebalance. (Pausing the partition instead
+//! drops its fetched records, to be fetched and decompressed again on
+//! resume.)
 
 use super::KafkaError;
 use rdkafka::bindings as rd;
@@ -47,7 +49,8 @@ impl<C: ConsumerContext + 'static> PartitionQueues<C> {
         Ok(PartitionQueues { queues, held })
     }
 
-    /// Holds back (or releases) the partition at `index` of the split list.
+    /// Holds back (or releases) the partition at `index` of the list given
+    /// to [`PartitionQueues::split`].
     pub fn hold(&mut self, index: usize, held: bool) {
         if let Some(h) = self.held.get_mut(index) {
             *h = held;
@@ -135,6 +138,7 @@ mod tests {
             ClientConfig::new()
                 .set("bootstrap.servers", cluster.bootstrap_servers())
                 .set("group.id", "g")
+                .set("enable.auto.commit", "false")
                 .set("auto.offset.reset", "earliest")
                 .create()
                 .unwrap(),
@@ -161,6 +165,31 @@ mod tests {
             of(0).collect::<Vec<_>>(),
             "partition 0, whole and in order"
         );
-        assert_eq!(queued_events(&consumer), 0);
+    }
+
+    /// librdkafka's logs are events in the consumer's queue: a poll serves
+    /// one and returns `None`, as for an empty queue; only `queued_events`
+    /// tells the two apart.
+    #[test]
+    fn queued_events_counts_what_a_poll_serves_without_returning_it() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("t", 1, 1).unwrap();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "g")
+            .set("debug", "cgrp,topic")
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug)
+            .create()
+            .unwrap();
+        consumer.subscribe(&["t"]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while queued_events(&consumer) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(queued_events(&consumer) > 0, "no log arrived");
+        assert!(
+            consumer.poll(Duration::ZERO).is_none(),
+            "a log is no record"
+        );
     }
 }
