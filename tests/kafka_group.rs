@@ -427,25 +427,24 @@ fn a_rebalance_and_sigkills_during_commits_in_flight_equal_file_mode() {
 /// first offset of the last batch, plus one); taken as the end, the run
 /// stopped before the last batch of a partition reached the join tasks
 /// (events missing from the outputs). `group_lag` confirms the end with a
-/// fetch.
+/// fetch, from where the group stands: before it committed, and after it
+/// committed past the stale end.
 #[test]
-fn the_end_of_a_log_written_in_one_batch_is_its_last_offset() {
+fn the_end_of_a_log_written_in_one_batch_is_after_its_last_record() {
+    use neonblue_topology::kafka::{ensure_topics, group_lag, TopicSpec};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let Some(brokers) = real_broker() else { return };
     let topic = unique("nb-batch");
+    let group = unique("nb-group");
     let base = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .clone();
-    neonblue_topology::kafka::ensure_topics(
-        &base,
-        1,
-        &[neonblue_topology::kafka::TopicSpec {
-            name: topic.clone(),
-            partitions: 1,
-            compacted: false,
-        }],
-    )
-    .unwrap();
+    let spec = TopicSpec {
+        name: topic.clone(),
+        partitions: 1,
+        compacted: false,
+    };
+    ensure_topics(&base, 1, &[spec]).unwrap();
     let producer: BaseProducer = base.clone().set("linger.ms", "200").create().unwrap();
     for i in 0..50 {
         let payload = format!("record {i}");
@@ -455,10 +454,20 @@ fn the_end_of_a_log_written_in_one_batch_is_its_last_offset() {
         producer.send(record).map_err(|(e, _)| e).unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
-    let lags =
-        neonblue_topology::kafka::group_lag(&base, &unique("nb-none"), &[(topic.clone(), 0)])
-            .unwrap();
-    assert_eq!(lags.len(), 1);
-    assert_eq!(lags[0].log_end, 50, "{lags:?}");
-    assert_eq!(lags[0].lag(), 50, "nothing committed: all 50 to read");
+    let partitions = [(topic.clone(), 0)];
+    let lags = group_lag(&base, &group, &partitions).unwrap();
+    assert_eq!((lags[0].log_end, lags[0].lag()), (50, 50), "{lags:?}");
+    assert!(lags[0].end_fetched, "{lags:?}");
+
+    let committer: BaseConsumer = base.clone().set("group.id", &group).create().unwrap();
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets
+        .add_partition_offset(&topic, 0, rdkafka::Offset::Offset(50))
+        .unwrap();
+    committer
+        .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
+    let lags = group_lag(&base, &group, &partitions).unwrap();
+    assert_eq!((lags[0].log_end, lags[0].lag()), (50, 0), "{lags:?}");
+    assert!(lags[0].end_fetched, "{lags:?}");
 }

@@ -512,11 +512,11 @@ fn poll_records(
                 Ok((done, total)) => {
                     bar.set_length(total);
                     bar.set_position(done);
-                    if awaiting_end && done >= total && input_committed(&base, topics)? {
-                        feed.sync()?;
-                        if finish_if_caught_up(&base, engine, consumer, topics)? {
-                            return Ok(());
-                        }
+                    if awaiting_end
+                        && done >= total
+                        && end_confirmed(&base, engine, consumer, topics, feed)?
+                    {
+                        return Ok(());
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the group's progress"),
@@ -722,11 +722,7 @@ fn group_progress<C: ConsumerContext>(
     topics: &AppTopics,
 ) -> Result<(u64, u64)> {
     let timeout = Duration::from_secs(10);
-    let partitions: Vec<(String, i32)> = topics
-        .inputs
-        .iter()
-        .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
-        .collect();
+    let partitions = input_partitions(topics);
     let mut tpl = TopicPartitionList::new();
     for (t, p) in &partitions {
         tpl.add_partition(t, *p);
@@ -750,24 +746,48 @@ fn group_progress<C: ConsumerContext>(
     Ok((done, total))
 }
 
-/// True when the group has committed every input partition to its end.
+/// Once the cheap check says the group is done: confirms that every input
+/// partition is committed to its end, then finishes this instance's join
+/// tasks ([`finish_if_caught_up`]); true once the whole group is drained.
+/// A failed check is only logged (not done yet).
 ///
-/// The ends come from a fetch, not from ListOffsets alone
-/// ([`group_lag`]): some brokers answer ListOffsets with a stale end (Tansu:
-/// the first offset of the last batch, plus one), and an end taken too early
-/// would drain the join tasks before the last batch reached them.
-fn input_committed(base: &ClientConfig, topics: &AppTopics) -> Result<bool> {
-    let partitions: Vec<(String, i32)> = topics
+/// The ends come from a fetch, not from ListOffsets alone ([`group_lag`]):
+/// some brokers answer ListOffsets with a stale end (Tansu: the first offset
+/// of the last batch, plus one), and an end taken too early would drain the
+/// join tasks before the last batch reached them. An end no fetch confirmed
+/// counts as not reached.
+fn end_confirmed(
+    base: &ClientConfig,
+    engine: &Shared,
+    consumer: &BaseConsumer<GroupContext>,
+    topics: &AppTopics,
+    feed: &Feed,
+) -> Result<bool> {
+    let committed = group_lag(base, &topics.app_id, &input_partitions(topics))
+        .map(|lags| lags.iter().all(|l| l.end_fetched && l.lag() == 0));
+    match committed {
+        Ok(true) => {}
+        Ok(false) => return Ok(false),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot confirm the end of input");
+            return Ok(false);
+        }
+    }
+    feed.sync()?;
+    finish_if_caught_up(base, engine, consumer, topics)
+}
+
+/// Every (topic, partition) of the input topics.
+fn input_partitions(topics: &AppTopics) -> Vec<(String, i32)> {
+    topics
         .inputs
         .iter()
         .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
-        .collect();
-    let lags = group_lag(base, &topics.app_id, &partitions)?;
-    Ok(lags.len() == partitions.len() && lags.iter().all(|l| l.lag() == 0))
+        .collect()
 }
 
 /// With every input routed: when this instance's join tasks have read their
-/// repartition partitions to the end (fetched, as in [`input_committed`]),
+/// repartition partitions to the end (fetched, as in [`end_confirmed`]),
 /// drains them (every pending event and window resolves) and commits;
 /// returns true once every join task of the group is drained (tasks of a
 /// dead instance move here first).
@@ -784,20 +804,20 @@ fn finish_if_caught_up(
         .filter(|e| e.topic() == topics.repartition)
         .map(|e| (e.topic().to_string(), e.partition()))
         .collect();
-    let lags = group_lag(base, &topics.app_id, &repartition)?;
-    let mut joins = Vec::new();
-    for key in &repartition {
-        let Some(lag) = lags
-            .iter()
-            .find(|l| (&l.topic, l.partition) == (&key.0, key.1))
-        else {
-            return Ok(false);
-        };
-        let position = lock(engine).join_position(key.1)?;
-        if position < lag.log_end {
+    let lags = match group_lag(base, &topics.app_id, &repartition) {
+        Ok(lags) => lags,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the repartition topic's ends");
             return Ok(false);
         }
-        joins.push(key.1);
+    };
+    let mut joins = Vec::new();
+    for lag in &lags {
+        let position = lock(engine).join_position(lag.partition)?;
+        if !lag.end_fetched || position < lag.log_end {
+            return Ok(false);
+        }
+        joins.push(lag.partition);
     }
     let mut e = lock(engine);
     e.drain(&joins)?;

@@ -17,8 +17,13 @@ pub struct PartitionLag {
     pub committed: Option<i64>,
     /// First offset still in the log.
     pub log_start: i64,
-    /// The log end (high watermark).
+    /// The log end (high watermark): the greater of ListOffsets' answer and
+    /// a fetch response's.
     pub log_end: i64,
+    /// Whether a fetch response confirmed `log_end` (within [`FETCH_WAIT`]);
+    /// if not, it is ListOffsets' answer alone, which some brokers give
+    /// stale.
+    pub end_fetched: bool,
 }
 
 impl PartitionLag {
@@ -61,6 +66,8 @@ fn reader(base: &ClientConfig, group: &str) -> Result<BaseConsumer, KafkaError> 
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "1048576")
         .set("max.partition.fetch.bytes", "65536")
+        // The fetch is only for the ends it reports: no reason to wait.
+        .set("fetch.wait.max.ms", "10")
         .create()?)
 }
 
@@ -101,6 +108,7 @@ pub fn group_lag(
                 committed,
                 log_start,
                 log_end,
+                end_fetched: false,
             })
         })
         .collect::<Result<Vec<_>, KafkaError>>()?;
@@ -110,7 +118,8 @@ pub fn group_lag(
         let from = p
             .committed
             .unwrap_or(p.log_end)
-            .clamp(p.log_start, p.log_end);
+            .min(p.log_end)
+            .max(p.log_start);
         fetch.add_partition_offset(&p.topic, p.partition, Offset::Offset(from))?;
     }
     consumer.assign(&fetch)?;
@@ -123,6 +132,7 @@ pub fn group_lag(
             match super::fetched_log_end(consumer.client(), &p.topic, p.partition) {
                 Some(end) => {
                     p.log_end = p.log_end.max(end);
+                    p.end_fetched = true;
                     false
                 }
                 None => true,
@@ -209,6 +219,7 @@ mod tests {
             committed: Some(7),
             log_start: 2,
             log_end: 10,
+            end_fetched: true,
         };
         assert_eq!(p.lag(), 3);
         p.committed = None;
