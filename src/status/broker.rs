@@ -114,10 +114,7 @@ pub fn read(cfg: &Config) -> Result<BrokerStatus> {
         })
         .collect();
 
-    let mut wanted: Vec<(String, i32)> = Vec::new();
-    for (t, n) in &topics.inputs {
-        wanted.extend((0..*n).map(|p| (t.clone(), p)));
-    }
+    let mut wanted = topics.input_partitions();
     let repartition_present = existing.contains_key(&topics.repartition);
     if repartition_present {
         wanted.extend((0..topics.repartition_partitions).map(|p| (topics.repartition.clone(), p)));

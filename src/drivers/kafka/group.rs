@@ -269,12 +269,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
     // Input partitions are read from queues of their own, so that one can
     // be held back (watermark alignment) by not reading it; the queues are
     // indexed by router task.
-    let mut input_partitions = Vec::new();
-    for router in 0..topics.router_tasks() as u32 {
-        let input = topics.router_input(router);
-        input_partitions.push(input.ok_or_else(|| anyhow!("no input of router task {router}"))?);
-    }
-    let mut inputs = PartitionQueues::split(&consumer, &input_partitions, &reader)?;
+    let mut inputs = PartitionQueues::split(&consumer, &topics.input_partitions(), &reader)?;
     let mut subscription: Vec<&str> = topics.inputs.iter().map(|(t, _)| t.as_str()).collect();
     subscription.push(&topics.repartition);
     consumer.subscribe(&subscription)?;
@@ -722,7 +717,7 @@ fn group_progress<C: ConsumerContext>(
     topics: &AppTopics,
 ) -> Result<(u64, u64)> {
     let timeout = Duration::from_secs(10);
-    let partitions = input_partitions(topics);
+    let partitions = topics.input_partitions();
     let mut tpl = TopicPartitionList::new();
     for (t, p) in &partitions {
         tpl.add_partition(t, *p);
@@ -763,7 +758,7 @@ fn end_confirmed(
     topics: &AppTopics,
     feed: &Feed,
 ) -> Result<bool> {
-    let committed = group_lag(base, &topics.app_id, &input_partitions(topics))
+    let committed = group_lag(base, &topics.app_id, &topics.input_partitions())
         .map(|lags| lags.iter().all(|l| l.end_fetched && l.lag() == 0));
     match committed {
         Ok(true) => {}
@@ -775,15 +770,6 @@ fn end_confirmed(
     }
     feed.sync()?;
     finish_if_caught_up(base, engine, consumer, topics)
-}
-
-/// Every (topic, partition) of the input topics.
-fn input_partitions(topics: &AppTopics) -> Vec<(String, i32)> {
-    topics
-        .inputs
-        .iter()
-        .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
-        .collect()
 }
 
 /// With every input routed: when this instance's join tasks have read their

@@ -89,6 +89,15 @@ impl AppTopics {
         format!("{}-{store}-changelog", self.app_id)
     }
 
+    /// Every input (topic, partition), in router-task order: the index of
+    /// a partition here is its router task ([`AppTopics::router_index`]).
+    pub fn input_partitions(&self) -> Vec<(String, i32)> {
+        self.inputs
+            .iter()
+            .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
+            .collect()
+    }
+
     /// Router tasks: one per input (topic, partition).
     pub fn router_tasks(&self) -> i32 {
         self.inputs.iter().map(|(_, n)| *n).sum()

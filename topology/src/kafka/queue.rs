@@ -28,11 +28,12 @@ impl<C: ConsumerContext + 'static> PartitionQueues<C> {
     /// A queue turning non-empty unparks `reader`.
     pub fn split(
         consumer: &Arc<BaseConsumer<C>>,
-        partitions: &[(&str, i32)],
+        partitions: &[(String, i32)],
         reader: &Thread,
     ) -> Result<Self, KafkaError> {
         let mut queues = Vec::with_capacity(partitions.len());
-        for &(topic, partition) in partitions {
+        for (topic, partition) in partitions {
+            let (topic, partition) = (topic.as_str(), *partition);
             let mut queue = consumer
                 .split_partition_queue(topic, partition)
                 .ok_or_else(|| KafkaError::Topic {
@@ -144,7 +145,8 @@ mod tests {
                 .unwrap(),
         );
         let mut queues =
-            PartitionQueues::split(&consumer, &[("t", 0)], &std::thread::current()).unwrap();
+            PartitionQueues::split(&consumer, &[("t".to_string(), 0)], &std::thread::current())
+                .unwrap();
         consumer.subscribe(&["t"]).unwrap();
         queues.hold(0, true);
         let limit = Duration::from_secs(20);
