@@ -423,15 +423,17 @@ fn a_rebalance_and_sigkills_during_commits_in_flight_equal_file_mode() {
 }
 
 /// Where a partition's log ends decides when `--until-end` drains the join
-/// tasks. Some brokers answer ListOffsets with a stale end (Tansu: the
-/// first offset of the last batch, plus one); taken as the end, the run
-/// stopped before the last batch of a partition reached the join tasks
-/// (events missing from the outputs). `group_lag` confirms the end with a
-/// fetch, from where the group stands: before it committed, and after it
-/// committed past the stale end.
+/// tasks, which checkpoint a restore starts from and which records of an
+/// unfinished commit it overwrites. Some brokers answer ListOffsets with a
+/// stale end (Tansu: the first offset of the last batch, plus one); taken
+/// as the end, the run stopped before the last batch of a partition reached
+/// the join tasks (events missing from the outputs). `group_lag` confirms
+/// the end with a fetch, from where the group stands: before it committed,
+/// and after it committed past the stale end; so does the changelog
+/// reader, for a partition with one batch and an empty one.
 #[test]
 fn the_end_of_a_log_written_in_one_batch_is_after_its_last_record() {
-    use neonblue_topology::kafka::{ensure_topics, group_lag, TopicSpec};
+    use neonblue_topology::kafka::{ensure_topics, group_lag, PartitionReader, TopicSpec};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let Some(brokers) = real_broker() else { return };
     let topic = unique("nb-batch");
@@ -441,7 +443,7 @@ fn the_end_of_a_log_written_in_one_batch_is_after_its_last_record() {
         .clone();
     let spec = TopicSpec {
         name: topic.clone(),
-        partitions: 1,
+        partitions: 2,
         compacted: false,
     };
     ensure_topics(&base, 1, &[spec]).unwrap();
@@ -470,4 +472,19 @@ fn the_end_of_a_log_written_in_one_batch_is_after_its_last_record() {
     let lags = group_lag(&base, &group, &partitions).unwrap();
     assert_eq!((lags[0].log_end, lags[0].lag()), (50, 0), "{lags:?}");
     assert!(lags[0].end_fetched, "{lags:?}");
+
+    let reader = PartitionReader::new(&base).unwrap();
+    assert_eq!(reader.log_bounds(&topic, 0).unwrap(), (0, 50));
+    let (offset, last) = reader.read_last(&topic, 0).unwrap().unwrap();
+    assert_eq!(
+        (offset, last.value.as_deref()),
+        (49, Some(&b"record 49"[..]))
+    );
+    // A read past the end stops where the log does.
+    let mut read = Vec::new();
+    reader.read(&topic, 0, 45, 60, |o, _| read.push(o)).unwrap();
+    assert_eq!(read, [45, 46, 47, 48, 49]);
+    assert_eq!(reader.log_bounds(&topic, 1).unwrap(), (0, 0));
+    assert!(reader.read_last(&topic, 1).unwrap().is_none());
+    assert_eq!(reader.read(&topic, 1, 0, 10, |_, _| ()).unwrap(), 0);
 }

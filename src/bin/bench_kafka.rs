@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use neonblue::config::KafkaConfig;
 use neonblue::drivers::kafka::group::round_trip_consumer_config;
 use neonblue::generate::Rng;
-use neonblue_topology::kafka::{admin, ChangelogProducer, TopicSpec};
+use neonblue_topology::kafka::{admin, ChangelogProducer, PartitionReader, TopicSpec};
 use neonblue_topology::partition_for_key;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -134,8 +134,9 @@ fn measure(a: &Args, base: &ClientConfig, back: &str, partitions: i32) -> Result
         .create()?;
     let mut expected = 0u64;
     let mut assignment = TopicPartitionList::new();
+    let reader = PartitionReader::new(base)?;
     for p in 0..partitions {
-        let (low, high) = consumer.fetch_watermarks(&a.topic, p, Duration::from_secs(30))?;
+        let (low, high) = reader.log_bounds(&a.topic, p)?;
         expected += (high - low).max(0) as u64;
         assignment.add_partition_offset(&a.topic, p, Offset::Offset(low))?;
         assignment.add_partition_offset(back, p, Offset::Beginning)?;

@@ -6,6 +6,7 @@ use super::topics::AppTopics;
 use crate::config::Config;
 use anyhow::{bail, Context, Result};
 use neonblue_topology::kafka::admin::{delete_topics, topic_partitions};
+use neonblue_topology::kafka::PartitionReader;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -71,15 +72,12 @@ pub fn output_start(
                 }
             }
             let found = consumer.offsets_for_times(tpl, Duration::from_secs(30))?;
+            let reader = PartitionReader::new(base)?;
             for e in found.elements() {
                 let offset = match e.offset() {
                     Offset::Offset(o) => o,
                     // No record at or after the time: nothing of it is output.
-                    _ => {
-                        consumer
-                            .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(30))?
-                            .1
-                    }
+                    _ => reader.log_bounds(e.topic(), e.partition())?.1,
                 };
                 start.insert((e.topic().to_string(), e.partition()), offset);
             }

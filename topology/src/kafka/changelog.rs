@@ -121,21 +121,56 @@ impl PartitionReader {
         let consumer: BaseConsumer = super::consumer_config(base)
             .set("group.id", "neonblue-restore")
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
+            // The end of a log is where a fetch says it is (see
+            // `log_bounds`): its high watermark, as the logs read here are
+            // written without transactions.
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_uncommitted")
+            .set("fetch.wait.max.ms", "10")
             .set("fetch.max.bytes", "52428800")
             .create()?;
         Ok(PartitionReader { consumer })
     }
 
-    /// (low, high) watermarks of a partition.
-    pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), KafkaError> {
-        Ok(self
+    /// (start, end) of a partition's log. The end is confirmed by a fetch:
+    /// some brokers (Tansu among them) answer ListOffsets with the first
+    /// offset of the last batch, plus one, which would cut that batch off.
+    pub fn log_bounds(&self, topic: &str, partition: i32) -> Result<(i64, i64), KafkaError> {
+        let (low, listed) = self
             .consumer
-            .fetch_watermarks(topic, partition, ADMIN_TIMEOUT)?)
+            .fetch_watermarks(topic, partition, ADMIN_TIMEOUT)?;
+        // From the last record ListOffsets knows of: the first fetch
+        // response carries the end, with data or with the partition's EOF.
+        self.assign(topic, partition, (listed - 1).max(low))?;
+        let deadline = Instant::now() + ADMIN_TIMEOUT;
+        let result = loop {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(_)) | Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                    let fetched = super::fetched_log_end(self.consumer.client(), topic, partition);
+                    break Ok((low, fetched.unwrap_or(listed).max(listed)));
+                }
+                Some(Err(e)) => break Err(e.into()),
+                None if Instant::now() > deadline => {
+                    break Err(KafkaError::Timeout(format!(
+                        "fetching the end of {topic}[{partition}]"
+                    )))
+                }
+                None => {}
+            }
+        };
+        self.consumer.unassign()?;
+        result
+    }
+
+    fn assign(&self, topic: &str, partition: i32, from: i64) -> Result<(), KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+        Ok(self.consumer.assign(&tpl)?)
     }
 
     /// Calls `f(offset, record)` for every record in `[from, to)`; a missing
-    /// value is a tombstone. Compacted-away offsets are simply absent.
+    /// value is a tombstone. Compacted-away offsets are simply absent, and
+    /// the read ends early where the log does.
     pub fn read(
         &self,
         topic: &str,
@@ -147,9 +182,7 @@ impl PartitionReader {
         if from >= to {
             return Ok(0);
         }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
-        self.consumer.assign(&tpl)?;
+        self.assign(topic, partition, from)?;
         let mut n = 0;
         let mut last_progress = Instant::now();
         let result = loop {
@@ -172,25 +205,15 @@ impl PartitionReader {
                         break Ok(n);
                     }
                 }
+                // The log ends before `to` (its tail was compacted away).
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break Ok(n),
                 Some(Err(e)) => break Err(e.into()),
-                None => {
-                    // Compaction may have removed the tail of the range.
-                    let (_, high) = self.watermarks(topic, partition)?;
-                    let position = self
-                        .consumer
-                        .position()?
-                        .find_partition(topic, partition)
-                        .and_then(|p| p.offset().to_raw())
-                        .unwrap_or(from);
-                    if position >= to.min(high) {
-                        break Ok(n);
-                    }
-                    if last_progress.elapsed() > ADMIN_TIMEOUT {
-                        break Err(KafkaError::Timeout(format!(
-                            "reading {topic}[{partition}] {from}..{to}"
-                        )));
-                    }
+                None if last_progress.elapsed() > ADMIN_TIMEOUT => {
+                    break Err(KafkaError::Timeout(format!(
+                        "reading {topic}[{partition}] {from}..{to}"
+                    )))
                 }
+                None => {}
             }
         };
         self.consumer.unassign()?;
@@ -203,7 +226,7 @@ impl PartitionReader {
         topic: &str,
         partition: i32,
     ) -> Result<Option<(i64, ChangeRecord)>, KafkaError> {
-        let (low, high) = self.watermarks(topic, partition)?;
+        let (low, high) = self.log_bounds(topic, partition)?;
         if high <= low {
             return Ok(None);
         }

@@ -128,7 +128,7 @@ impl TaskLog {
         let mut compensations = Vec::new();
         for (store, topic) in &self.stores {
             let tree = db.tree(&self.ns, store)?;
-            let (low, high) = reader.watermarks(topic, self.partition)?;
+            let (low, high) = reader.log_bounds(topic, self.partition)?;
             let end = remote.end_of(store);
             let from = if incremental {
                 local.as_ref().map_or(0, |l| l.end_of(store)).max(low)
@@ -180,7 +180,7 @@ impl TaskLog {
                 if let Some(end) = producer.write_changes(&topic, self.partition, &fix)? {
                     remote.set_end(&store, end);
                 } else {
-                    let (_, high) = reader.watermarks(&topic, self.partition)?;
+                    let (_, high) = reader.log_bounds(&topic, self.partition)?;
                     remote.set_end(&store, high);
                 }
             }
