@@ -17,7 +17,7 @@ pub use changelog::{ChangelogProducer, PartitionReader};
 pub use checkpoint::{ChangelogDurability, Checkpoint, LoggedTask, RestoreStats, TaskLog};
 pub use connect::ConnectProblem;
 pub use group::{describe_group, group_lag, GroupDescription, GroupMember, PartitionLag};
-pub use position::{fetched_log_end, query_log_bounds, query_log_ends};
+pub use position::{fetched_log_end, query_log_bounds};
 pub use queue::{queued_events, PartitionQueues};
 
 use rdkafka::ClientConfig;

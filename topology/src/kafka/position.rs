@@ -43,7 +43,9 @@ pub type LogBounds = HashMap<(String, i32), (i64, i64)>;
 /// The (start, end) of each partition's log, as the brokers answer
 /// ListOffsets: two requests per leader for all of `partitions`, where
 /// `fetch_watermarks` takes two per partition. A partition the brokers
-/// left out is missing from the map.
+/// left out is missing from the map. Some brokers answer with a stale end
+/// (see [`fetched_log_end`]): good for progress figures, not for deciding
+/// that a log was read to its end.
 pub fn query_log_bounds<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     partitions: &[(String, i32)],
@@ -58,16 +60,6 @@ pub fn query_log_bounds<C: ConsumerContext>(
             Some((k, (start, end)))
         })
         .collect())
-}
-
-/// The end of each partition's log, as the brokers answer ListOffsets: one
-/// request per leader (see [`query_log_bounds`]).
-pub fn query_log_ends<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    partitions: &[(String, i32)],
-    timeout: Duration,
-) -> Result<HashMap<(String, i32), i64>, KafkaError> {
-    list_offsets(consumer, partitions, Offset::End, timeout)
 }
 
 /// One ListOffsets round for `bound` (`Beginning` or `End`) of every partition.
