@@ -124,12 +124,14 @@ fn run(cli: Cli) -> Result<()> {
                 (None, Some(t)) => ReplayFrom::Timestamp(
                     cli::parse_now(Some(t))
                         .map_err(|e| ops::exit::Usage(format!("--from-timestamp: {e:#}")))?
-                        / 1000,
+                        / neonblue::time::MILLISECOND,
                 ),
                 (None, None) => ReplayFrom::Beginning,
             };
             let base = kafka::client_config(&config.kafka, &config.processing.app_id);
             let topics = kafka::AppTopics::discover(&config)?;
+            // Resolved first: a start the brokers cannot give deletes nothing.
+            let start = replay::output_start(&base, &topics, &from)?;
             if args.reset {
                 let plan = replay::reset_plan(&base, &config, &topics)?;
                 eprint!("{plan}");
@@ -146,7 +148,6 @@ fn run(cli: Cli) -> Result<()> {
                 ))
                 .into());
             }
-            let start = replay::output_start(&base, &topics, &from)?;
             let summary = run_kafka(config, now, true, start, progress)?;
             finish_kafka(summary, args.summary.as_deref())
         }

@@ -7,8 +7,10 @@
 /// Microseconds since the Unix epoch, UTC.
 pub type Micros = i64;
 
+/// One millisecond in microseconds (Kafka's record times are milliseconds).
+pub const MILLISECOND: Micros = 1_000;
 /// One second in microseconds.
-pub const SECOND: Micros = 1_000_000;
+pub const SECOND: Micros = 1_000 * MILLISECOND;
 /// One minute in microseconds.
 pub const MINUTE: Micros = 60 * SECOND;
 /// One hour in microseconds.

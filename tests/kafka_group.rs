@@ -6,7 +6,8 @@
 //! Parquet outputs must equal a file-mode run over the same records, row for
 //! row; so must a replay from offset 0 into a fresh application id. Also:
 //! the end of a log written in one batch, which decides when
-//! `--until-end` drains the join tasks.
+//! `--until-end` drains the join tasks and what a restore reads; a replay
+//! from a time the brokers cannot look up.
 
 mod common;
 mod kafka_support;
@@ -422,6 +423,23 @@ fn a_rebalance_and_sigkills_during_commits_in_flight_equal_file_mode() {
     );
 }
 
+/// A topic of `partitions` no earlier run used, and a client configuration
+/// for the brokers.
+fn new_topic(brokers: &str, prefix: &str, partitions: i32) -> (String, rdkafka::ClientConfig) {
+    use neonblue_topology::kafka::{ensure_topics, TopicSpec};
+    let topic = unique(prefix);
+    let base = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .clone();
+    let spec = TopicSpec {
+        name: topic.clone(),
+        partitions,
+        compacted: false,
+    };
+    ensure_topics(&base, 1, &[spec]).unwrap();
+    (topic, base)
+}
+
 /// Where a partition's log ends decides when `--until-end` drains the join
 /// tasks, which checkpoint a restore starts from and which records of an
 /// unfinished commit it overwrites. Some brokers answer ListOffsets with a
@@ -433,20 +451,11 @@ fn a_rebalance_and_sigkills_during_commits_in_flight_equal_file_mode() {
 /// reader, for a partition with one batch and an empty one.
 #[test]
 fn the_end_of_a_log_written_in_one_batch_is_after_its_last_record() {
-    use neonblue_topology::kafka::{ensure_topics, group_lag, PartitionReader, TopicSpec};
+    use neonblue_topology::kafka::{group_lag, PartitionReader};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let Some(brokers) = real_broker() else { return };
-    let topic = unique("nb-batch");
+    let (topic, base) = new_topic(&brokers, "nb-batch", 2);
     let group = unique("nb-group");
-    let base = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .clone();
-    let spec = TopicSpec {
-        name: topic.clone(),
-        partitions: 2,
-        compacted: false,
-    };
-    ensure_topics(&base, 1, &[spec]).unwrap();
     let producer: BaseProducer = base.clone().set("linger.ms", "200").create().unwrap();
     for i in 0..50 {
         let payload = format!("record {i}");
@@ -487,4 +496,56 @@ fn the_end_of_a_log_written_in_one_batch_is_after_its_last_record() {
     assert_eq!(reader.log_bounds(&topic, 1).unwrap(), (0, 0));
     assert!(reader.read_last(&topic, 1).unwrap().is_none());
     assert_eq!(reader.read(&topic, 1, 0, 10, |_, _| ()).unwrap(), 0);
+}
+
+/// `replay --from-timestamp` asks the brokers for the first record at or
+/// after a time. A broker without a time index (Tansu answers offset 0
+/// whatever the time) would replay the whole log into outputs meant to
+/// start later; the replay refuses before `--reset` deletes anything.
+#[test]
+fn a_replay_from_a_time_the_brokers_cannot_look_up_deletes_nothing() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let Some(brokers) = real_broker() else { return };
+    let (topic, base) = new_topic(&brokers, "nb-times", 1);
+    // Five records an hour apart, from 2099-12-31T00:00:00Z.
+    let first_ms = 4_102_358_400_000i64;
+    let hour_ms = 3_600_000;
+    let producer: BaseProducer = base.create().unwrap();
+    for i in 0..5 {
+        let record = BaseRecord::<(), str>::to(&topic)
+            .partition(0)
+            .payload("{}")
+            .timestamp(first_ms + i * hour_ms);
+        producer.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("kept.txt"), "an earlier output").unwrap();
+    let app = unique("nb-times-app");
+    let run = bin()
+        .args(["replay", "--reset", "--yes", "--no-progress", "--now", NOW])
+        .args(["--brokers", &brokers, "--app-id", &app, "--topics", &topic])
+        .args(["--from-timestamp", "2099-12-31T02:30:00Z"])
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    if run.status.success() {
+        // A broker with a time index: the replay ran after its reset.
+        assert!(!out.join("kept.txt").exists(), "{stderr}");
+    } else {
+        assert!(
+            stderr.contains("cannot look records up by time")
+                && stderr.contains("offset 0")
+                && stderr.contains("--from-offsets"),
+            "{stderr}"
+        );
+        assert!(out.join("kept.txt").exists(), "the reset ran: {stderr}");
+    }
 }

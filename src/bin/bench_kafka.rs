@@ -152,8 +152,7 @@ fn measure(a: &Args, base: &ClientConfig, back: &str, partitions: i32) -> Result
     let mut value = Vec::with_capacity(a.bytes);
     loop {
         let Some(m) = consumer.poll(Duration::from_millis(100)) else {
-            // Done once everything read is back and nothing more comes (a
-            // broker may report a log end short of its last batch).
+            // Done once everything read is back and nothing more comes.
             if read >= expected && returned >= read && last_record.elapsed() > QUIET {
                 break;
             }

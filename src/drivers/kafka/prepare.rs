@@ -178,7 +178,7 @@ impl Prepare {
         parsed.date_if_undated(
             m.timestamp()
                 .to_millis()
-                .and_then(|ms| ms.checked_mul(1000)),
+                .and_then(|ms| ms.checked_mul(crate::time::MILLISECOND)),
         );
         let dead_letter = match &parsed {
             Parsed::Dead(dead) => Some(Box::new(DeadLetterOut::new(m, &raw, dead))),

@@ -4,6 +4,7 @@
 use super::engine::OutputStart;
 use super::topics::AppTopics;
 use crate::config::Config;
+use crate::time::MILLISECOND;
 use anyhow::{bail, Context, Result};
 use neonblue_topology::kafka::admin::{delete_topics, topic_partitions};
 use neonblue_topology::kafka::PartitionReader;
@@ -75,15 +76,44 @@ pub fn output_start(
             let reader = PartitionReader::new(base)?;
             for e in found.elements() {
                 let offset = match e.offset() {
-                    Offset::Offset(o) => o,
+                    Offset::Offset(o) => {
+                        check_time_lookup(&reader, e.topic(), e.partition(), o, *ms)?;
+                        o
+                    }
                     // No record at or after the time: nothing of it is output.
-                    _ => reader.log_bounds(e.topic(), e.partition())?.1,
+                    _ => {
+                        consumer
+                            .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(30))?
+                            .1
+                    }
                 };
                 start.insert((e.topic().to_string(), e.partition()), offset);
             }
         }
     }
     Ok(start)
+}
+
+/// The record a broker found for a time must not be older than it. Some
+/// brokers have no time index and answer with any offset (Tansu: always 0),
+/// which would replay the whole log into outputs meant to start later.
+fn check_time_lookup(
+    reader: &PartitionReader,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    time_ms: i64,
+) -> Result<()> {
+    if let Some((at, record_ms)) = reader.timestamp_from(topic, partition, offset)? {
+        if record_ms < time_ms {
+            bail!(
+                "{topic}[{partition}]: asked for the first record at or after {}, the brokers answered offset {offset}, whose record (offset {at}) is from {}: they cannot look records up by time. Replay with --from-offsets instead",
+                crate::time::format_iso(time_ms * MILLISECOND),
+                crate::time::format_iso(record_ms * MILLISECOND)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// True when the application id has left nothing on the cluster.

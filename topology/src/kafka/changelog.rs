@@ -115,6 +115,15 @@ pub struct PartitionReader {
     consumer: BaseConsumer,
 }
 
+/// What a poll of the reader gave.
+enum Polled {
+    /// Offset, timestamp (ms since the epoch, when the record has one), record.
+    Record(i64, Option<i64>, ChangeRecord),
+    /// The fetch position reached the end of the log.
+    End,
+    Nothing,
+}
+
 impl PartitionReader {
     /// A reader on `base` (no group, no commits).
     pub fn new(base: &ClientConfig) -> Result<Self, KafkaError> {
@@ -122,10 +131,11 @@ impl PartitionReader {
             .set("group.id", "neonblue-restore")
             .set("enable.auto.commit", "false")
             // The end of a log is where a fetch says it is (see
-            // `log_bounds`): its high watermark, as the logs read here are
-            // written without transactions.
+            // `log_bounds`): its high watermark, as the logs read here
+            // (changelogs, checkpoints) are written without transactions.
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_uncommitted")
+            .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "10")
             .set("fetch.max.bytes", "52428800")
             .create()?;
@@ -142,35 +152,30 @@ impl PartitionReader {
         // From the last record ListOffsets knows of: the first fetch
         // response carries the end, with data or with the partition's EOF.
         self.assign(topic, partition, (listed - 1).max(low))?;
-        let deadline = Instant::now() + ADMIN_TIMEOUT;
-        let result = loop {
-            match self.consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(_)) | Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
-                    let fetched = super::fetched_log_end(self.consumer.client(), topic, partition);
-                    break Ok((low, fetched.unwrap_or(listed).max(listed)));
-                }
-                Some(Err(e)) => break Err(e.into()),
-                None if Instant::now() > deadline => {
-                    break Err(KafkaError::Timeout(format!(
-                        "fetching the end of {topic}[{partition}]"
-                    )))
-                }
-                None => {}
+        let mut end = listed;
+        let result = self.poll_until(topic, partition, |polled| {
+            match polled {
+                Polled::Record(offset, ..) => end = end.max(offset + 1),
+                Polled::End => {}
+                Polled::Nothing => return false,
             }
-        };
+            // Set by the response that delivered the record or the EOF
+            // (`None` only if a failed response came after it: poll again).
+            match super::fetched_log_end(self.consumer.client(), topic, partition) {
+                Some(fetched) => {
+                    end = end.max(fetched);
+                    true
+                }
+                None => false,
+            }
+        });
         self.consumer.unassign()?;
-        result
-    }
-
-    fn assign(&self, topic: &str, partition: i32, from: i64) -> Result<(), KafkaError> {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
-        Ok(self.consumer.assign(&tpl)?)
+        result.map(|()| (low, end))
     }
 
     /// Calls `f(offset, record)` for every record in `[from, to)`; a missing
     /// value is a tombstone. Compacted-away offsets are simply absent, and
-    /// the read ends early where the log does.
+    /// the read ends early where the log does (a `to` past its end).
     pub fn read(
         &self,
         topic: &str,
@@ -184,40 +189,19 @@ impl PartitionReader {
         }
         self.assign(topic, partition, from)?;
         let mut n = 0;
-        let mut last_progress = Instant::now();
-        let result = loop {
-            match self.consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) => {
-                    last_progress = Instant::now();
-                    let off = m.offset();
-                    if off >= to {
-                        break Ok(n);
-                    }
-                    f(
-                        off,
-                        ChangeRecord {
-                            key: m.key().unwrap_or_default().to_vec(),
-                            value: m.payload().map(|p| p.to_vec()),
-                        },
-                    );
-                    n += 1;
-                    if off + 1 >= to {
-                        break Ok(n);
-                    }
-                }
-                // The log ends before `to` (its tail was compacted away).
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break Ok(n),
-                Some(Err(e)) => break Err(e.into()),
-                None if last_progress.elapsed() > ADMIN_TIMEOUT => {
-                    break Err(KafkaError::Timeout(format!(
-                        "reading {topic}[{partition}] {from}..{to}"
-                    )))
-                }
-                None => {}
+        let result = self.poll_until(topic, partition, |polled| match polled {
+            Polled::Record(offset, ..) if offset < from => false,
+            Polled::Record(offset, ..) if offset >= to => true,
+            Polled::Record(offset, _, record) => {
+                f(offset, record);
+                n += 1;
+                offset + 1 >= to
             }
-        };
+            Polled::End => true,
+            Polled::Nothing => false,
+        });
         self.consumer.unassign()?;
-        result
+        result.map(|()| n)
     }
 
     /// The last record of a partition (`None` when empty), e.g. a checkpoint.
@@ -239,6 +223,85 @@ impl PartitionReader {
                 return Ok(last);
             }
             from = (from - 64).max(low);
+        }
+    }
+
+    /// The offset and timestamp (ms since the epoch) of the first record
+    /// at or after `offset`; `None` when there is none, or it has no time.
+    pub fn timestamp_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Option<(i64, i64)>, KafkaError> {
+        let (_, end) = self.log_bounds(topic, partition)?;
+        if offset >= end {
+            return Ok(None);
+        }
+        self.assign(topic, partition, offset)?;
+        let mut found = None;
+        let result = self.poll_until(topic, partition, |polled| match polled {
+            Polled::Record(at, _, _) if at < offset => false,
+            Polled::Record(at, time, _) => {
+                found = time.map(|t| (at, t));
+                true
+            }
+            Polled::End => true,
+            Polled::Nothing => false,
+        });
+        self.consumer.unassign()?;
+        result.map(|()| found)
+    }
+
+    fn assign(&self, topic: &str, partition: i32, from: i64) -> Result<(), KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+        Ok(self.consumer.assign(&tpl)?)
+    }
+
+    /// Polls the assigned partition until `done` says so. An error is
+    /// retried (a broker may be restarting) until nothing has arrived for
+    /// [`ADMIN_TIMEOUT`]; then the read fails with it.
+    fn poll_until(
+        &self,
+        topic: &str,
+        partition: i32,
+        mut done: impl FnMut(Polled) -> bool,
+    ) -> Result<(), KafkaError> {
+        let mut last_progress = Instant::now();
+        let mut last_error = None;
+        loop {
+            let polled = match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    last_progress = Instant::now();
+                    Polled::Record(
+                        m.offset(),
+                        m.timestamp().to_millis(),
+                        ChangeRecord {
+                            key: m.key().unwrap_or_default().to_vec(),
+                            value: m.payload().map(|p| p.to_vec()),
+                        },
+                    )
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => Polled::End,
+                Some(Err(e)) => {
+                    tracing::warn!(topic, partition, error = %e, "reading a partition (retried)");
+                    last_error = Some(e);
+                    Polled::Nothing
+                }
+                None => Polled::Nothing,
+            };
+            if done(polled) {
+                return Ok(());
+            }
+            if last_progress.elapsed() > ADMIN_TIMEOUT {
+                return Err(match last_error {
+                    Some(e) => e.into(),
+                    None => KafkaError::Timeout(format!(
+                        "no record of {topic}[{partition}] for {ADMIN_TIMEOUT:?}"
+                    )),
+                });
+            }
         }
     }
 }

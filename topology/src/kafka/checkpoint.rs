@@ -130,6 +130,15 @@ impl TaskLog {
             let tree = db.tree(&self.ns, store)?;
             let (low, high) = reader.log_bounds(topic, self.partition)?;
             let end = remote.end_of(store);
+            if end > high {
+                return Err(KafkaError::Topic {
+                    topic: topic.clone(),
+                    problem: format!(
+                        "partition {} ends at offset {high}, before the end {end} its task's last checkpoint recorded: the topic was deleted and re-created or truncated; rebuild with `neonblue replay --reset` or use a fresh --app-id",
+                        self.partition
+                    ),
+                });
+            }
             let from = if incremental {
                 local.as_ref().map_or(0, |l| l.end_of(store)).max(low)
             } else {
