@@ -136,7 +136,7 @@ impl PartitionReader {
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_uncommitted")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "10")
+            .set("fetch.wait.max.ms", super::SHORT_READ_FETCH_WAIT_MS)
             .set("fetch.max.bytes", "52428800")
             .create()?;
         Ok(PartitionReader { consumer })

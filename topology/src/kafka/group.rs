@@ -66,8 +66,7 @@ fn reader(base: &ClientConfig, group: &str) -> Result<BaseConsumer, KafkaError> 
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "1048576")
         .set("max.partition.fetch.bytes", "65536")
-        // The fetch is only for the ends it reports: no reason to wait.
-        .set("fetch.wait.max.ms", "10")
+        .set("fetch.wait.max.ms", super::SHORT_READ_FETCH_WAIT_MS)
         .create()?)
 }
 

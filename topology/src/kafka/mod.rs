@@ -52,6 +52,12 @@ pub enum KafkaError {
 /// How long admin and metadata calls may take.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `fetch.wait.max.ms` of a consumer that reads a range and stops (restore,
+/// checkpoints, log ends). Some brokers (Tansu) hold every fetch that does
+/// not fill its byte limit for the whole wait: with librdkafka's 500 ms,
+/// each read of a small range took half a second.
+const SHORT_READ_FETCH_WAIT_MS: &str = "10";
+
 /// `base` as the start of a consumer's configuration.
 ///
 /// Once a consumer's local queue holds more than `queued.max.messages.kbytes`,
