@@ -3,7 +3,7 @@
 use super::{KafkaError, ADMIN_TIMEOUT};
 use neonblue_state::ChangeRecord;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
@@ -116,9 +116,8 @@ pub struct PartitionReader {
 }
 
 /// What a poll of the reader gave.
-enum Polled {
-    /// Offset, timestamp (ms since the epoch, when the record has one), record.
-    Record(i64, Option<i64>, ChangeRecord),
+enum Polled<'a> {
+    Record(BorrowedMessage<'a>),
     /// The fetch position reached the end of the log.
     End,
     Nothing,
@@ -155,7 +154,7 @@ impl PartitionReader {
         let mut end = listed;
         let result = self.poll_until(topic, partition, |polled| {
             match polled {
-                Polled::Record(offset, ..) => end = end.max(offset + 1),
+                Polled::Record(m) => end = end.max(m.offset() + 1),
                 Polled::End => {}
                 Polled::Nothing => return false,
             }
@@ -190,12 +189,16 @@ impl PartitionReader {
         self.assign(topic, partition, from)?;
         let mut n = 0;
         let result = self.poll_until(topic, partition, |polled| match polled {
-            Polled::Record(offset, ..) if offset < from => false,
-            Polled::Record(offset, ..) if offset >= to => true,
-            Polled::Record(offset, _, record) => {
-                f(offset, record);
+            Polled::Record(m) if m.offset() < from => false,
+            Polled::Record(m) if m.offset() >= to => true,
+            Polled::Record(m) => {
+                let record = ChangeRecord {
+                    key: m.key().unwrap_or_default().to_vec(),
+                    value: m.payload().map(|p| p.to_vec()),
+                };
+                f(m.offset(), record);
                 n += 1;
-                offset + 1 >= to
+                m.offset() + 1 >= to
             }
             Polled::End => true,
             Polled::Nothing => false,
@@ -241,9 +244,9 @@ impl PartitionReader {
         self.assign(topic, partition, offset)?;
         let mut found = None;
         let result = self.poll_until(topic, partition, |polled| match polled {
-            Polled::Record(at, _, _) if at < offset => false,
-            Polled::Record(at, time, _) => {
-                found = time.map(|t| (at, t));
+            Polled::Record(m) if m.offset() < offset => false,
+            Polled::Record(m) => {
+                found = m.timestamp().to_millis().map(|t| (m.offset(), t));
                 true
             }
             Polled::End => true,
@@ -274,14 +277,7 @@ impl PartitionReader {
             let polled = match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     last_progress = Instant::now();
-                    Polled::Record(
-                        m.offset(),
-                        m.timestamp().to_millis(),
-                        ChangeRecord {
-                            key: m.key().unwrap_or_default().to_vec(),
-                            value: m.payload().map(|p| p.to_vec()),
-                        },
-                    )
+                    Polled::Record(m)
                 }
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => Polled::End,
                 Some(Err(e)) => {
