@@ -501,15 +501,22 @@ fn the_end_of_a_log_written_in_one_batch_is_after_its_last_record() {
 /// `replay --from-timestamp` asks the brokers for the first record at or
 /// after a time. A broker without a time index (Tansu answers offset 0
 /// whatever the time) would replay the whole log into outputs meant to
-/// start later; the replay refuses before `--reset` deletes anything.
+/// start later; the replay refuses before `--reset` deletes anything. A
+/// broker with one (it finds no record after the last) is not refused.
 #[test]
 fn a_replay_from_a_time_the_brokers_cannot_look_up_deletes_nothing() {
+    use neonblue_topology::kafka::PartitionReader;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let Some(brokers) = real_broker() else { return };
     let (topic, base) = new_topic(&brokers, "nb-times", 1);
-    // Five records an hour apart, from 2099-12-31T00:00:00Z.
-    let first_ms = 4_102_358_400_000i64;
-    let hour_ms = 3_600_000;
+    // Five records an hour apart, the last an hour ago (brokers refuse
+    // times far from their clock).
+    let hour_ms = 3_600_000i64;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let first_ms = now_ms - 5 * hour_ms;
     let producer: BaseProducer = base.create().unwrap();
     for i in 0..5 {
         let record = BaseRecord::<(), str>::to(&topic)
@@ -519,16 +526,33 @@ fn a_replay_from_a_time_the_brokers_cannot_look_up_deletes_nothing() {
         producer.send(record).map_err(|(e, _)| e).unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
+    let reader = PartitionReader::new(&base).unwrap();
+    assert_eq!(
+        reader.log_bounds(&topic, 0).unwrap(),
+        (0, 5),
+        "not all delivered"
+    );
+    // A time index finds no record after the last one.
+    let consumer: BaseConsumer = base.clone().set("group.id", "nb-times").create().unwrap();
+    let mut probe = rdkafka::TopicPartitionList::new();
+    probe
+        .add_partition_offset(&topic, 0, rdkafka::Offset::Offset(now_ms))
+        .unwrap();
+    let found = consumer
+        .offsets_for_times(probe, Duration::from_secs(10))
+        .unwrap();
+    let has_time_index = found.elements()[0].offset() == rdkafka::Offset::End;
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("kept.txt"), "an earlier output").unwrap();
     let app = unique("nb-times-app");
+    let from = neonblue::time::format_iso((first_ms + 2 * hour_ms + hour_ms / 2) * 1000);
     let run = bin()
         .args(["replay", "--reset", "--yes", "--no-progress", "--now", NOW])
         .args(["--brokers", &brokers, "--app-id", &app, "--topics", &topic])
-        .args(["--from-timestamp", "2099-12-31T02:30:00Z"])
+        .args(["--from-timestamp", &from])
         .arg("--state")
         .arg(dir.path().join("state"))
         .arg("--output")
@@ -536,10 +560,14 @@ fn a_replay_from_a_time_the_brokers_cannot_look_up_deletes_nothing() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
-    if run.status.success() {
-        // A broker with a time index: the replay ran after its reset.
-        assert!(!out.join("kept.txt").exists(), "{stderr}");
+    if has_time_index {
+        assert!(run.status.success(), "{stderr}");
+        assert!(!out.join("kept.txt").exists(), "no reset: {stderr}");
     } else {
+        assert!(
+            !run.status.success(),
+            "a broker without a time index was trusted"
+        );
         assert!(
             stderr.contains("cannot look records up by time")
                 && stderr.contains("offset 0")

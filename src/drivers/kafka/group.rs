@@ -744,7 +744,8 @@ fn group_progress<C: ConsumerContext>(
 /// Once the cheap check says the group is done: confirms that every input
 /// partition is committed to its end, then finishes this instance's join
 /// tasks ([`finish_if_caught_up`]); true once the whole group is drained.
-/// A failed check is only logged (not done yet).
+/// A failed confirmation is only logged (not done yet); reading the other
+/// join tasks' checkpoints retries what the brokers recover from, then fails.
 ///
 /// The ends come from a fetch, not from ListOffsets alone ([`group_lag`]):
 /// some brokers answer ListOffsets with a stale end (Tansu: the first offset
@@ -808,10 +809,7 @@ fn finish_if_caught_up(
     let mut e = lock(engine);
     e.drain(&joins)?;
     let positions = e.commit()?;
-    let done = e.all_joins_drained().unwrap_or_else(|err| {
-        tracing::warn!(error = %err, "cannot read the join tasks' checkpoints");
-        false
-    });
+    let done = e.all_joins_drained()?;
     drop(e);
     commit_positions(consumer, &positions, CommitMode::Sync);
     if done {

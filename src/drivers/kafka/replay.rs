@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::time::MILLISECOND;
 use anyhow::{bail, Context, Result};
 use neonblue_topology::kafka::admin::{delete_topics, topic_partitions};
-use neonblue_topology::kafka::PartitionReader;
+use neonblue_topology::kafka::{PartitionReader, ADMIN_TIMEOUT};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -72,22 +72,25 @@ pub fn output_start(
                     tpl.add_partition_offset(t, p, Offset::Offset(*ms))?;
                 }
             }
-            let found = consumer.offsets_for_times(tpl, Duration::from_secs(30))?;
+            let found = consumer.offsets_for_times(tpl, ADMIN_TIMEOUT)?;
             let reader = PartitionReader::new(base)?;
             for e in found.elements() {
+                let (topic, partition) = (e.topic(), e.partition());
+                e.error()
+                    .with_context(|| format!("looking up {topic}[{partition}] by time"))?;
                 let offset = match e.offset() {
                     Offset::Offset(o) => {
-                        check_time_lookup(&reader, e.topic(), e.partition(), o, *ms)?;
+                        check_time_lookup(&reader, topic, partition, o, *ms)?;
                         o
                     }
                     // No record at or after the time: nothing of it is output.
                     _ => {
                         consumer
-                            .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(30))?
+                            .fetch_watermarks(topic, partition, ADMIN_TIMEOUT)?
                             .1
                     }
                 };
-                start.insert((e.topic().to_string(), e.partition()), offset);
+                start.insert((topic.to_string(), partition), offset);
             }
         }
     }
@@ -97,6 +100,8 @@ pub fn output_start(
 /// The record a broker found for a time must not be older than it. Some
 /// brokers have no time index and answer with any offset (Tansu: always 0),
 /// which would replay the whole log into outputs meant to start later.
+/// (Kafka may answer with a transaction marker's offset, which no consumer
+/// reads: only a record at the very offset is judged.)
 fn check_time_lookup(
     reader: &PartitionReader,
     topic: &str,
@@ -104,10 +109,10 @@ fn check_time_lookup(
     offset: i64,
     time_ms: i64,
 ) -> Result<()> {
-    if let Some((at, record_ms)) = reader.timestamp_from(topic, partition, offset)? {
+    if let Some(record_ms) = reader.timestamp_at(topic, partition, offset)? {
         if record_ms < time_ms {
             bail!(
-                "{topic}[{partition}]: asked for the first record at or after {}, the brokers answered offset {offset}, whose record (offset {at}) is from {}: they cannot look records up by time. Replay with --from-offsets instead",
+                "{topic}[{partition}]: asked for the first record at or after {}, the brokers answered offset {offset}, whose record is from {}: they cannot look records up by time. Replay with --from-offsets instead",
                 crate::time::format_iso(time_ms * MILLISECOND),
                 crate::time::format_iso(record_ms * MILLISECOND)
             );

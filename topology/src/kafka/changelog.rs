@@ -149,17 +149,15 @@ impl PartitionReader {
             .consumer
             .fetch_watermarks(topic, partition, ADMIN_TIMEOUT)?;
         // From the last record ListOffsets knows of: the first fetch
-        // response carries the end, with data or with the partition's EOF.
-        self.assign(topic, partition, (listed - 1).max(low))?;
+        // response carries the end, with data or with the partition's EOF
+        // (`None` only while no response came, or a failed one came since).
+        let mut answered = false;
         let mut end = listed;
-        let result = self.poll_until(topic, partition, |polled| {
-            match polled {
-                Polled::Record(m) => end = end.max(m.offset() + 1),
-                Polled::End => {}
-                Polled::Nothing => return false,
+        self.scan(topic, partition, (listed - 1).max(low), |polled| {
+            answered |= !matches!(polled, Polled::Nothing);
+            if !answered {
+                return false;
             }
-            // Set by the response that delivered the record or the EOF
-            // (`None` only if a failed response came after it: poll again).
             match super::fetched_log_end(self.consumer.client(), topic, partition) {
                 Some(fetched) => {
                     end = end.max(fetched);
@@ -167,9 +165,8 @@ impl PartitionReader {
                 }
                 None => false,
             }
-        });
-        self.consumer.unassign()?;
-        result.map(|()| (low, end))
+        })?;
+        Ok((low, end))
     }
 
     /// Calls `f(offset, record)` for every record in `[from, to)`; a missing
@@ -186,9 +183,8 @@ impl PartitionReader {
         if from >= to {
             return Ok(0);
         }
-        self.assign(topic, partition, from)?;
         let mut n = 0;
-        let result = self.poll_until(topic, partition, |polled| match polled {
+        self.scan(topic, partition, from, |polled| match polled {
             Polled::Record(m) if m.offset() < from => false,
             Polled::Record(m) if m.offset() >= to => true,
             Polled::Record(m) => {
@@ -202,9 +198,8 @@ impl PartitionReader {
             }
             Polled::End => true,
             Polled::Nothing => false,
-        });
-        self.consumer.unassign()?;
-        result.map(|()| n)
+        })?;
+        Ok(n)
     }
 
     /// The last record of a partition (`None` when empty), e.g. a checkpoint.
@@ -229,75 +224,96 @@ impl PartitionReader {
         }
     }
 
-    /// The offset and timestamp (ms since the epoch) of the first record
-    /// at or after `offset`; `None` when there is none, or it has no time.
-    pub fn timestamp_from(
+    /// The timestamp (ms since the epoch) of the record at `offset`; `None`
+    /// when there is none (compacted away, a transaction marker, past the
+    /// end) or it has no time. `offset` must not be past the log's end
+    /// (a broker may then send nothing, not even an EOF).
+    pub fn timestamp_at(
         &self,
         topic: &str,
         partition: i32,
         offset: i64,
-    ) -> Result<Option<(i64, i64)>, KafkaError> {
-        let (_, end) = self.log_bounds(topic, partition)?;
-        if offset >= end {
-            return Ok(None);
-        }
-        self.assign(topic, partition, offset)?;
+    ) -> Result<Option<i64>, KafkaError> {
         let mut found = None;
-        let result = self.poll_until(topic, partition, |polled| match polled {
-            Polled::Record(m) if m.offset() < offset => false,
+        self.scan(topic, partition, offset, |polled| match polled {
             Polled::Record(m) => {
-                found = m.timestamp().to_millis().map(|t| (m.offset(), t));
-                true
+                if m.offset() == offset {
+                    found = m.timestamp().to_millis();
+                }
+                m.offset() >= offset
             }
             Polled::End => true,
             Polled::Nothing => false,
-        });
-        self.consumer.unassign()?;
-        result.map(|()| found)
+        })?;
+        Ok(found)
     }
 
-    fn assign(&self, topic: &str, partition: i32, from: i64) -> Result<(), KafkaError> {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
-        Ok(self.consumer.assign(&tpl)?)
-    }
-
-    /// Polls the assigned partition until `done` says so. An error is
-    /// retried (a broker may be restarting) until nothing has arrived for
-    /// [`ADMIN_TIMEOUT`]; then the read fails with it.
-    fn poll_until(
+    /// Reads the partition from `from` until `done` says so, then gives it
+    /// up. An error a broker recovers from (a connection lost, a leader
+    /// moving) is retried until nothing has arrived for [`ADMIN_TIMEOUT`];
+    /// any other (a record that cannot be read, no authorisation) fails
+    /// the read at once, as skipping past it would lose records.
+    fn scan(
         &self,
         topic: &str,
         partition: i32,
+        from: i64,
         mut done: impl FnMut(Polled) -> bool,
     ) -> Result<(), KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(from))?;
+        self.consumer.assign(&tpl)?;
+        let failed = |problem: String| KafkaError::Topic {
+            topic: topic.to_string(),
+            problem: format!("partition {partition}, reading from offset {from}: {problem}"),
+        };
         let mut last_progress = Instant::now();
-        let mut last_error = None;
-        loop {
+        let mut retried = None;
+        let result = loop {
             let polled = match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     last_progress = Instant::now();
+                    retried = None;
                     Polled::Record(m)
                 }
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => Polled::End,
-                Some(Err(e)) => {
+                Some(Err(e)) if is_transient(&e) => {
                     tracing::warn!(topic, partition, error = %e, "reading a partition (retried)");
-                    last_error = Some(e);
+                    retried = Some(e);
                     Polled::Nothing
                 }
+                Some(Err(e)) => break Err(failed(e.to_string())),
                 None => Polled::Nothing,
             };
             if done(polled) {
-                return Ok(());
+                break Ok(());
             }
             if last_progress.elapsed() > ADMIN_TIMEOUT {
-                return Err(match last_error {
-                    Some(e) => e.into(),
-                    None => KafkaError::Timeout(format!(
-                        "no record of {topic}[{partition}] for {ADMIN_TIMEOUT:?}"
-                    )),
-                });
+                let why = retried.map_or("no answer".to_string(), |e| e.to_string());
+                break Err(failed(format!("{why}, for {ADMIN_TIMEOUT:?}")));
             }
-        }
+        };
+        let unassigned = self.consumer.unassign();
+        result?;
+        Ok(unassigned?)
     }
+}
+
+/// Errors of a consumer that librdkafka recovers from by itself.
+fn is_transient(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            Code::AllBrokersDown
+                | Code::BrokerTransportFailure
+                | Code::Resolve
+                | Code::OperationTimedOut
+                | Code::RequestTimedOut
+                | Code::NetworkException
+                | Code::LeaderNotAvailable
+                | Code::NotLeaderForPartition
+                | Code::BrokerNotAvailable
+        )
+    )
 }

@@ -125,9 +125,9 @@ impl TaskLog {
             incremental,
             ..Default::default()
         };
-        let mut compensations = Vec::new();
+        // Every changelog's bounds, checked before any tree changes.
+        let mut bounds = Vec::with_capacity(self.stores.len());
         for (store, topic) in &self.stores {
-            let tree = db.tree(&self.ns, store)?;
             let (low, high) = reader.log_bounds(topic, self.partition)?;
             let end = remote.end_of(store);
             if end > high {
@@ -139,6 +139,12 @@ impl TaskLog {
                     ),
                 });
             }
+            bounds.push((low, high));
+        }
+        let mut compensations = Vec::new();
+        for ((store, topic), (low, high)) in self.stores.iter().zip(bounds) {
+            let tree = db.tree(&self.ns, store)?;
+            let end = remote.end_of(store);
             let from = if incremental {
                 local.as_ref().map_or(0, |l| l.end_of(store)).max(low)
             } else {
