@@ -89,11 +89,17 @@ pub fn group_lag(
         tpl.add_partition(t, *p);
     }
     let committed = consumer.committed_offsets(tpl, ADMIN_TIMEOUT)?;
+    let bounds = super::query_log_bounds(&consumer, partitions, ADMIN_TIMEOUT)?;
     let mut out = partitions
         .iter()
         .map(|(topic, partition)| {
-            let (log_start, log_end) =
-                consumer.fetch_watermarks(topic, *partition, ADMIN_TIMEOUT)?;
+            let &(log_start, log_end) =
+                bounds
+                    .get(&(topic.clone(), *partition))
+                    .ok_or_else(|| KafkaError::Topic {
+                        topic: topic.clone(),
+                        problem: format!("the brokers gave no log bounds of partition {partition}"),
+                    })?;
             let committed =
                 committed
                     .find_partition(topic, *partition)
