@@ -250,6 +250,18 @@ pub fn wait_ok(child: &mut Child, limit: Duration, what: &str, log: &Path) {
     }
 }
 
+/// Fails unless the log at `log` holds no line at ERROR level: a run
+/// without faults has none (an operator would chase each one).
+pub fn assert_no_errors(log: &Path, what: &str) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(
+        errors.is_empty(),
+        "{what} logged errors:\n{}",
+        errors.join("\n")
+    );
+}
+
 /// Checks `ready` every `every` until it holds (true) or `limit` passed (false).
 pub fn poll_until(limit: Duration, every: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

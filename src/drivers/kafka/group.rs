@@ -59,14 +59,7 @@ impl GroupContext {
 impl ClientContext for GroupContext {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         // End-of-partition is how idleness is detected (SPEC 5.1), not an error.
-        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-        let eof = matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        );
-        if !eof {
-            tracing::error!("librdkafka: {error}: {reason}");
-        }
+        neonblue_topology::kafka::log_client_error(&error, reason);
     }
 }
 

@@ -112,7 +112,7 @@ impl ChangelogProducer {
 
 /// Reads one partition of a topic between two offsets, without a group.
 pub struct PartitionReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<super::ReadToEnd>,
 }
 
 /// What a poll of the reader gave.
@@ -126,7 +126,7 @@ enum Polled<'a> {
 impl PartitionReader {
     /// A reader on `base` (no group, no commits).
     pub fn new(base: &ClientConfig) -> Result<Self, KafkaError> {
-        let consumer: BaseConsumer = super::consumer_config(base)
+        let consumer = super::consumer_config(base)
             .set("group.id", "neonblue-restore")
             .set("enable.auto.commit", "false")
             // The end of a log is where a fetch says it is (see
@@ -137,7 +137,7 @@ impl PartitionReader {
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", super::SHORT_READ_FETCH_WAIT_MS)
             .set("fetch.max.bytes", "52428800")
-            .create()?;
+            .create_with_context(super::ReadToEnd)?;
         Ok(PartitionReader { consumer })
     }
 

@@ -20,6 +20,8 @@ pub use group::{describe_group, group_lag, GroupDescription, GroupMember, Partit
 pub use position::{fetched_log_end, query_log_bounds};
 pub use queue::{queued_events, PartitionQueues};
 
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::ClientConfig;
 use std::time::Duration;
 
@@ -48,6 +50,34 @@ pub enum KafkaError {
     #[error("timed out: {0}")]
     Timeout(String),
 }
+
+/// Logs a client error as librdkafka's default context does, except the
+/// end of a partition: a consumer with `enable.partition.eof` reads to the
+/// end of a log by it, and rust-rdkafka hands it to the context as an error
+/// as well as to the poll.
+pub fn log_client_error(error: &rdkafka::error::KafkaError, reason: &str) {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    let end_of_partition = matches!(
+        error,
+        KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+    );
+    if !end_of_partition {
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+}
+
+/// The context of a consumer that reads partitions to their ends: the
+/// default one, without an error in the log at every end.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadToEnd;
+
+impl ClientContext for ReadToEnd {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        log_client_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for ReadToEnd {}
 
 /// How long admin and metadata calls may take.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
