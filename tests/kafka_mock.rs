@@ -506,11 +506,12 @@ fn after_a_record_fails_the_engine_commits_nothing_more() {
 fn a_hole_in_a_repartition_partition_stops_its_join_task() {
     use neonblue::drivers::kafka::prepare::Consumed;
     use neonblue::drivers::kafka::repartition::Repartitioned;
+    use neonblue_state::ChangeRecord;
 
-    let (_cluster, _dir, mut engine) = mock_engine("holes");
-    let no_log_end = |_: &str, _: i32| None;
-    let watermark = |position| {
-        let record = Repartitioned::Watermark {
+    let watermark = |position| Consumed::Repartition {
+        partition: 0,
+        offset: position - 1,
+        record: Ok(Repartitioned::Watermark {
             topic: "events".into(),
             partition: 0,
             time: neonblue_topology::SourceTime {
@@ -518,36 +519,51 @@ fn a_hole_in_a_repartition_partition_stops_its_join_task() {
                 time: Some(1_700_000_000_000_000),
                 idle: false,
             },
-        };
-        Consumed::Repartition {
-            partition: 0,
-            offset: position - 1,
-            record: Ok(record),
-        }
+        }),
     };
-
-    // Offsets 0 and 1 apply; offset 1 again is a re-delivery.
-    for position in [1, 2, 2] {
-        engine.apply(watermark(position), &no_log_end).unwrap();
+    let no_log_end = |_: &str, _: i32| None;
+    // Offsets 0 and 1 apply (1 twice: a re-delivery) and commit; then the
+    // brokers give offset 5. If the log holds nothing at offsets 2 to 4,
+    // they were lost; if it does, they were skipped. Either way the task
+    // stops, saying which, and commits nothing more.
+    for (app, logged, problem) in [
+        ("holes", 0, "holes-repartition[0] holds no records from offset 2 to 4"),
+        (
+            "skips",
+            6,
+            "skips-repartition[0] was read from offset 5, past the join task's checkpoint at 2, though the records between are there",
+        ),
+    ] {
+        let (cluster, _dir, mut engine) = mock_engine(app);
+        let records: Vec<ChangeRecord> = (0..logged)
+            .map(|i| ChangeRecord {
+                key: vec![i],
+                value: Some(vec![i]),
+            })
+            .collect();
+        let mut base = rdkafka::ClientConfig::new();
+        base.set("bootstrap.servers", cluster.bootstrap_servers());
+        ChangelogProducer::new(&base)
+            .unwrap()
+            .write_changes(&format!("{app}-repartition"), 0, &records)
+            .unwrap();
+        for position in [1, 2, 2] {
+            engine.apply(watermark(position), &no_log_end).unwrap();
+        }
+        assert_eq!(
+            engine.commit().unwrap(),
+            [(format!("{app}-repartition"), 0, 2)]
+        );
+        let err = engine
+            .apply(watermark(6), &no_log_end)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(problem) && err.contains("replay --reset"),
+            "{err}"
+        );
+        assert!(engine.commit().is_err());
     }
-    assert_eq!(
-        engine.commit().unwrap(),
-        [("holes-repartition".to_string(), 0, 2)]
-    );
-
-    // The next record the brokers give is at offset 5: offsets 2 to 4 are
-    // gone. The task stops there, naming them, and commits nothing more
-    // (a restart resumes at offset 2 and stops again).
-    let err = engine
-        .apply(watermark(6), &no_log_end)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("holes-repartition[0] holds no records from offset 2 to 4")
-            && err.contains("replay --reset"),
-        "{err}"
-    );
-    assert!(engine.commit().is_err());
 }
 
 #[test]

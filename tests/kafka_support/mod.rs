@@ -254,7 +254,10 @@ pub fn wait_ok(child: &mut Child, limit: Duration, what: &str, log: &Path) {
 /// without faults has none (an operator would chase each one).
 pub fn assert_no_errors(log: &Path, what: &str) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let errors: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" ERROR ") || l.contains(r#""level":"ERROR""#))
+        .collect();
     assert!(
         errors.is_empty(),
         "{what} logged errors:\n{}",

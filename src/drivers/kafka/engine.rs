@@ -152,18 +152,33 @@ fn check_redelivery<T>(
 
 /// Checks that the repartition record at `offset` is the one a join task
 /// expects next (`position`). Its topic is written without transactions
-/// and never compacted, so its offsets have no holes: a hole means records
-/// that were produced and acknowledged are gone. Going on would leave them
-/// out of every output without a trace, so the task stops instead. (Seen
-/// with Tansu, which loses the idempotent producer's batches in flight when
-/// it is killed, though it acknowledges them after its restart.)
-fn check_no_hole(topic: &str, partition: i32, position: i64, offset: i64) -> Result<()> {
-    anyhow::ensure!(
-        offset <= position,
-        "{topic}[{partition}] holds no records from offset {position} to {}, the next ones this application's join task needs: they were lost by the brokers or deleted by retention before they were processed (or the group's committed offsets are ahead of the task's checkpoint). Outputs would silently lack them, so the task stops: rebuild with `neonblue replay --reset`, or replay into a fresh --app-id",
-        offset - 1
-    );
-    Ok(())
+/// and never compacted, so its offsets have no holes. A record past the
+/// position means the records before it are gone (acknowledged, then lost
+/// by the brokers, or deleted by retention before they were processed), or
+/// were there and skipped: the group's committed offset was ahead of the
+/// task's checkpoint. One read at the position tells which. Either way,
+/// going on would leave them out of every output without a trace, so the
+/// task stops. (Tansu, killed while the idempotent producer's batches are
+/// in flight, acknowledges them after its restart without holding them.)
+fn check_no_hole(
+    reader: &PartitionReader,
+    topic: &str,
+    partition: i32,
+    position: i64,
+    offset: i64,
+) -> Result<()> {
+    if offset <= position {
+        return Ok(());
+    }
+    let last = offset - 1;
+    let what = match reader.read(topic, partition, position, position + 1, |_, _| {}) {
+        Ok(0) => format!("holds no records from offset {position} to {last}: the brokers lost them after acknowledging them, or retention deleted them before they were processed"),
+        Ok(_) => format!("was read from offset {offset}, past the join task's checkpoint at {position}, though the records between are there: the task's latest checkpoints are gone (lost by the brokers?), or the group's offsets were committed without them"),
+        Err(e) => format!("skips from offset {position} to {last} (lost, or skipped by the group's offsets; reading offset {position} failed: {e})"),
+    };
+    anyhow::bail!(
+        "{topic}[{partition}] {what}. Going on would leave those records out of every output without a trace, so the instance stops, as will any instance that takes the task over: rebuild with `neonblue replay --reset`, or replay into a fresh --app-id"
+    )
 }
 
 /// Where replays start emitting outputs, per input (topic, partition).
@@ -573,6 +588,7 @@ impl Engine {
             topics,
             joins,
             counters,
+            reader,
             ..
         } = self;
         let (repartition, inputs) = (&topics.repartition, &topics.inputs);
@@ -582,7 +598,7 @@ impl Engine {
             metrics::counter!(names::REDELIVERED_TOTAL, "stage" => "repartition").increment(1);
             return Ok(());
         }
-        check_no_hole(repartition, partition, t.position, offset)?;
+        check_no_hole(reader, repartition, partition, t.position, offset)?;
         let record =
             record.with_context(|| format!("{repartition}[{partition}] at offset {offset}"))?;
         t.admit(offset);
