@@ -99,10 +99,6 @@ def main():
         AWS_ALLOW_HTTP="true",
     )
     services = HERE / "services"
-    subprocess.run([services / "s3.sh", "start", str(S3_PORT)], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    urllib.request.urlopen(urllib.request.Request(
-        f"http://127.0.0.1:{S3_PORT}/tansu", method="PUT")).close()
     brokers = f"127.0.0.1:{BROKER_PORT}"
     pid_file = work / "tansu" / "tansu.pid"
 
@@ -117,6 +113,10 @@ def main():
         pid_file.unlink()
 
     try:
+        subprocess.run([services / "s3.sh", "start", str(S3_PORT)], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{S3_PORT}/tansu", method="PUT"), timeout=30).close()
         start_broker()
         source = work / "cdc.jsonl"
         # Kafka mode is pace-independent on streams without genuinely late
