@@ -158,7 +158,7 @@ fn check_redelivery<T>(
 /// were there and skipped: the group's committed offset was ahead of the
 /// task's checkpoint. One read at the position tells which. Either way,
 /// going on would leave them out of every output without a trace, so the
-/// task stops. (Tansu, killed while the idempotent producer's batches are
+/// instance stops. (Tansu, killed while the idempotent producer's batches are
 /// in flight, acknowledges them after its restart without holding them.)
 fn check_no_hole(
     reader: &PartitionReader,
