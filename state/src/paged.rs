@@ -710,6 +710,17 @@ where
         Ok(out)
     }
 }
+/// A store dropped (its task given up in a rebalance, or the run over) gives
+/// its resident pages back to the instance's budget, dirty ones included:
+/// their changes were never committed and are gone with it.
+impl<K, V> Drop for PagedStore<K, V> {
+    fn drop(&mut self) {
+        let (used, dirty) = self.resident.values().fold((0, 0), |(u, d), p| {
+            (u + p.weight, d + if p.dirty { p.weight } else { 0 })
+        });
+        self.budget.add(-(used as isize), -(dirty as isize));
+    }
+}
 
 impl<K, V> Store for PagedStore<K, V>
 where

@@ -734,3 +734,36 @@ fn a_page_is_stored_as_its_entries_in_key_order() {
             .collect::<Vec<_>>()]
     );
 }
+
+#[test]
+fn a_dropped_store_gives_its_pages_back_to_the_instance_budget() {
+    // A task given up in a rebalance drops its stores; the instance's
+    // budget must no longer count their pages, or the cache shrinks for
+    // every task left with each rebalance.
+    let dir = tempfile::tempdir().unwrap();
+    let db = StateDb::open(dir.path(), 64 << 20).unwrap();
+    let tree = db.tree("ns", "kv").unwrap();
+    let mut kv: KeyValueStore<u64, String> = KeyValueStore::load("kv", &tree).unwrap();
+    for k in 0..5_000u64 {
+        kv.insert(k, format!("value-{k}")).unwrap();
+    }
+    commit(&db, &mut [(&tree, &mut kv)], 1);
+    for k in 5_000..6_000u64 {
+        kv.insert(k, format!("value-{k}")).unwrap(); // dirty, never committed
+    }
+    assert!(db.budget().used() > 0 && db.budget().dirty() > 0);
+    drop(kv);
+    assert_eq!((db.budget().used(), db.budget().dirty()), (0, 0));
+
+    // Read back, then dropped clean.
+    let mut again: KeyValueStore<u64, String> = KeyValueStore::load("kv", &tree).unwrap();
+    assert_eq!(again.get(&4_999).unwrap(), Some(&"value-4999".to_string()));
+    assert_eq!(
+        again.get(&5_000).unwrap(),
+        None,
+        "uncommitted changes are gone"
+    );
+    assert!(db.budget().used() > 0);
+    drop(again);
+    assert_eq!((db.budget().used(), db.budget().dirty()), (0, 0));
+}
