@@ -6,7 +6,8 @@
 //! of many partitions in one ListOffsets round; the `eventrouter` layout's
 //! headers; no commit after a record fails; a takeover by an instance on
 //! an empty disk, which restores its tasks from the changelogs; records
-//! behind client logs in the consumer's queue.
+//! behind client logs in the consumer's queue; a member that lost its
+//! partitions discards its uncommitted work instead of committing it.
 
 mod common;
 mod kafka_support;
@@ -291,6 +292,60 @@ fn stop_with_sigterm(child: &mut std::process::Child, log: &std::path::Path) {
         .unwrap();
     assert!(st.success());
     wait_ok(child, Duration::from_secs(60), "SIGTERM shutdown", log);
+}
+
+/// A member whose group session ends under it (here a heartbeat answered
+/// `ILLEGAL_GENERATION`, as when it was frozen or cut off for longer than
+/// the session) has lost its partitions: another member may hold them
+/// already, so it must not commit them (its checkpoint would land after the
+/// new holder's restore). It discards its work since the last commit,
+/// rejoins, restores and redoes it: the outputs equal file mode.
+#[test]
+fn a_member_that_lost_its_partitions_discards_its_uncommitted_work_and_redoes_it() {
+    let (app, topic) = ("mock-lost", "mock-lost-input");
+    let cluster = mock_app(app, topic, 4);
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = prepare_input(d, topic, 4, 3000, 5);
+    let expected = outputs(&file_run(&input, d, 4));
+    produce(&brokers, &input, topic, 4);
+    let log = d.join("a.log");
+    // Commits far apart: whatever it applied before the loss is uncommitted.
+    let mut a = instance_committing_every("60s", &brokers, app, topic, d, "a", &d.join("out"))
+        .args(["--until-end", "--max-records-per-second", "300"])
+        .env("NEONBLUE_KAFKA__SESSION_TIMEOUT", "6s")
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_log(&log, "join task ready", Duration::from_secs(60)),
+        "no join task; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    cluster.request_errors(
+        rdkafka::types::RDKafkaApiKey::Heartbeat,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION],
+    );
+    wait_ok(&mut a, Duration::from_secs(120), "lost partitions", &log);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lost = text
+        .find("partitions lost")
+        .unwrap_or_else(|| panic!("the partitions were never lost; log:\n{text}"));
+    let rest = &text[lost..];
+    let reassigned = rest.find("partitions assigned").unwrap_or(rest.len());
+    assert!(
+        !rest[..reassigned].contains("committing before release"),
+        "committed partitions it had lost:\n{text}"
+    );
+    assert!(
+        !rest[..reassigned].contains("dirty_tasks=0"),
+        "nothing was left to discard:\n{text}"
+    );
+    assert_same(
+        &expected,
+        &outputs(&d.join("out")),
+        "lost, discarded, redone",
+    );
 }
 
 /// A mock cluster with `topic` (of `partitions`) and the internal topics of `app`.

@@ -213,11 +213,24 @@ pub fn instance(
     name: &str,
     out: &Path,
 ) -> Command {
+    instance_committing_every("300ms", brokers, app_id, topics, dir, name, out)
+}
+
+/// [`instance`] with another commit interval.
+pub fn instance_committing_every(
+    interval: &str,
+    brokers: &str,
+    app_id: &str,
+    topics: &str,
+    dir: &Path,
+    name: &str,
+    out: &Path,
+) -> Command {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     let mut c = bin();
     c.args(["run", "--no-progress", "--now", NOW, "--grace", GRACE])
         .args(["--brokers", brokers, "--app-id", app_id, "--topics", topics])
-        .args(["--commit-interval", "300ms"])
+        .args(["--commit-interval", interval])
         .arg("--state")
         .arg(dir.join(format!("state-{name}")))
         .arg("--output")

@@ -897,6 +897,36 @@ impl Engine {
         metrics::gauge!(names::TASKS, "kind" => "router").set(self.routers.len() as f64);
     }
 
+    /// Gives up the tasks of lost partitions without committing them: the
+    /// group may have given the partitions to another member already, and
+    /// their next holder restores the last commit and redoes the rest (as
+    /// after a crash). Waits for the commit in flight, which began while
+    /// they were held. Returns how many of them had uncommitted work.
+    pub fn discard(&mut self, lost: &[(String, i32)]) -> Result<usize> {
+        self.ensure_sound()?;
+        self.guarded(Self::finish_landing)?;
+        let is_lost = |t: &str, p: i32| lost.iter().any(|(lt, lp)| lt == t && *lp == p);
+        self.landed.retain(|(t, p, _)| !is_lost(t, *p));
+        let repartition = self.topics.repartition.clone();
+        let dirty = self
+            .joins
+            .iter()
+            .filter(|(p, t)| t.dirty && is_lost(&repartition, *p))
+            .count()
+            + self
+                .routers
+                .iter()
+                .filter(|(_, r)| r.dirty && is_lost(&r.task.topic, r.task.partition))
+                .count();
+        self.release(lost);
+        if self.routers.is_empty() && self.joins.is_empty() {
+            // Deliveries and counts of discarded work only.
+            self.inflight.clear();
+            self.uncommitted = Uncommitted::default();
+        }
+        Ok(dirty)
+    }
+
     /// Position of a repartition partition's task, restoring it if needed.
     pub fn join_position(&mut self, partition: i32) -> Result<i64> {
         self.guarded(|e| Ok(e.join(partition)?.position))

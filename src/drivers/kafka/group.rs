@@ -84,6 +84,24 @@ impl ConsumerContext for GroupContext {
             return;
         }
         let mut engine = lock(&self.engine);
+        if consumer.assignment_lost() {
+            // Another member may hold them already: a commit now would land
+            // after its restore, and a later restore could take this stale
+            // checkpoint for the task's last.
+            match engine.discard(&revoked) {
+                Ok(dirty_tasks) => tracing::warn!(
+                    partitions = ?revoked,
+                    dirty_tasks,
+                    "partitions lost (this member's session expired or it was fenced): their work since the last commit is discarded, and whoever holds them next redoes it"
+                ),
+                Err(e) => {
+                    metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit")
+                        .increment(1);
+                    self.fail(e);
+                }
+            }
+            return;
+        }
         tracing::info!(
             partitions = ?revoked,
             commit_in_flight = engine.commit_in_flight(),
