@@ -47,6 +47,9 @@ pub const COMMITS_TOTAL: &str = "neonblue_commits_total";
 pub const COMMIT_FAILURES_TOTAL: &str = "neonblue_commit_failures_total";
 /// Size of the local state directory.
 pub const STATE_SIZE_BYTES: &str = "neonblue_state_size_bytes";
+/// Bytes of decoded state pages cached in memory, by `kind`: `used` (all,
+/// against `[state] cache_bytes`) and `dirty` (changed since the last commit).
+pub const STATE_CACHE_BYTES: &str = "neonblue_state_cache_bytes";
 /// Tasks held by this instance, by `kind` (`router`, `join`).
 pub const TASKS: &str = "neonblue_tasks";
 /// Rows inserted into ClickHouse, by `table`.
@@ -101,7 +104,7 @@ const fn m(
 use Kind::{Counter, Gauge, Histogram};
 
 /// Every metric, in the README's order.
-pub const ALL: [Metric; 24] = [
+pub const ALL: [Metric; 25] = [
     m(RECORDS_TOTAL, Counter, "stage", "", "Input records by stage: read by routers (input), re-keyed to the repartition topic (routed), processed by join tasks (joined)."),
     m(SKIPPED_TOTAL, Counter, "reason", "", "Records skipped on purpose (tombstones, outbox updates, duplicates, ...), by reason."),
     m(DEAD_LETTERS_TOTAL, Counter, "reason", "", "Records sent to the dead-letter queue, by reason."),
@@ -122,6 +125,7 @@ pub const ALL: [Metric; 24] = [
     m(COMMITS_TOTAL, Counter, "", "", "Commits completed."),
     m(COMMIT_FAILURES_TOTAL, Counter, "stage", "", "Failed commits by stage: commit (outputs, changelogs or state; the instance stops) or offsets (group offsets only; state is committed)."),
     m(STATE_SIZE_BYTES, Gauge, "", "bytes", "Size of the local state directory."),
+    m(STATE_CACHE_BYTES, Gauge, "kind", "bytes", "Decoded state pages cached in memory, by kind: used (against [state] cache_bytes) and dirty (changed since the last commit)."),
     m(TASKS, Gauge, "kind", "", "Tasks held by this instance, by kind (router, join)."),
     m(CLICKHOUSE_ROWS_TOTAL, Counter, "table", "", "Rows inserted into ClickHouse, by table."),
     m(CLICKHOUSE_INSERT_SECONDS, Histogram, "", "seconds", "Duration of one ClickHouse INSERT request, retries included."),

@@ -69,6 +69,10 @@ fn sigterm_then_until_end_equals_file_mode() {
         metrics.contains("neonblue_commit_seconds_bucket"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("neonblue_state_cache_bytes{kind=\"used\"}"),
+        "{metrics}"
+    );
     assert!(http_get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
     assert!(http_get(&addr, "/nope").starts_with("HTTP/1.1 404"));
     // Query strings do not change the route; every metric has its HELP text.

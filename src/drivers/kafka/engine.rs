@@ -895,6 +895,7 @@ impl Engine {
         }
         metrics::gauge!(names::TASKS, "kind" => "join").set(self.joins.len() as f64);
         metrics::gauge!(names::TASKS, "kind" => "router").set(self.routers.len() as f64);
+        report_cache(&self.db);
     }
 
     /// Gives up the tasks of lost partitions without committing them: the
@@ -1099,6 +1100,7 @@ fn land(
     metrics::histogram!(names::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     metrics::counter!(names::COMMITS_TOTAL).increment(1);
     metrics::gauge!(names::STATE_SIZE_BYTES).set(db.size_on_disk() as f64);
+    report_cache(db);
     Ok(Landed {
         tasks,
         logged,
@@ -1111,6 +1113,13 @@ fn land(
             })
             .collect(),
     })
+}
+
+/// The state cache's gauges, as of now.
+fn report_cache(db: &StateDb) {
+    let budget = db.budget();
+    metrics::gauge!(names::STATE_CACHE_BYTES, "kind" => "used").set(budget.used() as f64);
+    metrics::gauge!(names::STATE_CACHE_BYTES, "kind" => "dirty").set(budget.dirty() as f64);
 }
 
 /// A join task's gauges, as of a commit.
