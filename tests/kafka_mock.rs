@@ -7,7 +7,8 @@
 //! headers; no commit after a record fails; a takeover by an instance on
 //! an empty disk, which restores its tasks from the changelogs; records
 //! behind client logs in the consumer's queue; a member that lost its
-//! partitions discards its uncommitted work instead of committing it.
+//! partitions discards its uncommitted work instead of committing it; the
+//! gauges of partitions given up in a rebalance are cleared.
 
 mod common;
 mod kafka_support;
@@ -131,13 +132,9 @@ fn sigterm_then_until_end_equals_file_mode() {
 #[test]
 fn an_instance_on_an_empty_disk_restores_its_tasks_from_the_changelogs() {
     let (app, topic) = ("mock-empty-disk", "mock-empty-disk-input");
-    let cluster = mock_app(app, topic, 4);
+    let (cluster, dir, expected) = mock_job(app, topic, 4, 3000, 9);
     let brokers = cluster.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let input = prepare_input(d, topic, 4, 3000, 9);
-    let expected = outputs(&file_run(&input, d, 4));
-    produce(&brokers, &input, topic, 4);
 
     let mut first = start_instance(
         &brokers,
@@ -257,13 +254,9 @@ fn eventrouter_headers_type_records_in_kafka_mode_as_in_file_mode() {
 #[test]
 fn client_logs_in_the_consumers_queue_do_not_stall_reading() {
     let topic = "log-input";
-    let cluster = mock_app("log-app", topic, 2);
+    let (cluster, dir, expected) = mock_job("log-app", topic, 2, 2000, 11);
     let brokers = cluster.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let input = prepare_input(d, topic, 2, 2000, 11);
-    let expected = outputs(&file_run(&input, d, 2));
-    produce(&brokers, &input, topic, 2);
     let mut a = start_instance(
         &brokers,
         "log-app",
@@ -298,6 +291,103 @@ fn stop_with_sigterm(child: &mut std::process::Child, log: &std::path::Path) {
     wait_ok(child, Duration::from_secs(60), "SIGTERM shutdown", log);
 }
 
+/// The per-partition gauges of partitions an instance gave up in a
+/// rebalance read 0 (counts) or NaN (times) there, so that sums over the
+/// group count each partition once, where it is held: an instance that
+/// kept exporting its last values would add a moved partition's lag,
+/// pending events and open windows twice, for good.
+#[test]
+fn gauges_of_partitions_given_up_in_a_rebalance_are_cleared() {
+    let (app, topic) = ("mock-gauges", "mock-gauges-input");
+    let (cluster, dir, expected) = mock_job(app, topic, 4, 3000, 5);
+    let brokers = cluster.bootstrap_servers();
+    let d = dir.path();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let slow = ["--until-end", "--max-records-per-second", "150"];
+    let mut a = start_instance(
+        &brokers,
+        app,
+        topic,
+        d,
+        "a",
+        &[&slow[..], &["--metrics-addr", &addr]].concat(),
+    );
+    let a_log = d.join("a.log");
+    assert!(
+        wait_for_output(&d.join("out"), Duration::from_secs(60)),
+        "no output; log:\n{}",
+        std::fs::read_to_string(&a_log).unwrap_or_default()
+    );
+    let mut b = start_instance(&brokers, app, topic, d, "b", &slow);
+    assert!(
+        wait_for_log(&a_log, "committing before release", Duration::from_secs(60)),
+        "a gave nothing up; log:\n{}",
+        std::fs::read_to_string(&a_log).unwrap_or_default()
+    );
+    let log = std::fs::read_to_string(&a_log).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("committing before release"))
+        .unwrap();
+    let revoked: Vec<(String, i32)> = line
+        .split("partitions=[")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .filter_map(|t| {
+            let (topic, p) = t
+                .trim_start_matches([',', ' ', '(', ']'])
+                .split_once(", ")?;
+            Some((topic.trim_matches('"').to_string(), p.parse().ok()?))
+        })
+        .collect();
+    let (joins, routers): (Vec<_>, Vec<_>) = revoked
+        .iter()
+        .partition(|(t, _)| t.ends_with("-repartition"));
+    assert!(!revoked.is_empty(), "nothing moved: {line}");
+    // The lag gauges are refreshed every 5 s.
+    std::thread::sleep(Duration::from_secs(7));
+    let metrics = http_get(&addr, "/metrics");
+    let value = |series: &str| -> Option<String> {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .map(|l| l[series.len() + 1..].to_string())
+    };
+    for (_, p) in &joins {
+        for series in [
+            format!("neonblue_pending_events{{partition=\"{p}\"}}"),
+            format!("neonblue_open_windows{{partition=\"{p}\"}}"),
+        ] {
+            assert_eq!(value(&series).as_deref(), Some("0"), "{series}:\n{metrics}");
+        }
+        let watermark = format!("neonblue_watermark_seconds{{task=\"{p}\"}}");
+        assert_eq!(
+            value(&watermark).as_deref(),
+            Some("NaN"),
+            "{watermark}:\n{metrics}"
+        );
+    }
+    for (t, p) in &routers {
+        let labels = format!("{{topic=\"{t}\",partition=\"{p}\"}}");
+        let idle = format!("neonblue_input_idle{labels}");
+        assert_eq!(value(&idle).as_deref(), Some("0"), "{idle}:\n{metrics}");
+        let time = format!("neonblue_input_stream_time_seconds{labels}");
+        assert_eq!(value(&time).as_deref(), Some("NaN"), "{time}:\n{metrics}");
+    }
+    for (t, p) in &revoked {
+        let lag = format!("neonblue_consumer_lag{{topic=\"{t}\",partition=\"{p}\"}}");
+        assert!(value(&lag).is_none_or(|v| v == "0"), "{lag}:\n{metrics}");
+    }
+    wait_ok(&mut a, Duration::from_secs(120), "a", &a_log);
+    wait_ok(&mut b, Duration::from_secs(120), "b", &d.join("b.log"));
+    assert_same(
+        &expected,
+        &outputs(&d.join("out")),
+        "two instances, one rebalance",
+    );
+}
+
 /// A member whose group session ends under it (here a heartbeat answered
 /// `ILLEGAL_GENERATION`, as when it was frozen or cut off for longer than
 /// the session) has lost its partitions: another member may hold them
@@ -307,13 +397,9 @@ fn stop_with_sigterm(child: &mut std::process::Child, log: &std::path::Path) {
 #[test]
 fn a_member_that_lost_its_partitions_discards_its_uncommitted_work_and_redoes_it() {
     let (app, topic) = ("mock-lost", "mock-lost-input");
-    let cluster = mock_app(app, topic, 4);
+    let (cluster, dir, expected) = mock_job(app, topic, 4, 3000, 5);
     let brokers = cluster.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let input = prepare_input(d, topic, 4, 3000, 5);
-    let expected = outputs(&file_run(&input, d, 4));
-    produce(&brokers, &input, topic, 4);
     let log = d.join("a.log");
     // Commits far apart: whatever it applied before the loss is uncommitted.
     let mut a = instance_committing_every("60s", &brokers, app, topic, d, "a", &d.join("out"))
@@ -350,6 +436,29 @@ fn a_member_that_lost_its_partitions_discards_its_uncommitted_work_and_redoes_it
         &outputs(&d.join("out")),
         "lost, discarded, redone",
     );
+}
+
+/// A mock cluster for `app` whose `topic` holds `records` generated
+/// envelopes (seed `seed`) in `partitions`, a working directory, and the
+/// outputs of file mode on the same records.
+fn mock_job(
+    app: &str,
+    topic: &str,
+    partitions: i32,
+    records: u64,
+    seed: u64,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    tempfile::TempDir,
+    Outputs,
+) {
+    let cluster = mock_app(app, topic, partitions);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let input = prepare_input(d, topic, partitions as u32, records, seed);
+    let expected = outputs(&file_run(&input, d, partitions as u32));
+    produce(&cluster.bootstrap_servers(), &input, topic, partitions);
+    (cluster, dir, expected)
 }
 
 /// A mock cluster with `topic` (of `partitions`) and the internal topics of `app`.

@@ -15,6 +15,7 @@
 //! has no unread records: idle). A join task's stream time is the watermark
 //! over every input partition ([`Watermarks`]), never the arrival order.
 
+use super::gauges;
 use super::prepare::{Consumed, DeadLetterOut};
 use super::repartition::{FormatError, Repartitioned};
 use super::topics::AppTopics;
@@ -90,6 +91,8 @@ struct JoinSlot {
     out: OutputBatch,
     drained: bool,
     watermarks: Watermarks,
+    /// The input partition the gauges last showed holding the watermark back.
+    shown_held_back_by: Option<(String, i32)>,
 }
 
 impl JoinSlot {
@@ -492,6 +495,7 @@ impl Engine {
                 out: OutputBatch::default(),
                 drained: payload.drained,
                 watermarks: payload.watermarks,
+                shown_held_back_by: None,
             };
             Ok(Hosted::new(slot, payload.next_offset))
         })
@@ -686,14 +690,7 @@ impl Engine {
             }
             r.task.announced = Some(time);
             r.dirty = true;
-            let labels = [
-                ("topic", r.task.topic.to_string()),
-                ("partition", r.task.partition.to_string()),
-            ];
-            metrics::gauge!(names::INPUT_IDLE, &labels).set(if time.idle { 1.0 } else { 0.0 });
-            if let Some(t) = time.time {
-                metrics::gauge!(names::INPUT_STREAM_TIME_SECONDS, &labels).set(t as f64 / 1e6);
-            }
+            gauges::report_input(&r.task.topic, r.task.partition, time.idle, time.time);
         }
         Ok(())
     }
@@ -853,7 +850,14 @@ impl Engine {
             sealed
                 .positions
                 .push((topics.repartition.clone(), p, t.position));
-            report_join_gauges(p, s, &topics.inputs);
+            gauges::report_join(
+                p,
+                s.task.pending_count(),
+                s.task.open_windows(),
+                s.watermarks.get(),
+                s.watermarks.held_back_by(&topics.inputs),
+                &mut s.shown_held_back_by,
+            );
             t.committed();
         }
         // Spares this seal did not need are not kept for later ones.
@@ -883,14 +887,21 @@ impl Engine {
         Ok(Some(sealed))
     }
 
-    /// Forgets the tasks of revoked partitions (after a commit).
+    /// Forgets the tasks of revoked partitions (after a commit), and clears
+    /// their gauges.
     pub fn release(&mut self, revoked: &[(String, i32)]) {
         for (topic, partition) in revoked {
             if *topic == self.topics.repartition {
+                if let Some(t) = self.joins.get(*partition) {
+                    gauges::clear_join(*partition, t.task.shown_held_back_by.clone());
+                }
                 self.joins.release(|p, _| p == *partition);
             } else {
-                self.routers
-                    .release(|_, r| *r.topic == **topic && r.partition == *partition);
+                let held = |r: &RouterSlot| *r.topic == **topic && r.partition == *partition;
+                if self.routers.iter().any(|(_, r)| held(&r.task)) {
+                    gauges::clear_input(topic, *partition);
+                }
+                self.routers.release(|_, r| held(r));
             }
         }
         metrics::gauge!(names::TASKS, "kind" => "join").set(self.joins.len() as f64);
@@ -1120,22 +1131,6 @@ fn report_cache(db: &StateDb) {
     let budget = db.budget();
     metrics::gauge!(names::STATE_CACHE_BYTES, "kind" => "used").set(budget.used() as f64);
     metrics::gauge!(names::STATE_CACHE_BYTES, "kind" => "dirty").set(budget.dirty() as f64);
-}
-
-/// A join task's gauges, as of a commit.
-fn report_join_gauges(partition: i32, s: &JoinSlot, inputs: &[(String, i32)]) {
-    let task = partition.to_string();
-    metrics::gauge!(names::PENDING_EVENTS, "partition" => task.clone())
-        .set(s.task.pending_count() as f64);
-    metrics::gauge!(names::OPEN_WINDOWS, "partition" => task.clone())
-        .set(s.task.open_windows() as f64);
-    if let Some(w) = s.watermarks.get() {
-        metrics::gauge!(names::WATERMARK_SECONDS, "task" => task.clone()).set(w as f64 / 1e6);
-    }
-    if let Some((topic, ip)) = s.watermarks.held_back_by(inputs) {
-        metrics::gauge!(names::WATERMARK_HELD_BACK_BY, "task" => task, "topic" => topic, "partition" => ip.to_string())
-            .set(1.0);
-    }
 }
 
 #[cfg(test)]

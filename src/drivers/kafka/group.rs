@@ -1,6 +1,7 @@
 //! The consumer-group loop of one instance.
 
 use super::engine::{Engine, OutputStart};
+use super::gauges;
 use super::pipeline::{AbortOnDrop, Batches, Feed, Item};
 use super::prepare::Prepare;
 use super::topics::AppTopics;
@@ -20,7 +21,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -392,6 +393,7 @@ fn poll_records(
     let mut processed: u64 = 0;
     let mut last_check = Instant::now();
     let mut last_lag = Instant::now();
+    let mut lag_shown = BTreeSet::new();
     let mut alignment = Alignment::new(ALIGNMENT_DRIFT);
     let mut unaligned: u32 = 0;
     // Since when no queue had anything (one clock read per empty turn).
@@ -501,7 +503,7 @@ fn poll_records(
         let now = Instant::now();
         if now.saturating_duration_since(last_lag) >= Duration::from_secs(5) {
             last_lag = now;
-            report_lag(consumer);
+            report_lag(consumer, &mut lag_shown);
         }
         // Three round trips to the brokers (committed offsets, log starts and
         // ends): only for the bar, or for `--until-end` once the input seems
@@ -830,11 +832,13 @@ fn finish_if_caught_up(
 }
 
 /// Sets the lag gauges from the log ends of the latest fetch responses (no
-/// round trip to the brokers).
-fn report_lag<C: ConsumerContext>(consumer: &BaseConsumer<C>) {
+/// round trip to the brokers), and those of partitions in `shown` that are
+/// no longer assigned to 0.
+fn report_lag<C: ConsumerContext>(consumer: &BaseConsumer<C>, shown: &mut BTreeSet<(String, i32)>) {
     let (Ok(assignment), Ok(position)) = (consumer.assignment(), consumer.position()) else {
         return;
     };
+    let mut now_shown = BTreeSet::new();
     for e in assignment.elements() {
         let Some(high) = fetched_log_end(consumer.client(), e.topic(), e.partition()) else {
             continue;
@@ -844,8 +848,19 @@ fn report_lag<C: ConsumerContext>(consumer: &BaseConsumer<C>) {
             .and_then(|p| p.offset().to_raw())
             .filter(|o| *o >= 0);
         if let Some(pos) = pos {
-            metrics::gauge!(names::CONSUMER_LAG, "topic" => e.topic().to_string(), "partition" => e.partition().to_string())
-                .set((high - pos).max(0) as f64);
+            gauges::report_lag(e.topic(), e.partition(), high - pos);
+            now_shown.insert((e.topic().to_string(), e.partition()));
         }
     }
+    for (topic, partition) in std::mem::take(shown) {
+        if now_shown.contains(&(topic.clone(), partition)) {
+            continue;
+        }
+        if assignment.find_partition(&topic, partition).is_none() {
+            gauges::report_lag(&topic, partition, 0);
+        } else {
+            now_shown.insert((topic, partition)); // still held, its end not known now
+        }
+    }
+    *shown = now_shown;
 }
