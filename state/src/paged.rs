@@ -712,7 +712,10 @@ where
 }
 /// A store dropped (its task given up in a rebalance, or the run over) gives
 /// its resident pages back to the instance's budget, dirty ones included:
-/// their changes were never committed and are gone with it.
+/// their changes were never committed and are gone with it. Pages a commit
+/// in flight took are safe to drop: the commit holds their changes, and a
+/// driver loads the store again only after that commit has landed (the
+/// Kafka engine waits for it before any restore).
 impl<K, V> Drop for PagedStore<K, V> {
     fn drop(&mut self) {
         let (used, dirty) = self.resident.values().fold((0, 0), |(u, d), p| {

@@ -266,6 +266,13 @@ impl Uncommitted {
     }
 }
 
+/// Router indices and repartition partitions being lost.
+#[derive(Debug, Default)]
+struct Losing {
+    routers: Vec<u32>,
+    joins: Vec<i32>,
+}
+
 /// Everything an instance owns: its tasks, clients and outputs.
 pub struct Engine {
     topics: AppTopics,
@@ -291,6 +298,9 @@ pub struct Engine {
     /// and a copy at every doubling.
     spare_batches: Vec<OutputBatch>,
     output_start: OutputStart,
+    /// Tasks of partitions the group took away ([`Engine::lose`]): their
+    /// records are dropped until [`Engine::discard`] gives them up.
+    losing: Losing,
     /// Records consumed since the last commit.
     pub uncommitted: Uncommitted,
     /// When the last commit finished.
@@ -316,6 +326,7 @@ impl Engine {
             routers: Tasks::default(),
             joins: Tasks::default(),
             inflight: Vec::new(),
+            losing: Losing::default(),
             counters: RecordCounters::new(),
             landing: None,
             failed: false,
@@ -332,6 +343,10 @@ impl Engine {
     /// from a re-created topic.
     pub fn apply(&mut self, record: Consumed, log_end: LogEnd<'_>) -> Result<()> {
         self.guarded(|e| match record {
+            Consumed::Input { router, .. } if e.losing.routers.contains(&router) => Ok(()),
+            Consumed::Repartition { partition, .. } if e.losing.joins.contains(&partition) => {
+                Ok(())
+            }
             Consumed::Input {
                 router,
                 offset,
@@ -389,6 +404,9 @@ impl Engine {
     ) -> Result<()> {
         self.guarded(|e| {
             let index = e.topics.router_index(topic, partition)?;
+            if e.losing.routers.contains(&index) {
+                return Ok(());
+            }
             let r = e.router(index)?;
             if r.position.max(position.unwrap_or(i64::MIN)) >= end && !r.task.idle {
                 r.task.idle = true;
@@ -414,6 +432,7 @@ impl Engine {
             output_start,
             ..
         } = self;
+        let held = routers.len() + 1;
         routers.get_or_restore(index, || {
             let (topic, partition) = topics
                 .router_input(index)
@@ -451,6 +470,7 @@ impl Engine {
                 idle: false,
                 announced: None,
             };
+            gauges::report_tasks("router", held);
             Ok(Hosted::new(slot, payload.next_offset))
         })
     }
@@ -471,6 +491,7 @@ impl Engine {
             grace,
             ..
         } = self;
+        let held = joins.len() + 1;
         joins.get_or_restore(partition, || {
             let log = topics.join_log(partition);
             let (checkpoint, stats) = restore(&log, db, reader, producer, outputs)?;
@@ -497,6 +518,7 @@ impl Engine {
                 watermarks: payload.watermarks,
                 shown_held_back_by: None,
             };
+            gauges::report_tasks("join", held);
             Ok(Hosted::new(slot, payload.next_offset))
         })
     }
@@ -804,6 +826,7 @@ impl Engine {
     /// nothing changed.
     fn seal(&mut self) -> Result<Option<Sealed>> {
         self.announce_watermarks()?;
+        gauges::report_cache(self.db.budget()); // before the dirty pages are taken
         let Engine {
             topics,
             routers,
@@ -904,9 +927,28 @@ impl Engine {
                 self.routers.release(|_, r| held(r));
             }
         }
-        metrics::gauge!(names::TASKS, "kind" => "join").set(self.joins.len() as f64);
-        metrics::gauge!(names::TASKS, "kind" => "router").set(self.routers.len() as f64);
-        report_cache(&self.db);
+        self.report_tasks();
+        gauges::report_cache(self.db.budget());
+    }
+
+    /// The gauges of the tasks held.
+    fn report_tasks(&self) {
+        gauges::report_tasks("join", self.joins.len());
+        gauges::report_tasks("router", self.routers.len());
+    }
+
+    /// Marks partitions the group took away: their records are dropped from
+    /// now on (a task not hosted yet is not restored for them: a restore
+    /// writes to the task's changelogs and discards objects named by its
+    /// last intent, which may be the new holder's), until [`Engine::discard`].
+    pub fn lose(&mut self, lost: &[(String, i32)]) {
+        for (topic, partition) in lost {
+            if *topic == self.topics.repartition {
+                self.losing.joins.push(*partition);
+            } else if let Ok(index) = self.topics.router_index(topic, *partition) {
+                self.losing.routers.push(index);
+            }
+        }
     }
 
     /// Gives up the tasks of lost partitions without committing them: the
@@ -915,8 +957,8 @@ impl Engine {
     /// after a crash). Waits for the commit in flight, which began while
     /// they were held. Returns how many of them had uncommitted work.
     pub fn discard(&mut self, lost: &[(String, i32)]) -> Result<usize> {
-        self.ensure_sound()?;
         self.guarded(Self::finish_landing)?;
+        self.losing = Losing::default();
         let is_lost = |t: &str, p: i32| lost.iter().any(|(lt, lp)| lt == t && *lp == p);
         self.landed.retain(|(t, p, _)| !is_lost(t, *p));
         let repartition = self.topics.repartition.clone();
@@ -1111,7 +1153,6 @@ fn land(
     metrics::histogram!(names::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     metrics::counter!(names::COMMITS_TOTAL).increment(1);
     metrics::gauge!(names::STATE_SIZE_BYTES).set(db.size_on_disk() as f64);
-    report_cache(db);
     Ok(Landed {
         tasks,
         logged,
@@ -1124,13 +1165,6 @@ fn land(
             })
             .collect(),
     })
-}
-
-/// The state cache's gauges, as of now.
-fn report_cache(db: &StateDb) {
-    let budget = db.budget();
-    metrics::gauge!(names::STATE_CACHE_BYTES, "kind" => "used").set(budget.used() as f64);
-    metrics::gauge!(names::STATE_CACHE_BYTES, "kind" => "dirty").set(budget.dirty() as f64);
 }
 
 #[cfg(test)]

@@ -74,3 +74,14 @@ pub(super) fn report_lag(topic: &str, partition: i32, lag: i64) {
     metrics::gauge!(names::CONSUMER_LAG, "topic" => topic.to_string(), "partition" => partition.to_string())
         .set(lag.max(0) as f64);
 }
+
+/// The tasks of `kind` (`router`, `join`) held.
+pub(super) fn report_tasks(kind: &'static str, held: usize) {
+    metrics::gauge!(names::TASKS, "kind" => kind).set(held as f64);
+}
+
+/// The state cache's bytes: used, and dirty (not committed yet).
+pub(super) fn report_cache(budget: &neonblue_state::Budget) {
+    metrics::gauge!(names::STATE_CACHE_BYTES, "kind" => "used").set(budget.used() as f64);
+    metrics::gauge!(names::STATE_CACHE_BYTES, "kind" => "dirty").set(budget.dirty() as f64);
+}

@@ -74,6 +74,14 @@ impl ConsumerContext for GroupContext {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
+        // Lost, not given up: another member may hold them already. Their
+        // records still queued are dropped, and their tasks given up
+        // without a commit, which would land after the new holder's restore
+        // (a later restore could take its checkpoint for the task's last).
+        let lost = consumer.assignment_lost();
+        if lost {
+            lock(&self.engine).lose(&revoked);
+        }
         // Every record polled before the revocation is applied first.
         if let Err(e) = self.feed.sync() {
             if self.feed.stopped() {
@@ -85,10 +93,7 @@ impl ConsumerContext for GroupContext {
             return;
         }
         let mut engine = lock(&self.engine);
-        if consumer.assignment_lost() {
-            // Another member may hold them already: a commit now would land
-            // after its restore, and a later restore could take this stale
-            // checkpoint for the task's last.
+        if lost {
             match engine.discard(&revoked) {
                 Ok(dirty_tasks) => tracing::warn!(
                     partitions = ?revoked,
@@ -599,6 +604,7 @@ fn apply_items(
 ) -> Result<()> {
     let log_end = |t: &str, p: i32| fetched_log_end(consumer.client(), t, p);
     let mut synced = Vec::new();
+    let mut hold = CommitHold::new(kafka.session_timeout);
     while let Some(batch) = batches.next() {
         let mut e = lock(engine);
         let mut idle = false;
@@ -619,7 +625,8 @@ fn apply_items(
         if batches.aborted() {
             return Ok(());
         }
-        let may_start = !batches.syncing();
+        let may_start =
+            hold.allows(Instant::now()) && !batches.syncing() && !consumer.assignment_lost();
         commit_if_due(&mut e, consumer, kafka, idle, may_start).inspect_err(|_| {
             metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit").increment(1);
         })?;
@@ -629,6 +636,49 @@ fn apply_items(
         }
     }
     Ok(())
+}
+
+/// Holds commits back after a pause of the apply thread longer than half
+/// the group session (the process frozen or starved, or a long restore):
+/// the group may have given the partitions away meanwhile, and librdkafka
+/// tells (assignment lost) within about half a session of the resumption,
+/// after its session check or a heartbeat. A commit started before that
+/// would land after the new holder's restore.
+struct CommitHold {
+    pause: Duration,
+    last_turn: Instant,
+    until: Option<Instant>,
+}
+
+impl CommitHold {
+    fn new(session_timeout: Duration) -> Self {
+        CommitHold {
+            pause: session_timeout / 2,
+            last_turn: Instant::now(),
+            until: None,
+        }
+    }
+
+    /// Called once per turn of the apply thread: may a commit start now?
+    fn allows(&mut self, now: Instant) -> bool {
+        let gap = now.saturating_duration_since(self.last_turn);
+        self.last_turn = now;
+        if gap > self.pause {
+            tracing::debug!(
+                pause_ms = gap.as_millis() as u64,
+                hold_ms = self.pause.as_millis() as u64,
+                "the apply thread paused: commits wait until the group would have told of lost partitions"
+            );
+            self.until = Some(now + self.pause);
+        }
+        match self.until {
+            Some(until) if now < until => false,
+            _ => {
+                self.until = None;
+                true
+            }
+        }
+    }
 }
 
 /// Gives the group the offsets of a commit that landed in the background,
@@ -863,4 +913,23 @@ fn report_lag<C: ConsumerContext>(consumer: &BaseConsumer<C>, shown: &mut BTreeS
         }
     }
     *shown = now_shown;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CommitHold;
+    use std::time::Duration;
+
+    #[test]
+    fn commits_wait_half_a_session_after_a_pause_longer_than_half_a_session() {
+        let second = Duration::from_secs(1);
+        let mut hold = CommitHold::new(10 * second);
+        let t0 = hold.last_turn;
+        assert!(hold.allows(t0 + second), "turns in time");
+        assert!(hold.allows(t0 + 5 * second), "a pause of 4 s is no reason");
+        assert!(!hold.allows(t0 + 11 * second), "after a pause of 6 s");
+        assert!(!hold.allows(t0 + 15 * second), "still within 5 s of it");
+        assert!(hold.allows(t0 + 16 * second), "5 s later");
+        assert!(hold.allows(t0 + 17 * second));
+    }
 }
