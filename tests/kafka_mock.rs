@@ -303,7 +303,9 @@ fn gauges_of_partitions_given_up_in_a_rebalance_are_cleared() {
     let brokers = cluster.bootstrap_servers();
     let d = dir.path();
     let addr = format!("127.0.0.1:{}", free_port());
-    let slow = ["--until-end", "--max-records-per-second", "150"];
+    // Slow enough that `a` still runs when its gauges are read, on a
+    // loaded machine too (it may catch up on a slow start).
+    let slow = ["--until-end", "--max-records-per-second", "100"];
     let mut a = start_instance(
         &brokers,
         app,
@@ -347,6 +349,11 @@ fn gauges_of_partitions_given_up_in_a_rebalance_are_cleared() {
     assert!(!revoked.is_empty(), "nothing moved: {line}");
     // The lag gauges are refreshed every 5 s.
     std::thread::sleep(Duration::from_secs(7));
+    assert!(
+        a.try_wait().unwrap().is_none(),
+        "a ended before its gauges were read; log:\n{}",
+        std::fs::read_to_string(&a_log).unwrap_or_default()
+    );
     let metrics = http_get(&addr, "/metrics");
     let value = |series: &str| -> Option<String> {
         metrics
@@ -400,25 +407,9 @@ fn gauges_of_partitions_given_up_in_a_rebalance_are_cleared() {
 #[test]
 fn a_member_that_lost_its_partitions_discards_its_uncommitted_work_and_redoes_it() {
     let (app, topic) = ("mock-lost", "mock-lost-input");
-    let (cluster, dir, expected) = mock_job(app, topic, 4, 3000, 5);
-    let brokers = cluster.bootstrap_servers();
+    let (cluster, dir, expected, mut a) = committing_session_job(app, topic, 5);
     let d = dir.path();
     let log = d.join("a.log");
-    let mut a = instance_committing_every("1s", &brokers, app, topic, d, "a", &d.join("out"))
-        .args(["--until-end", "--max-records-per-second", "300"])
-        .env("NEONBLUE_KAFKA__SESSION_TIMEOUT", "6s")
-        // Commits are logged at debug.
-        .env(
-            "NEONBLUE_LOG",
-            "info,neonblue::drivers::kafka::engine=debug",
-        )
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_for_output(&d.join("out"), Duration::from_secs(60)),
-        "no commit; log:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
     cluster.request_errors(
         rdkafka::types::RDKafkaApiKey::Heartbeat,
         &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION],
@@ -447,6 +438,115 @@ fn a_member_that_lost_its_partitions_discards_its_uncommitted_work_and_redoes_it
         &outputs(&d.join("out")),
         "lost, discarded, redone",
     );
+}
+
+/// A member frozen (SIGSTOP) for longer than its session has lost its
+/// partitions, but learns it only once it runs again. Told to stop
+/// (SIGTERM) while frozen, it must not make its last commit of them: its
+/// checkpoint would land after the new holder's restore. It starts no
+/// commit between the resumption and the loss, and exits; restarted, it
+/// redoes the discarded work: the outputs equal file mode. Which thread
+/// runs first on resumption is a race (librdkafka notices the expired
+/// session within milliseconds): without the check in `leave`, this failed
+/// one run in three.
+#[test]
+fn a_member_stopped_after_a_freeze_does_not_commit_the_partitions_it_lost() {
+    let (app, topic) = ("mock-frozen", "mock-frozen-input");
+    let (cluster, dir, expected, mut a) = committing_session_job(app, topic, 6);
+    let d = dir.path();
+    let log = d.join("a.log");
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([name, &a.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {name}");
+    };
+    // Half way between two commits: work is dirty, none in flight.
+    std::thread::sleep(Duration::from_millis(500));
+    signal("-STOP");
+    std::thread::sleep(Duration::from_secs(10));
+    signal("-TERM");
+    // Log lines start with their RFC 3339 time (UTC, microseconds).
+    let resumed = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    signal("-CONT");
+    wait_ok(
+        &mut a,
+        Duration::from_secs(60),
+        "stopped after a freeze",
+        &log,
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lost = text
+        .find("partitions lost")
+        .unwrap_or_else(|| panic!("the partitions were never lost; log:\n{text}"));
+    let started: Vec<&str> = text[..lost]
+        .lines()
+        .filter(|l| l.contains("commit started") && l[..resumed.len()] >= *resumed)
+        .collect();
+    assert!(
+        started.is_empty(),
+        "resumed at {resumed}; commits started before the loss was known: {started:#?}\nlog:\n{text}"
+    );
+    let brokers = cluster.bootstrap_servers();
+    let mut again = session_instance(&brokers, app, topic, d, "again")
+        .spawn()
+        .unwrap();
+    wait_ok(
+        &mut again,
+        Duration::from_secs(120),
+        "restarted",
+        &d.join("again.log"),
+    );
+    assert_same(
+        &expected,
+        &outputs(&d.join("out")),
+        "frozen, stopped, redone",
+    );
+}
+
+/// [`mock_job`] on 4 partitions and 3,000 records, with a
+/// [`session_instance`] `a` running, past its first commit.
+fn committing_session_job(
+    app: &str,
+    topic: &str,
+    seed: u64,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    tempfile::TempDir,
+    Outputs,
+    std::process::Child,
+) {
+    let (cluster, dir, expected) = mock_job(app, topic, 4, 3000, seed);
+    let d = dir.path();
+    let a = session_instance(&cluster.bootstrap_servers(), app, topic, d, "a")
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_output(&d.join("out"), Duration::from_secs(60)),
+        "no commit; log:\n{}",
+        std::fs::read_to_string(d.join("a.log")).unwrap_or_default()
+    );
+    (cluster, dir, expected, a)
+}
+
+/// An instance for the tests of lost partitions: a 6 s group session,
+/// commits every second (logged, at debug), 300 records/s until the end.
+fn session_instance(
+    brokers: &str,
+    app: &str,
+    topic: &str,
+    d: &std::path::Path,
+    name: &str,
+) -> std::process::Command {
+    let mut c = instance_committing_every("1s", brokers, app, topic, d, name, &d.join("out"));
+    c.args(["--until-end", "--max-records-per-second", "300"])
+        .env("NEONBLUE_KAFKA__SESSION_TIMEOUT", "6s")
+        .env(
+            "NEONBLUE_LOG",
+            "info,neonblue::drivers::kafka::engine=debug",
+        );
+    c
 }
 
 /// A mock cluster for `app` whose `topic` holds `records` generated

@@ -761,6 +761,13 @@ impl Engine {
         })
     }
 
+    /// Waits for the commit in flight, if any (its positions come with the
+    /// next [`Engine::take_landed`]).
+    pub fn finish_commit_in_flight(&mut self) -> Result<()> {
+        self.ensure_sound()?;
+        self.guarded(Self::finish_landing)
+    }
+
     /// The positions of commits that landed since the last call (without
     /// waiting for the one in flight).
     pub fn take_landed(&mut self) -> Result<Vec<Position>> {
@@ -907,6 +914,7 @@ impl Engine {
         if sealed.commits.is_empty() && sealed.deliveries.is_empty() {
             return Ok(None);
         }
+        tracing::debug!(tasks = sealed.tasks.len(), "commit started");
         Ok(Some(sealed))
     }
 

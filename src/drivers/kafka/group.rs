@@ -1,6 +1,7 @@
 //! The consumer-group loop of one instance.
 
 use super::engine::{Engine, OutputStart};
+use super::freeze::FreezeWatch;
 use super::gauges;
 use super::pipeline::{AbortOnDrop, Batches, Feed, Item};
 use super::prepare::Prepare;
@@ -49,6 +50,16 @@ struct GroupContext {
     engine: Shared,
     feed: Arc<Feed>,
     fatal: Mutex<Option<anyhow::Error>>,
+    /// Commits wait after a freeze (the partitions may be lost).
+    freeze: FreezeWatch,
+}
+
+impl GroupContext {
+    /// May a commit of the partitions held start now: not after a freeze
+    /// until the group would have told of a loss, nor once it has.
+    fn may_commit(&self, consumer: &BaseConsumer<GroupContext>) -> bool {
+        self.freeze.allows_commit() && !consumer.assignment_lost()
+    }
 }
 
 impl GroupContext {
@@ -254,6 +265,7 @@ pub fn run_group(run: GroupRun) -> Result<Summary> {
         engine: engine.clone(),
         feed: feed.clone(),
         fatal: Mutex::new(None),
+        freeze: FreezeWatch::start(cfg.kafka.session_timeout)?,
     };
     let mut config = round_trip_consumer_config(&base);
     set_unless_given(&mut config, "queued.max.messages.kbytes", PREFETCH_KBYTES);
@@ -604,12 +616,16 @@ fn apply_items(
 ) -> Result<()> {
     let log_end = |t: &str, p: i32| fetched_log_end(consumer.client(), t, p);
     let mut synced = Vec::new();
-    let mut hold = CommitHold::new(kafka.session_timeout);
     while let Some(batch) = batches.next() {
         let mut e = lock(engine);
         let mut idle = false;
+        // The whole assignment is lost, and the revocation callback has not
+        // run yet: its records are dropped (applying them could restore a
+        // task another member holds already).
+        let lost = consumer.assignment_lost();
         for item in batch {
             match item {
+                Item::Record(_) | Item::InputEnd { .. } if lost => {}
                 Item::Record(record) => e.apply(record, &log_end)?,
                 Item::InputEnd {
                     topic,
@@ -625,8 +641,7 @@ fn apply_items(
         if batches.aborted() {
             return Ok(());
         }
-        let may_start =
-            hold.allows(Instant::now()) && !batches.syncing() && !consumer.assignment_lost();
+        let may_start = || !batches.syncing() && consumer.context().may_commit(consumer);
         commit_if_due(&mut e, consumer, kafka, idle, may_start).inspect_err(|_| {
             metrics::counter!(names::COMMIT_FAILURES_TOTAL, "stage" => "commit").increment(1);
         })?;
@@ -638,49 +653,6 @@ fn apply_items(
     Ok(())
 }
 
-/// Holds commits back after a pause of the apply thread longer than half
-/// the group session (the process frozen or starved, or a long restore):
-/// the group may have given the partitions away meanwhile, and librdkafka
-/// tells (assignment lost) within about half a session of the resumption,
-/// after its session check or a heartbeat. A commit started before that
-/// would land after the new holder's restore.
-struct CommitHold {
-    pause: Duration,
-    last_turn: Instant,
-    until: Option<Instant>,
-}
-
-impl CommitHold {
-    fn new(session_timeout: Duration) -> Self {
-        CommitHold {
-            pause: session_timeout / 2,
-            last_turn: Instant::now(),
-            until: None,
-        }
-    }
-
-    /// Called once per turn of the apply thread: may a commit start now?
-    fn allows(&mut self, now: Instant) -> bool {
-        let gap = now.saturating_duration_since(self.last_turn);
-        self.last_turn = now;
-        if gap > self.pause {
-            tracing::debug!(
-                pause_ms = gap.as_millis() as u64,
-                hold_ms = self.pause.as_millis() as u64,
-                "the apply thread paused: commits wait until the group would have told of lost partitions"
-            );
-            self.until = Some(now + self.pause);
-        }
-        match self.until {
-            Some(until) if now < until => false,
-            _ => {
-                self.until = None;
-                true
-            }
-        }
-    }
-}
-
 /// Gives the group the offsets of a commit that landed in the background,
 /// and (if `may_start`) starts the next commit when it is due:
 /// `commit_records` records, the interval, the cache's share of uncommitted
@@ -690,17 +662,23 @@ fn commit_if_due(
     consumer: &BaseConsumer<GroupContext>,
     kafka: &KafkaConfig,
     idle: bool,
-    may_start: bool,
+    may_start: impl Fn() -> bool,
 ) -> Result<()> {
     commit_positions(consumer, &e.take_landed()?, CommitMode::Async);
-    let due = may_start
-        && !e.is_clean()
+    let due = !e.is_clean()
         && (e.uncommitted.reached(kafka.commit_records)
             || e.last_commit.elapsed() >= kafka.commit_interval
             || e.wants_commit()
             || idle);
-    if due {
-        // Processing goes on while it lands; the next one waits for it.
+    if !due || !may_start() {
+        return Ok(());
+    }
+    // One commit lands at a time. The wait for the one in flight may span
+    // a freeze: ask again after it.
+    e.finish_commit_in_flight()?;
+    commit_positions(consumer, &e.take_landed()?, CommitMode::Async);
+    if may_start() {
+        // Processing goes on while it lands.
         let positions = e.commit_in_background()?;
         commit_positions(consumer, &positions, CommitMode::Async);
     }
@@ -709,10 +687,20 @@ fn commit_if_due(
 
 /// The last commit, then leaving the group (the revocation callback finds
 /// every task committed and releases it). Returns the accounting of the
-/// tasks held.
+/// tasks held. After a freeze it first waits (serving the group's events)
+/// until the group would have told of a loss; lost partitions are not
+/// committed.
 fn leave(consumer: &BaseConsumer<GroupContext>, engine: &Shared) -> Result<Summary> {
-    let positions = lock(engine).commit()?;
-    commit_positions(consumer, &positions, CommitMode::Sync);
+    while !consumer.context().freeze.allows_commit() {
+        // Records polled here are not applied, so not committed either.
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    if consumer.assignment_lost() {
+        tracing::warn!("partitions lost before the last commit: their work since the previous one is not committed");
+    } else {
+        let positions = lock(engine).commit()?;
+        commit_positions(consumer, &positions, CommitMode::Sync);
+    }
     let summary = lock(engine).summary();
     consumer.unsubscribe();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -847,6 +835,10 @@ fn finish_if_caught_up(
     consumer: &BaseConsumer<GroupContext>,
     topics: &AppTopics,
 ) -> Result<bool> {
+    // Restoring or committing partitions the group may have taken away.
+    if !consumer.context().may_commit(consumer) {
+        return Ok(false);
+    }
     let repartition: Vec<(String, i32)> = consumer
         .assignment()?
         .elements()
@@ -913,23 +905,4 @@ fn report_lag<C: ConsumerContext>(consumer: &BaseConsumer<C>, shown: &mut BTreeS
         }
     }
     *shown = now_shown;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::CommitHold;
-    use std::time::Duration;
-
-    #[test]
-    fn commits_wait_half_a_session_after_a_pause_longer_than_half_a_session() {
-        let second = Duration::from_secs(1);
-        let mut hold = CommitHold::new(10 * second);
-        let t0 = hold.last_turn;
-        assert!(hold.allows(t0 + second), "turns in time");
-        assert!(hold.allows(t0 + 5 * second), "a pause of 4 s is no reason");
-        assert!(!hold.allows(t0 + 11 * second), "after a pause of 6 s");
-        assert!(!hold.allows(t0 + 15 * second), "still within 5 s of it");
-        assert!(hold.allows(t0 + 16 * second), "5 s later");
-        assert!(hold.allows(t0 + 17 * second));
-    }
 }

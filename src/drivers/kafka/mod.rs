@@ -13,6 +13,7 @@
 //! assigned ones restore lazily before their first record.
 
 pub mod engine;
+mod freeze;
 mod gauges;
 pub mod group;
 pub mod pipeline;
