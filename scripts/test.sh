@@ -127,6 +127,9 @@ echo "== kill soak: SIGKILLs at random moments for a minute; every restart opens
 echo "== broker kill soak: the broker SIGKILLed under running instances for a minute; each run recovers exactly or names the records the broker lost (scripts/broker_kill_soak.py)"
 "$PY" scripts/broker_kill_soak.py --bin "$BIN" --minutes "${BROKER_KILL_SOAK_MINUTES:-1}" --records 6000
 
+echo "== freeze soak: one of two instances frozen (SIGSTOP) past its group session for a minute; every run equal to an undisturbed one (scripts/freeze_soak.py)"
+"$PY" scripts/freeze_soak.py --bin "$BIN" --minutes "${FREEZE_SOAK_MINUTES:-1}" --records 6000
+
 echo "== report: scipy/statsmodels cross-check, experiment_arms.sql on chDB, the notebook, the page in headless Chromium"
 rm -rf "$WORK/report"
 "$PY" scripts/report_check.py --bin "$BIN" --work "$WORK/report"
