@@ -31,7 +31,6 @@ other rows (records lost without a word), another error, or a run that
 does not end within ten minutes. Prints the counts at the end.
 """
 
-import argparse
 import os
 import random
 import re
@@ -46,7 +45,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from compare_outputs import produce_keyed, rows_of  # noqa: E402
+from compare_outputs import generate, produce_keyed, rows_of, soak_arguments  # noqa: E402
 
 NOW = "2100-01-01T00:00:00Z"
 BROKER_PORT = 19192
@@ -77,12 +76,7 @@ def hole_is_real(brokers, topic, partition, first, last):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--minutes", type=float, default=20)
-    ap.add_argument("--records", type=int, default=20_000)
-    ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=1)
+    ap = soak_arguments(__doc__, records=20_000, partitions=4)
     args = ap.parse_args()
     rng = random.Random(args.seed)
 
@@ -119,11 +113,7 @@ def main():
             f"http://127.0.0.1:{S3_PORT}/tansu", method="PUT"), timeout=30).close()
         start_broker()
         source = work / "cdc.jsonl"
-        # Kafka mode is pace-independent on streams without genuinely late
-        # records (README, known limits): the same stream with none.
-        subprocess.run([args.bin, "generate", "--records", str(args.records), "--seed", "7",
-                        "--output", str(source), "--set", "late_events=0"],
-                       check=True, stderr=subprocess.DEVNULL)
+        generate(args.bin, source, args.records, for_kafka=True)
         topic = f"broker-kill-soak-{int(time.time())}"
         produce_keyed(source, brokers, topic, args.partitions)
 

@@ -174,6 +174,28 @@ def produce_keyed(gen_input: Path, brokers: str, topic: str, partitions: int = 4
     producer.flush()
 
 
+def soak_arguments(doc: str, records: int, partitions: int) -> argparse.ArgumentParser:
+    """The options every soak script takes (--bin, --minutes, --records,
+    --partitions, --seed), with its defaults."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--minutes", type=float, default=20)
+    ap.add_argument("--records", type=int, default=records)
+    ap.add_argument("--partitions", type=int, default=partitions)
+    ap.add_argument("--seed", type=int, default=1)
+    return ap
+
+
+def generate(bin: str, output: Path, records: int, for_kafka: bool) -> None:
+    """A generated stream of `records` envelopes (seed 7). For Kafka mode
+    without genuinely late records: Kafka mode is pace-independent only on
+    such streams (README, known limits)."""
+    subprocess.run([bin, "generate", "--records", str(records), "--seed", "7",
+                    "--output", str(output)]
+                   + (["--set", "late_events=0"] if for_kafka else []),
+                   check=True, stderr=subprocess.DEVNULL)
+
+
 def kafka_mode(bins, gen_input: Path, brokers: str, work: Path) -> None:
     """Produces the stream keyed by user into 4 partitions, then runs each
     binary to the end on it with a fresh application id."""

@@ -20,7 +20,6 @@ instances exit 0 and the rows equal the undisturbed run's
 Prints the counts at the end.
 """
 
-import argparse
 import os
 import random
 import shutil
@@ -33,7 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from compare_outputs import produce_keyed, rows_of  # noqa: E402
+from compare_outputs import generate, produce_keyed, rows_of, soak_arguments  # noqa: E402
 
 NOW = "2100-01-01T00:00:00Z"
 BROKER_PORT = 19292
@@ -43,12 +42,7 @@ LOST = "partitions lost"
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--minutes", type=float, default=20)
-    ap.add_argument("--records", type=int, default=6000)
-    ap.add_argument("--partitions", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=1)
+    ap = soak_arguments(__doc__, records=6000, partitions=4)
     args = ap.parse_args()
     rng = random.Random(args.seed)
 
@@ -61,11 +55,7 @@ def main():
         subprocess.run([services / "tansu.sh", "start", str(BROKER_PORT)], env=env,
                        check=True, stdout=subprocess.DEVNULL)
         source = work / "cdc.jsonl"
-        # Kafka mode is pace-independent on streams without genuinely late
-        # records (README, known limits): the same stream with none.
-        subprocess.run([args.bin, "generate", "--records", str(args.records), "--seed", "7",
-                        "--output", str(source), "--set", "late_events=0"],
-                       check=True, stderr=subprocess.DEVNULL)
+        generate(args.bin, source, args.records, for_kafka=True)
         topic = f"freeze-soak-{int(time.time())}"
         produce_keyed(source, brokers, topic, args.partitions)
         run_env = dict(env, NEONBLUE_LOG="warn,neonblue::drivers::kafka=info",

@@ -26,7 +26,6 @@ killed instance stays in the group until its session timeout (6 s here), so
 a restart waits for that.
 """
 
-import argparse
 import os
 import random
 import shutil
@@ -36,6 +35,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_outputs import generate, soak_arguments  # noqa: E402
 
 NOW = "2100-01-01T00:00:00Z"
 # A cycle fails once a restart's kill window would exceed this many times
@@ -50,29 +52,16 @@ def tree(root):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--minutes", type=float, default=20)
-    ap.add_argument("--records", type=int, default=40_000)
-    ap.add_argument("--partitions", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=1)
+    ap = soak_arguments(__doc__, records=40_000, partitions=2)
     ap.add_argument("--brokers", help="Kafka mode through these brokers")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kill-soak-"))
     source = work / "cdc.jsonl"
-    subprocess.run(
-        [args.bin, "generate", "--records", str(args.records), "--seed", "7", "--output", str(source)]
-        # Kafka mode is pace-independent on streams without genuinely late
-        # records (README, known limits): the same stream with none.
-        + (["--set", "late_events=0"] if args.brokers else []),
-        check=True,
-        stderr=subprocess.DEVNULL,
-    )
+    generate(args.bin, source, args.records, for_kafka=bool(args.brokers))
 
     topic = f"kill-soak-{int(time.time())}"
     if args.brokers:
-        sys.path.insert(0, str(Path(__file__).parent))
         from compare_outputs import produce_keyed, rows_of
         produce_keyed(source, args.brokers, topic, args.partitions)
 

@@ -60,9 +60,7 @@ impl GroupContext {
     fn may_commit(&self, consumer: &BaseConsumer<GroupContext>) -> bool {
         self.freeze.allows_commit() && !consumer.assignment_lost()
     }
-}
 
-impl GroupContext {
     fn fail(&self, e: anyhow::Error) {
         *self.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     }
